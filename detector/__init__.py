@@ -1,0 +1,28 @@
+"""deepfake-forensics: find the faces in a video, say whether they were manipulated, and why.
+
+The flat API (face_recognition style)::
+
+    from detector import analyze_video, AnalysisConfig
+    report = analyze_video("clip.mp4", AnalysisConfig(frames=20))
+    print(report.verdict, report.p_fake, report.to_json())
+"""
+
+__version__ = "0.1.0"
+
+from detector.errors import (  # noqa: E402
+    CorruptVideoError,
+    EmptyVideoError,
+    ForensicsError,
+    InputError,
+    InputTooLargeError,
+    NotAVideoError,
+    WeightsError,
+)
+from detector.pipeline import AnalysisConfig, Detector, analyze_image, analyze_video, get_detector  # noqa: E402
+from detector.report import FaceResult, Report  # noqa: E402
+
+__all__ = [
+    "AnalysisConfig", "Detector", "FaceResult", "Report", "analyze_image", "analyze_video", "get_detector",
+    "ForensicsError", "InputError", "NotAVideoError", "CorruptVideoError", "EmptyVideoError",
+    "InputTooLargeError", "WeightsError", "__version__",
+]

@@ -1,0 +1,150 @@
+"""Command line: `deepfake-forensics analyze VIDEO [...]` (also `python -m detector`).
+
+Exit codes: 0 ok, 2 bad input (one line on stderr, no traceback), 1 internal error.
+Other sub-commands (synth, prepare, train, evaluate, import-reference) live in their modules and are
+registered here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="analyse videos or images; prints a summary or JSON")
+    p.add_argument("paths", nargs="+", help="video/image files or folders (folders: every video inside)")
+    p.add_argument("--frames", type=int, default=20, help="frames sampled evenly over the clip (default 20)")
+    p.add_argument("--json", action="store_true", help="print the JSON report (one line per file in batch)")
+    p.add_argument("--out", type=Path, help="folder for face crops (and explanation files with --explain)")
+    p.add_argument("--explain", action="store_true", help="Grad-CAM overlays + temporal importance (+HTML)")
+    p.add_argument("--target", choices=["fake", "real"], default="fake", help="class explained (default fake)")
+    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="face detector (hog: fast)")
+    p.add_argument("--weights", type=Path, help="weights .safetensors (default: bundled)")
+    p.add_argument("--threshold", type=float, help="p_fake threshold (default: the weights' own)")
+    p.add_argument("--max-mb", type=float, default=500, help="refuse files over this size (MiB)")
+    p.add_argument("--max-seconds", type=float, default=900, help="refuse clips longer than this")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.set_defaults(func=_cmd_analyze)
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from detector.errors import InputError
+    from detector.faces import FaceConfig
+    from detector.pipeline import AnalysisConfig, get_detector
+    from detector.video import VideoLimits
+    from detector.weights import DEFAULT_WEIGHTS
+
+    config = AnalysisConfig(frames=args.frames, faces=FaceConfig(detector=args.detector),
+                            limits=VideoLimits(int(args.max_mb * 2**20), args.max_seconds),
+                            weights=str(args.weights or DEFAULT_WEIGHTS), threshold=args.threshold,
+                            precision=args.precision, explain=args.explain, explain_target=args.target)
+    files = _expand(args.paths)
+    if not files:
+        raise InputError(f"no video or image files found in {' '.join(args.paths)}")
+    batch = len(files) > 1
+    detector = get_detector(config.weights, config.precision)
+    worst = EXIT_OK
+    for f in files:
+        try:
+            report = _analyze_one(f, config, detector, args.out if not batch else
+                                  (args.out / f.stem if args.out else None))
+        except InputError as e:
+            if not batch:
+                raise
+            worst = EXIT_INPUT
+            print(f"error: {e}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": {"name": f.name}, "error": str(e)}))
+            continue
+        if args.json:
+            print(report.to_json(indent=None if batch else 2))
+        else:
+            print(report.summary())
+    return worst
+
+
+def _analyze_one(path: Path, config, detector, out: Path | None):
+    from detector.pipeline import analyze_video
+
+    report = analyze_video(path, config, detector=detector)
+    if out is not None:
+        from detector.export import write_outputs
+
+        write_outputs(report, out)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from detector import __version__
+
+    parser = argparse.ArgumentParser(prog="deepfake-forensics", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_analyze(sub)
+    for module in ("detector.synth", "detector.prepare", "detector.train", "detector.evaluate"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        mod.add_parser(sub)
+    p = sub.add_parser("import-reference", help="convert a reference ResNeXt-LSTM .pt checkpoint (legacy mode)")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path, help="output .safetensors (a JSON sidecar is written beside it)")
+    p.set_defaults(func=_cmd_import)
+    return parser
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from detector.weights import import_reference_checkpoint
+
+    spec = import_reference_checkpoint(args.checkpoint, args.out)
+    print(f"wrote {args.out} ({spec.weights_sha256[:12]}…), legacy mode: only the last frame counts")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from detector.errors import ForensicsError, InputError
+
+    try:
+        return args.func(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except ForensicsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - last resort: one line, not a traceback, unless asked
+        if os.environ.get("DEEPFAKE_FORENSICS_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (set DEEPFAKE_FORENSICS_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""Find every face in the sampled frames, link faces across frames into tracks, and crop them.
+
+Detection runs face_recognition (dlib) on a downscaled copy of each frame and maps the boxes back to
+full resolution: HOG at full 1280x720 with upsample=1 costs ~300 ms a frame here, at a 480-px long side
+~30-40 ms (../shared/PERF.md). "hog is faster on CPUs, cnn (mmod) more accurate but ~1.5 s a frame".
+
+Tracking is greedy IoU matching between consecutive sampled frames; a face lost for a few frames is
+re-linked to its old track by its 128-d face encoding (distance < `relink_distance`), so one person
+does not become two tracks after a missed detection. Missing boxes inside a track are interpolated.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+CROP_SIZE = 112
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """How faces are found, tracked and cropped.
+
+    detector: "hog" (fast on CPU) or "cnn" (dlib mmod; slower, better on hard poses).
+    detect_max_side: frames are downscaled so their longer side is at most this before detection.
+    upsample: dlib's upsampling of the downscaled frame (1 finds faces down to ~40 px there).
+    margin: fraction of the box size added on every side of the crop (0.3 keeps the face boundary,
+        where blending artefacts live).
+    min_track_fraction: tracks seen in fewer than this fraction of sampled frames are dropped.
+    """
+
+    detector: str = "hog"
+    detect_max_side: int = 480
+    upsample: int = 1
+    margin: float = 0.3
+    iou_threshold: float = 0.3
+    relink_distance: float = 0.55
+    use_encodings: bool = True
+    min_track_fraction: float = 0.25
+    crop_size: int = CROP_SIZE
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("hog", "cnn"):
+            raise ValueError(f"detector must be 'hog' or 'cnn', not {self.detector!r}")
+
+
+@dataclass
+class Box:
+    """Face box in full-frame pixel coordinates, (x0, y0) inclusive, (x1, y1) exclusive."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def as_list(self) -> list[int]:
+        return [int(round(v)) for v in (self.x0, self.y0, self.x1, self.y1)]
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = ix * iy
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Detection:
+    box: Box
+    encoding: np.ndarray | None = None
+
+
+@dataclass
+class FaceTrack:
+    """One person across the sampled frames.
+
+    positions: positions (0..T-1) in the list of sampled frames where the track is present, contiguous
+        from its first to its last detection (gaps filled by interpolation).
+    boxes: one Box per position. detected: whether each box came from the detector (False: interpolated).
+    """
+
+    track_id: int
+    positions: list[int] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    detected: list[bool] = field(default_factory=list)
+    encodings: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def _face_recognition():
+    # Imported lazily: face_recognition loads its dlib models at import (~1 s) and warns about
+    # pkg_resources; nothing should pay that at `import detector`.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import face_recognition
+
+    return face_recognition
+
+
+def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig()) -> list[Detection]:
+    """Detect faces in one frame.
+
+    frame: uint8 (H, W, 3) RGB. Returns detections in full-resolution pixel coordinates, with 128-d
+    encodings when `config.use_encodings`.
+    """
+    fr = _face_recognition()
+    h, w = frame.shape[:2]
+    scale = min(1.0, config.detect_max_side / max(h, w))
+    small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
+    small = np.ascontiguousarray(small)
+    locs = fr.face_locations(small, number_of_times_to_upsample=config.upsample, model=config.detector)
+    encs: list[np.ndarray | None] = [None] * len(locs)
+    if config.use_encodings and locs:
+        # "small" = 5-point landmarks: ~4x faster than 68-point and enough for alignment before encoding.
+        encs = list(fr.face_encodings(small, known_face_locations=locs, num_jitters=1, model="small"))
+    out = []
+    for (top, right, bottom, left), enc in zip(locs, encs):
+        box = Box(left / scale, top / scale, right / scale, bottom / scale)
+        box = Box(max(0.0, box.x0), max(0.0, box.y0), min(float(w), box.x1), min(float(h), box.y1))
+        if box.area > 0:
+            out.append(Detection(box, enc))
+    return out
+
+
+def track_faces(detections: list[list[Detection]], config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
+    """Link per-frame detections into tracks.
+
+    detections: one list per sampled frame (length T). Returns tracks sorted by track id, each with
+    contiguous positions and interpolated boxes; tracks shorter than `min_track_fraction * T` are dropped
+    (spurious detections), and ids are renumbered 0..K-1 by first appearance.
+    """
+    n = len(detections)
+    tracks: list[FaceTrack] = []
+    next_id = 0
+    for t, dets in enumerate(detections):
+        pairs = []
+        for ti, tr in enumerate(tracks):
+            if tr.positions[-1] == t - 1 or (tr.positions and t - tr.positions[-1] <= 2):
+                for di, d in enumerate(dets):
+                    score = iou(tr.boxes[-1], d.box)
+                    if score >= config.iou_threshold:
+                        pairs.append((score, ti, di))
+        used_t, used_d = set(), set()
+        for _score, ti, di in sorted(pairs, reverse=True):
+            if ti in used_t or di in used_d:
+                continue
+            _append(tracks[ti], t, dets[di])
+            used_t.add(ti)
+            used_d.add(di)
+        for di, d in enumerate(dets):
+            if di in used_d:
+                continue
+            best, best_ti = None, None
+            if d.encoding is not None:
+                for ti, tr in enumerate(tracks):
+                    if ti in used_t or not tr.encodings or tr.positions[-1] >= t:
+                        continue
+                    dist = float(np.linalg.norm(np.mean(tr.encodings, axis=0) - d.encoding))
+                    if dist < config.relink_distance and (best is None or dist < best):
+                        best, best_ti = dist, ti
+            if best_ti is not None:
+                _append(tracks[best_ti], t, d)
+                used_t.add(best_ti)
+            else:
+                tr = FaceTrack(next_id)
+                next_id += 1
+                _append(tr, t, d)
+                tracks.append(tr)
+                used_t.add(len(tracks) - 1)
+    min_len = max(1, math.ceil(config.min_track_fraction * n))
+    kept = [_fill_gaps(tr) for tr in tracks if sum(tr.detected) >= min(min_len, n)]
+    for new_id, tr in enumerate(sorted(kept, key=lambda tr: (tr.positions[0], tr.boxes[0].x0))):
+        tr.track_id = new_id
+    return sorted(kept, key=lambda tr: tr.track_id)
+
+
+def _append(tr: FaceTrack, t: int, d: Detection) -> None:
+    tr.positions.append(t)
+    tr.boxes.append(d.box)
+    tr.detected.append(True)
+    if d.encoding is not None:
+        tr.encodings.append(d.encoding)
+
+
+def _fill_gaps(tr: FaceTrack) -> FaceTrack:
+    """Linear interpolation of boxes at positions the detector missed inside the track's span."""
+    positions, boxes, detected = [], [], []
+    for (p0, b0), (p1, b1) in zip(zip(tr.positions, tr.boxes), zip(tr.positions[1:], tr.boxes[1:])):
+        positions.append(p0)
+        boxes.append(b0)
+        detected.append(True)
+        for p in range(p0 + 1, p1):
+            a = (p - p0) / (p1 - p0)
+            boxes.append(Box(*[(1 - a) * u + a * v for u, v in zip(
+                (b0.x0, b0.y0, b0.x1, b0.y1), (b1.x0, b1.y0, b1.x1, b1.y1))]))
+            positions.append(p)
+            detected.append(False)
+    positions.append(tr.positions[-1])
+    boxes.append(tr.boxes[-1])
+    detected.append(True)
+    tr.positions, tr.boxes, tr.detected = positions, boxes, detected
+    return tr
+
+
+def crop_box(box: Box, frame_shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
+    """Square crop window around `box`, grown by `margin` on each side; may extend past the frame."""
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    side = max(box.x1 - box.x0, box.y1 - box.y0) * (1 + 2 * margin)
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(2, int(round(side)))
+    return x0, y0, x0 + s, y0 + s
+
+
+def crop_face(frame: np.ndarray, box: Box, margin: float = 0.3, size: int = CROP_SIZE) -> np.ndarray:
+    """Square face crop with margin, resized to (size, size).
+
+    frame: uint8 (H, W, 3) RGB. Returns uint8 (size, size, 3) RGB; parts outside the frame are filled by
+    replicating the border (no black bars for the model to key on).
+    """
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = crop_box(box, frame.shape, margin)
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    if pad:
+        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    patch = frame[y0:y1, x0:x1]
+    interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def track_crops(frames: np.ndarray, track: FaceTrack, config: FaceConfig = FaceConfig()) -> np.ndarray:
+    """Crops of one track: uint8 (T_track, size, size, 3) RGB, frames: uint8 (T, H, W, 3) RGB."""
+    return np.stack([crop_face(frames[p], b, config.margin, config.crop_size)
+                     for p, b in zip(track.positions, track.boxes)])
+
+
+def find_face_tracks(frames: np.ndarray, config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
+    """Detect in every frame (uint8 (T, H, W, 3) RGB) and link into tracks."""
+    return track_faces([detect_faces(f, config) for f in frames], config)

@@ -1,0 +1,100 @@
+"""The analysis result: plain dataclasses, `to_dict()` for JSON (schema_version 1).
+
+Arrays (crops, frames) stay on the objects for the app and the CLI; JSON carries only numbers and
+strings, so a report is small and stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+REAL, FAKE, NO_FACE = "REAL", "FAKE", "NO_FACE"
+
+
+@dataclass
+class FaceResult:
+    """One face track.
+
+    frame_indices: indices in the video (0-based) of the frames the model saw, length T_track.
+    boxes: [x0, y0, x1, y1] in full-frame pixels per frame. crops: uint8 (T_track, 112, 112, 3) RGB.
+    interpolated: True where the box was interpolated between detections.
+    """
+
+    track_id: int
+    p_fake: float
+    frame_indices: list[int]
+    boxes: list[list[int]]
+    interpolated: list[bool]
+    crops: np.ndarray | None = field(default=None, repr=False)
+    explanation: dict | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, "p_fake": round(self.p_fake, 6),
+                "frame_indices": self.frame_indices, "boxes": self.boxes,
+                "interpolated": self.interpolated, "n_frames": len(self.frame_indices)}
+
+
+@dataclass
+class Report:
+    file: dict
+    video: dict
+    model: dict
+    verdict: str
+    p_fake: float | None
+    threshold: float
+    faces: list[FaceResult]
+    timings_s: dict[str, float]
+    sampling: dict
+    warnings: list[str] = field(default_factory=list)
+    explanations: dict | None = None
+    software: dict = field(default_factory=dict)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    # Frames as sampled (uint8 (T, H, W, 3) RGB), for overlays; not in JSON.
+    frames: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = {
+            "schema_version": SCHEMA_VERSION,
+            "file": self.file,
+            "video": self.video,
+            "model": self.model,
+            "verdict": self.verdict,
+            "p_fake": None if self.p_fake is None else round(self.p_fake, 6),
+            "threshold": self.threshold,
+            "faces": [f.to_dict() for f in self.faces],
+            "sampling": self.sampling,
+            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+            "warnings": self.warnings,
+            "software": self.software,
+            "created": self.created,
+        }
+        if self.explanations is not None:
+            d["explanations"] = self.explanations
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def summary(self) -> str:
+        """A few readable lines for a terminal."""
+        name = self.file.get("name", "?")
+        lines = [f"{name}: {self.verdict}" + ("" if self.p_fake is None else f"  p_fake={self.p_fake:.3f}"
+                                              f" (threshold {self.threshold:.2f})")]
+        for f in self.faces:
+            lines.append(f"  face {f.track_id}: p_fake={f.p_fake:.3f} over {len(f.frame_indices)} frames "
+                         f"[{f.frame_indices[0]}..{f.frame_indices[-1]}]")
+        m = self.model
+        lines.append(f"  model: {m['name']} sha256 {m['weights_sha256'][:12]}… trained on: {m['trained_on']}")
+        lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings_s.items()))
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def replace(report: Report, **changes) -> Report:
+    return dataclasses.replace(report, **changes)

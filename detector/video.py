@@ -1,0 +1,216 @@
+"""Video input: probe a file, hash it, pick frames spread over the whole clip and read only those.
+
+Reading strategy (measured in ../shared/PERF.md and `benchmarks/bench_analyze.py`): seeking with
+`CAP_PROP_POS_FRAMES` is cheap for intra-heavy codecs (mp4v, MJPEG) but costs a decode from the last
+keyframe in long-GOP codecs (H.264, HEVC, VP9, AV1). `grab()` decodes without colour conversion, so for
+short gaps between wanted frames it is cheaper to grab through them and `retrieve()` only the wanted
+ones. `read_frames` does that per gap, so its cost follows the number of frames asked for, not the clip
+length, while staying fast on dense requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.errors import (
+    CorruptVideoError,
+    EmptyVideoError,
+    InputTooLargeError,
+    NotAVideoError,
+)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# Codecs whose keyframes are far apart: a seek decodes from the previous keyframe.
+_LONG_GOP = {"h264", "avc1", "x264", "hevc", "h265", "hvc1", "hev1", "vp80", "vp90", "vp09", "av01"}
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """Caps that protect a shared server from huge uploads. `None` disables a cap."""
+
+    max_bytes: int | None = 500 * 1024 * 1024
+    max_duration_s: float | None = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` learns from the container; `frame_count` is counted when the header lies."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+    codec: str
+    rotation: int
+    bytes: int
+
+    @property
+    def long_gop(self) -> bool:
+        return self.codec.lower() in _LONG_GOP
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (constant memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fourcc(cap: cv2.VideoCapture) -> str:
+    code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+    return text.strip("\x00 ").lower() if text.isprintable() else f"0x{code:08x}"
+
+
+def _open(path: str) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise NotAVideoError(
+            f"{Path(path).name}: not a video OpenCV can open; upload an mp4, avi, mov, mkv, webm or mpg file"
+        )
+    return cap
+
+
+def probe(path: str | os.PathLike, limits: VideoLimits = VideoLimits()) -> VideoInfo:
+    """Open `path` and read its geometry, frame rate, frame count, codec and rotation.
+
+    Raises NotAVideoError, CorruptVideoError, EmptyVideoError or InputTooLargeError with a one-line message.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise NotAVideoError(f"{path}: no such file")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise EmptyVideoError(f"{Path(path).name}: the file is empty (0 bytes)")
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise InputTooLargeError(
+            f"{Path(path).name}: {size / 2**20:.0f} MiB is over the {limits.max_bytes / 2**20:.0f} MiB cap; "
+            "trim the clip or raise the cap (--max-mb)"
+        )
+    cap = _open(path)
+    try:
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        codec = _fourcc(cap)
+        rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)
+        if width <= 0 or height <= 0:
+            raise NotAVideoError(f"{Path(path).name}: no video stream found; is this an audio-only or text file?")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise CorruptVideoError(
+                f"{Path(path).name}: the first frame cannot be decoded; the file is corrupt or truncated"
+            )
+        if rotation in (90, 270, -90):
+            # OpenCV auto-rotates decoded frames, so the frames we hand out have swapped geometry.
+            width, height = height, width
+        if count <= 0:
+            # Some containers (raw MPEG, some webm) give no count: count by grabbing (no colour conversion).
+            count = 1
+            while cap.grab():
+                count += 1
+    finally:
+        cap.release()
+    if not (0 < fps < 1000):
+        fps = 25.0
+    duration = count / fps
+    if limits.max_duration_s is not None and duration > limits.max_duration_s:
+        raise InputTooLargeError(
+            f"{Path(path).name}: {duration:.0f} s is over the {limits.max_duration_s:.0f} s cap; "
+            "trim the clip or raise the cap (--max-seconds)"
+        )
+    return VideoInfo(path, width, height, fps, count, duration, codec, rotation, size)
+
+
+def sample_indices(frame_count: int, n: int) -> list[int]:
+    """`n` frame indices spread evenly over the whole clip, centred in equal segments.
+
+    A clip with fewer than `n` frames gives all of them. Example: (100, 4) -> [12, 37, 62, 87].
+    """
+    if frame_count <= 0 or n <= 0:
+        return []
+    if frame_count <= n:
+        return list(range(frame_count))
+    seg = frame_count / n
+    return sorted({min(frame_count - 1, int(seg * i + seg / 2)) for i in range(n)})
+
+
+def read_frames(
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None
+) -> tuple[np.ndarray, list[int]]:
+    """Read the frames at `indices` (sorted, unique).
+
+    Returns `(frames, got)`: frames uint8 (T, H, W, 3) in **RGB** order and the indices actually read
+    (a truncated file may end early; the caller reports what it got).
+
+    `max_grab_gap`: gaps up to this many frames are grabbed through instead of seeked. Default: 120 for
+    long-GOP codecs (a seek there costs a decode from the keyframe), 4 otherwise.
+    """
+    path = str(path)
+    info = info or probe(path, VideoLimits(None, None))
+    if max_grab_gap is None:
+        max_grab_gap = 120 if info.long_gop else 4
+    cap = _open(path)
+    frames: list[np.ndarray] = []
+    got: list[int] = []
+    pos = 0  # index of the frame the next grab() returns
+    try:
+        for idx in indices:
+            gap = idx - pos
+            if gap < 0 or gap > max_grab_gap:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+                actual = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+                pos = actual if actual >= 0 else idx
+                # Some demuxers land before the target; grab forward to it.
+                while pos < idx and cap.grab():
+                    pos += 1
+            else:
+                while pos < idx and cap.grab():
+                    pos += 1
+            if pos != idx or not cap.grab():
+                break
+            pos += 1
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            got.append(idx)
+    finally:
+        cap.release()
+    if not frames:
+        raise CorruptVideoError(
+            f"{Path(path).name}: none of the {len(indices)} sampled frames could be decoded; the file is corrupt"
+        )
+    return np.stack(frames), got
+
+
+def read_image(path: str | os.PathLike, max_bytes: int | None = 50 * 1024 * 1024) -> np.ndarray:
+    """Read a still image as uint8 (H, W, 3) RGB. Raises NotAVideoError if it is not an image."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise NotAVideoError(f"{path}: no such file")
+    if max_bytes is not None and os.path.getsize(path) > max_bytes:
+        raise InputTooLargeError(f"{Path(path).name}: image over the {max_bytes / 2**20:.0f} MiB cap")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise NotAVideoError(f"{Path(path).name}: not an image OpenCV can decode; use jpg, png, bmp or webp")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS

@@ -1,0 +1,184 @@
+"""Weights that declare themselves: a safetensors file plus a JSON sidecar (timm's PretrainedCfg idea).
+
+`weights/<name>.safetensors` holds tensors only (no pickle, so nothing executes on load);
+`weights/<name>.json` holds the `ModelSpec`: architecture, input size, sequence length, mean/std, label
+names, threshold, training data, metrics, licence, and the sha256 of the tensor file. The model is
+rebuilt from the sidecar and refuses to start when the two disagree.
+
+Reference checkpoints (`.pt`/`.pth`) are read with `torch.load(weights_only=True)` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from detector.errors import WeightsError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "resnext50_lstm.grid-sbi-swap_20.safetensors"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model and to say honestly what it is."""
+
+    name: str
+    architecture: str = "resnext50_lstm"  # or "legacy_reference"
+    backbone: str = "resnext50_32x4d"
+    lstm_hidden: int = 256
+    lstm_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.4
+    sequence_length: int = 20
+    input_size: int = 112
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: str = "RGB"
+    labels: tuple[str, str] = ("REAL", "FAKE")
+    threshold: float = 0.5
+    trained: bool = False
+    trained_on: str = "nothing: randomly initialised, UNTRAINED; its outputs mean nothing"
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    limits: tuple[str, ...] = ()
+    licence: str = "Apache-2.0"
+    attribution: str = ""
+    weights_sha256: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise WeightsError(f"sidecar has unknown fields {sorted(unknown)}; is it from a newer version?")
+        d = dict(d)
+        for key in ("mean", "std", "labels", "limits"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    @property
+    def display_name(self) -> str:
+        return self.name if self.trained else f"{self.name} (UNTRAINED)"
+
+
+def sidecar_path(weights_path: str | os.PathLike) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_weights(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike,
+                 dtype: torch.dtype = torch.float16) -> ModelSpec:
+    """Write `path` (.safetensors, tensors cast to `dtype`) and its sidecar; returns the spec with its hash."""
+    from safetensors.torch import save_file
+
+    from detector.video import sha256_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
+               for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"name": spec.name, "architecture": spec.architecture})
+    spec = dataclasses.replace(spec, weights_sha256=sha256_file(path))
+    sidecar_path(path).write_text(spec.to_json() + "\n")
+    return spec
+
+
+def read_spec(path: str | os.PathLike) -> ModelSpec:
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise WeightsError(f"{side.name}: sidecar missing next to {Path(path).name}; every weights file "
+                           "needs its JSON spec (see detector/weights.py)")
+    try:
+        return ModelSpec.from_dict(json.loads(side.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise WeightsError(f"{side.name}: not a valid sidecar ({e})") from None
+
+
+def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
+                 check_hash: bool = True) -> tuple[torch.nn.Module, ModelSpec]:
+    """Build the model its sidecar describes and load the tensors; eval mode, fp32.
+
+    Raises WeightsError when the file is missing, its hash differs from the sidecar's, or tensors and
+    architecture disagree (the message lists the first mismatching keys).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from detector.model import build_model
+    from detector.video import sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; run `make setup` or pass --weights PATH")
+    spec = read_spec(path)
+    if check_hash and spec.weights_sha256:
+        actual = sha256_file(path)
+        if actual != spec.weights_sha256:
+            raise WeightsError(f"{path.name}: sha256 {actual[:12]}… differs from the sidecar's "
+                               f"{spec.weights_sha256[:12]}…; the file and its JSON do not belong together")
+    try:
+        state = load_file(str(path))
+    except SafetensorError as e:
+        raise WeightsError(f"{path.name}: not a readable safetensors file ({e})") from None
+    model = build_model(spec)
+    check_state_dict(model, state, path.name)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    if not spec.weights_sha256:
+        spec = dataclasses.replace(spec, weights_sha256=sha256_file(path))
+    return model.to(device).eval(), spec
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Raise WeightsError naming missing, unexpected and wrongly shaped keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'…' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'…' if len(unexpected) > 3 else ''}")
+        if shapes:
+            parts.append(f"shape {shapes[:2]}")
+        raise WeightsError(f"{what}: tensors do not fit the sidecar's architecture ({'; '.join(parts)}); "
+                           "check the sidecar's architecture, lstm_hidden and backbone")
+
+
+def import_reference_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                                sequence_length: int = 20) -> ModelSpec:
+    """Convert a reference ResNeXt-LSTM `.pt` state dict (loaded with weights_only=True) to our format.
+
+    The result runs in legacy mode and its card says that it only looks at the last frame.
+    """
+    from detector.model import build_model, spec_for
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"{Path(checkpoint).name}: cannot read as a weights-only checkpoint ({e})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    spec = spec_for("legacy_reference", sequence_length=sequence_length, trained=True,
+                    trained_on=f"unknown: imported from reference checkpoint {Path(checkpoint).name}",
+                    licence="unknown (check the checkpoint's source)",
+                    limits=("LEGACY: the reference LSTM runs without batch_first, so only the LAST frame "
+                            "decides; it does not model time",))
+    model = build_model(spec)
+    check_state_dict(model, state, Path(checkpoint).name)
+    model.load_state_dict(state)
+    return save_weights(model, spec, out, dtype=torch.float32)
