@@ -1,0 +1,130 @@
+"""Gradio app: upload a video (or one image), get a verdict, face tracks, Grad-CAM and a temporal chart.
+
+A thin UI over `detector.analyze_video`; the figures, galleries, boxed clip and downloads are built by
+`detector.app_logic`. The model loads on the first request (never at import), so this module holds no
+tensors and a Hugging Face Space starts in seconds.
+
+Run:  python app.py          (GRADIO_SERVER_PORT / GRADIO_SERVER_NAME choose where it listens)
+API:  gradio_client.Client(url).predict(handle_file("clip.mp4"), None, 20, "HOG", True, api_name="/analyze")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from detector import app_logic
+from detector.errors import ForensicsError, InputError
+from detector.faces import FaceConfig
+from detector.pipeline import FRAME_CHOICES, AnalysisConfig, analyze_video
+from detector.weights import DEFAULT_WEIGHTS, read_spec
+
+log = logging.getLogger("deepfake_forensics.app")
+EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
+DETECTORS = {"HOG": "hog", "CNN": "cnn"}
+
+
+def _explain_available() -> bool:
+    """The explain package is optional at run time; without it we analyse without explanations."""
+    try:
+        from explain import explain_report  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _model_card() -> tuple[str, bool]:
+    """(Markdown card, whether the weights are trained). Reads the JSON sidecar only: no tensors."""
+    try:
+        spec = read_spec(DEFAULT_WEIGHTS)
+    except ForensicsError as e:
+        return f"> ⚠️ **Model card unavailable:** {e}", False
+    return app_logic.model_card_markdown(spec), spec.trained
+
+
+def analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
+            progress: gr.Progress = gr.Progress()):
+    """One request: analyse the upload, then render every output from the Report."""
+    path = video or image
+    if not path:
+        raise gr.Error("Upload a video or an image first.")
+    notes = []
+    if explain and not _explain_available():
+        explain = False
+        notes.append("explanations are not available in this build (the explain package is missing); "
+                     "analysed without Grad-CAM")
+    if face_detector not in DETECTORS:
+        raise gr.Error(f"face detector must be HOG or CNN, not {face_detector!r}")
+    try:
+        config = AnalysisConfig(frames=int(frames), explain=bool(explain),
+                                faces=FaceConfig(detector=DETECTORS[face_detector]))
+        report = analyze_video(path, config, progress=lambda f, m: progress(0.85 * f, desc=m))
+        report.warnings.extend(notes)
+        out = tempfile.mkdtemp(prefix="dff_")
+        progress(0.87, desc="drawing face boxes")
+        boxed = app_logic.boxed_video(report, out)
+        progress(0.95, desc="writing reports")
+        json_path, html_path = app_logic.write_downloads(report, out)
+        outputs = (app_logic.label_value(report), app_logic.timings_markdown(report),
+                   app_logic.face_gallery(report), app_logic.gradcam_gallery(report),
+                   app_logic.temporal_figure(report), boxed, json_path, html_path)
+    except InputError as e:
+        raise gr.Error(str(e)) from None
+    except ForensicsError as e:  # e.g. weights missing or inconsistent: the message says the fix
+        raise gr.Error(str(e).splitlines()[0]) from None
+    except Exception as e:
+        log.exception("analysis failed")
+        raise gr.Error(f"analysis failed ({type(e).__name__}); please try another file") from None
+    progress(1.0, desc="done")
+    return outputs
+
+
+MODEL_CARD, TRAINED = _model_card()
+
+with gr.Blocks(title="Deepfake forensics") as demo:
+    gr.Markdown("# Deepfake forensics\nUpload a video (or a single image). Each face is tracked, scored by a "
+                "ResNeXt50 + LSTM, and explained with Grad-CAM and temporal importance."
+                + ("" if TRAINED else "\n\n> ⚠️ **The loaded model is UNTRAINED (random weights): "
+                                      "its verdicts mean nothing.** See the model card below."))
+    with gr.Row():
+        with gr.Column(scale=1):
+            video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-in")
+            image_in = gr.Image(label="…or one image", type="filepath", sources=["upload"], height=200)
+            frames_in = gr.Dropdown(list(FRAME_CHOICES), value=20, label="Frames sampled over the clip")
+            detector_in = gr.Radio(list(DETECTORS), value="HOG", label="Face detector",
+                                   info="HOG is fast on CPU; CNN finds harder poses but is slower")
+            explain_in = gr.Checkbox(value=True, label="Explanations (Grad-CAM + temporal importance)")
+            run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze-btn")
+        with gr.Column(scale=2):
+            verdict_out = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
+            timings_out = gr.Markdown(label="Processing time by stage")
+            boxed_out = gr.Video(label="Sampled frames, faces boxed green (real) → red (fake)", format=None,
+                                 height=360,
+                                 interactive=False)
+            with gr.Row():
+                json_out = gr.File(label="JSON report")
+                html_out = gr.File(label="HTML report")
+    with gr.Tab("Face tracks"):
+        faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces")
+    with gr.Tab("Grad-CAM"):
+        cams_out = gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto")
+    with gr.Tab("Temporal chart"):
+        plot_out = gr.Plot(label="Temporal importance and p(fake)", elem_id="temporal")
+    with gr.Accordion("Model card", open=not TRAINED):
+        gr.Markdown(MODEL_CARD)
+    inputs = [video_in, image_in, frames_in, detector_in, explain_in]
+    gr.Examples([[str(p), None, 20, "HOG", True] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))],
+                inputs=inputs, label="Examples (GRID corpus, CC BY 4.0)", cache_examples=False)
+    run_btn.click(analyze, inputs=inputs,
+                  outputs=[verdict_out, timings_out, faces_out, cams_out, plot_out, boxed_out, json_out,
+                           html_out],
+                  api_name="analyze")
+
+demo.queue(default_concurrency_limit=1, max_size=16)
+
+if __name__ == "__main__":
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

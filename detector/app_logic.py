@@ -1,0 +1,255 @@
+"""Pure helpers behind app.py: turn a `Report` into what the Gradio components show.
+
+Nothing here imports gradio or loads a model; every function takes plain data (a Report, a ModelSpec)
+and returns plain data (dicts, lists of (image, caption), a Plotly figure, file paths), so each one can
+be tested on its own and reused by another front end.
+
+Boxed video: we draw on the *sampled* frames only (the ones the model saw) and write them as a short
+clip at `BOXED_FPS` frames per second. The frames are already in memory, so this costs milliseconds
+whatever the length of the upload, and every frame shown is one the verdict is about; a full-rate copy
+of the upload would need a second decode of the whole file and boxes that are guesses between samples.
+OpenCV's wheel cannot write H.264, so the clip is encoded with imageio-ffmpeg's bundled ffmpeg
+(libx264, yuv420p: the combination every browser plays).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.report import FAKE, NO_FACE, REAL, Report
+from detector.weights import ModelSpec
+
+BOXED_FPS = 4.0
+BOXED_MAX_SIDE = 720  # longer side of the boxed clip, px; keeps encoding cheap for 4K uploads
+
+
+# ---------------------------------------------------------------- verdict, timings, notes
+def label_value(report: Report) -> dict[str, float] | str:
+    """gr.Label value: {"FAKE": p, "REAL": 1 - p}, or a one-line NO_FACE message."""
+    if report.verdict == NO_FACE or report.p_fake is None:
+        return f"{NO_FACE}: no face found in {len(report.sampling.get('indices', []))} sampled frames"
+    p = float(report.p_fake)
+    return {FAKE: round(p, 4), REAL: round(1.0 - p, 4)}
+
+
+def timings_markdown(report: Report) -> str:
+    """Processing time by stage as a Markdown table, then the report's warnings."""
+    t = report.timings_s
+    rows = [f"| {k} | {v:.2f} s |" for k, v in t.items() if k != "total"]
+    if "total" in t:
+        rows.append(f"| **total** | **{t['total']:.2f} s** |")
+    head = f"**{report.verdict}**"
+    if report.p_fake is not None:
+        head += f" — p(fake) = {report.p_fake:.3f} (threshold {report.threshold:.2f})"
+    lines = [head, "", "| stage | time |", "|---|---|", *rows]
+    if report.warnings:
+        lines += ["", *[f"- ⚠️ {w}" for w in report.warnings]]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- galleries
+def seconds(frame_index: int, fps: float) -> float:
+    """Time of a frame in seconds; 0 for still images (fps 0)."""
+    return frame_index / fps if fps and fps > 0 else 0.0
+
+
+def face_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
+    """(crop uint8 (112, 112, 3) RGB, caption) for every face and sampled frame."""
+    fps = float(report.video.get("fps") or 0.0)
+    items = []
+    for face in report.faces:
+        if face.crops is None:
+            continue
+        for idx, crop in zip(face.frame_indices, face.crops):
+            items.append((crop, f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s · "
+                                f"p_fake {face.p_fake:.3f}"))
+    return items
+
+
+def gradcam_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
+    """(Grad-CAM overlay uint8 (112, 112, 3) RGB, caption) per face and frame; [] without explanations."""
+    fps = float(report.video.get("fps") or 0.0)
+    items = []
+    for face in report.faces:
+        overlays = (face.explanation or {}).get("crop_overlays")
+        if overlays is None:
+            continue
+        for idx, ov in zip(face.frame_indices, np.asarray(overlays)):
+            items.append((np.ascontiguousarray(ov, dtype=np.uint8),
+                          f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s"))
+    return items
+
+
+# ---------------------------------------------------------------- temporal chart
+def temporal_figure(report: Report):
+    """Plotly figure: temporal importance and per-frame p(fake) against seconds, one trace pair per face.
+
+    Without explanations each face gets one flat line at its track p_fake, so the chart still shows
+    which frames each track covers.
+    """
+    import plotly.graph_objects as go
+
+    fps = float(report.video.get("fps") or 0.0)
+    fig = go.Figure()
+    for face in report.faces:
+        x = [seconds(i, fps) for i in face.frame_indices]
+        hover = [f"frame {i}" for i in face.frame_indices]
+        exp = face.explanation or {}
+        imp, pf = exp.get("temporal_importance"), exp.get("frame_p_fake")
+        if imp is not None:
+            fig.add_trace(go.Scatter(x=x, y=np.asarray(imp, dtype=float).tolist(), mode="lines+markers",
+                                     name=f"face {face.track_id}: temporal importance", text=hover))
+        if pf is not None:
+            fig.add_trace(go.Scatter(x=x, y=np.asarray(pf, dtype=float).tolist(), mode="lines+markers",
+                                     name=f"face {face.track_id}: p(fake) per frame", text=hover,
+                                     line={"dash": "dot"}))
+        if imp is None and pf is None:
+            fig.add_trace(go.Scatter(x=x, y=[face.p_fake] * len(x), mode="lines+markers",
+                                     name=f"face {face.track_id}: track p(fake)", text=hover))
+    fig.add_hline(y=report.threshold, line={"dash": "dash", "color": "grey"},
+                  annotation_text=f"threshold {report.threshold:.2f}")
+    title = "Temporal importance and per-frame p(fake)"
+    if report.faces and all(f.explanation is None for f in report.faces):
+        title = "Track p(fake) over the sampled frames (explanations off)"
+    elif not report.faces:
+        title = "No face found"
+    fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="value (0–1)",
+                      yaxis={"range": [0, 1.05]}, height=360, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+# ---------------------------------------------------------------- boxed video
+def p_fake_colour(p: float) -> tuple[int, int, int]:
+    """RGB from green (p = 0) through yellow to red (p = 1)."""
+    p = min(max(float(p), 0.0), 1.0)
+    return (int(round(255 * min(1.0, 2 * p))), int(round(255 * min(1.0, 2 * (1 - p)))), 0)
+
+
+def draw_boxes(report: Report) -> np.ndarray:
+    """Sampled frames (uint8 (T, H, W, 3) RGB) with each tracked face boxed and coloured by p_fake.
+
+    Uses the per-frame p(fake) of the explanation when present, else the track's p_fake.
+    """
+    frames = np.array(report.frames, dtype=np.uint8, copy=True)  # (T, H, W, 3)
+    pos = {idx: i for i, idx in enumerate(report.sampling.get("indices", []))}
+    thick = max(2, round(max(frames.shape[1:3]) / 240))
+    scale = max(0.4, max(frames.shape[1:3]) / 900)
+    for face in report.faces:
+        per_frame = (face.explanation or {}).get("frame_p_fake")
+        for k, (idx, box) in enumerate(zip(face.frame_indices, face.boxes)):
+            i = pos.get(idx)
+            if i is None:
+                continue
+            p = float(per_frame[k]) if per_frame is not None and k < len(per_frame) else face.p_fake
+            colour = p_fake_colour(p)
+            x0, y0, x1, y1 = (int(v) for v in box)
+            cv2.rectangle(frames[i], (x0, y0), (x1, y1), colour, thick)
+            cv2.putText(frames[i], f"face {face.track_id} {p:.2f}", (x0, max(12, y0 - 4)),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, thick - 1), cv2.LINE_AA)
+    return frames
+
+
+def write_h264(frames: np.ndarray, path: str | os.PathLike, fps: float = BOXED_FPS) -> str:
+    """Encode uint8 (T, H, W, 3) RGB as browser-playable H.264 mp4 (libx264, yuv420p)."""
+    import imageio_ffmpeg
+
+    t, h, w = frames.shape[:3]
+    s = min(1.0, BOXED_MAX_SIDE / max(h, w))
+    # yuv420p needs even sides.
+    nw, nh = int(w * s) // 2 * 2, int(h * s) // 2 * 2
+    writer = imageio_ffmpeg.write_frames(str(path), (nw, nh), fps=fps, codec="libx264", pix_fmt_in="rgb24",
+                                         pix_fmt_out="yuv420p", macro_block_size=1, quality=None,
+                                         output_params=["-crf", "23", "-movflags", "+faststart"],
+                                         ffmpeg_log_level="error")
+    writer.send(None)  # start the generator
+    for f in frames:
+        if (f.shape[1], f.shape[0]) != (nw, nh):
+            f = cv2.resize(f, (nw, nh), interpolation=cv2.INTER_AREA)
+        writer.send(np.ascontiguousarray(f))
+    writer.close()
+    return str(path)
+
+
+def boxed_video(report: Report, out_dir: str | os.PathLike) -> str | None:
+    """Write `boxed.mp4` (sampled frames, boxes drawn, BOXED_FPS) into out_dir; None without frames."""
+    if report.frames is None or len(report.frames) == 0:
+        return None
+    return write_h264(draw_boxes(report), Path(out_dir) / "boxed.mp4")
+
+
+# ---------------------------------------------------------------- downloads
+def minimal_html(report: Report) -> str:
+    """A small self-contained HTML report, used until explain.export.render_html is available."""
+    d = report.to_dict()
+    esc = html.escape
+    faces = "".join(f"<tr><td>{f['track_id']}</td><td>{f['p_fake']:.3f}</td><td>{f['n_frames']}</td></tr>"
+                    for f in d["faces"])
+    warnings = "".join(f"<li>{esc(w)}</li>" for w in d["warnings"])
+    p = "" if d["p_fake"] is None else f" — p(fake) {d['p_fake']:.3f} (threshold {d['threshold']:.2f})"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(d['file'].get('name', ''))}: "
+            f"{esc(d['verdict'])}</title></head><body style='font-family:sans-serif'>"
+            f"<h1>{esc(d['file'].get('name', ''))}: {esc(d['verdict'])}{p}</h1>"
+            f"<p>Model: {esc(str(d['model'].get('display_name', '')))} (sha256 "
+            f"{esc(str(d['model'].get('weights_sha256', '')))})</p>"
+            f"<table border='1'><tr><th>face</th><th>p(fake)</th><th>frames</th></tr>{faces}</table>"
+            f"<ul>{warnings}</ul><h2>Report (JSON)</h2><pre>{esc(json.dumps(d, indent=2))}</pre>"
+            f"</body></html>")
+
+
+def report_html(report: Report) -> str:
+    """explain.export.render_html when that module is available, else `minimal_html`."""
+    try:
+        from explain.export import render_html
+    except ImportError:
+        return minimal_html(report)
+    return render_html(report)
+
+
+def write_downloads(report: Report, out_dir: str | os.PathLike) -> tuple[str, str]:
+    """Write report.json and report.html into out_dir; returns their paths."""
+    out = Path(out_dir)
+    stem = Path(report.file.get("name", "report")).stem or "report"
+    j, h = out / f"{stem}.report.json", out / f"{stem}.report.html"
+    j.write_text(report.to_json() + "\n", encoding="utf-8")
+    h.write_text(report_html(report), encoding="utf-8")
+    return str(j), str(h)
+
+
+# ---------------------------------------------------------------- model card
+def model_card_markdown(spec: ModelSpec) -> str:
+    """What the model is, its weights' sha256, training data, metrics, limits, licence/attribution."""
+    lines = []
+    if not spec.trained:
+        lines += ["> ## ⚠️ UNTRAINED MODEL",
+                  "> These weights are **randomly initialised**. Every verdict and probability this app "
+                  "shows is **meaningless** until trained weights replace them.", ""]
+    lines += [f"### {spec.display_name}",
+              f"- **Architecture:** {spec.architecture} — {spec.backbone} per frame + LSTM "
+              f"({spec.lstm_hidden} hidden{', bidirectional' if spec.bidirectional else ''}), "
+              f"{spec.sequence_length} frames of {spec.input_size}×{spec.input_size} face crops, "
+              f"labels {' / '.join(spec.labels)}, threshold {spec.threshold:.2f}",
+              f"- **Weights sha256:** `{spec.weights_sha256 or 'not recorded'}`",
+              f"- **Trained on:** {spec.trained_on}"]
+    if spec.training:
+        lines.append("- **Training:** " + ", ".join(f"{k}: {v}" for k, v in spec.training.items()))
+    if spec.metrics:
+        lines += ["", "**Measured metrics**", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                  for k, v in spec.metrics.items()]
+    else:
+        lines.append("- **Measured metrics:** none recorded")
+    if spec.limits:
+        lines += ["", "**Limits**", *[f"- {x}" for x in spec.limits]]
+    lines += ["", f"- **Licence:** {spec.licence}"]
+    if spec.attribution:
+        lines.append(f"- **Attribution:** {spec.attribution}")
+    lines += ["", "_A detector's score is evidence, not proof: check the Grad-CAM overlays and the "
+                  "temporal chart before trusting a verdict._"]
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""The Gradio app: the handler's every output on a committed example clip, friendly errors, the served API.
+
+The clip analyses take ~10 s each on a CPU (10 frames, one face), so the handler runs once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+import pytest
+
+import app
+from detector import app_logic
+from detector.report import FaceResult, Report
+from detector.weights import ModelSpec
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples").glob("*.mp4"))
+
+
+@pytest.fixture(scope="module")
+def clip() -> str:
+    assert EXAMPLES, "assets/examples/*.mp4 missing"
+    return str(EXAMPLES[0])
+
+
+@pytest.fixture(scope="module")
+def outputs(clip):
+    return app.analyze(clip, None, 10, "HOG", True)
+
+
+def test_no_model_loaded_at_import():
+    import detector.pipeline
+
+    # Runs first in this module: importing app must not have loaded weights.
+    assert detector.pipeline.get_detector.cache_info().currsize == 0
+    # app.py holds no tensors at module level.
+    import torch
+
+    assert not [k for k, v in vars(app).items() if isinstance(v, torch.Tensor | torch.nn.Module)]
+
+
+def test_handler_outputs(outputs):
+    label, timings, faces, cams, fig, boxed, json_path, html_path = outputs
+    # Verdict
+    assert isinstance(label, dict) and set(label) == {"FAKE", "REAL"}
+    assert label["FAKE"] + label["REAL"] == pytest.approx(1.0, abs=1e-3)
+    # Timings by stage
+    for stage in ("decode", "faces", "model", "total"):
+        assert stage in timings
+    # Face tracks gallery: crops with captions naming face, frame, time and p_fake
+    assert faces and all(isinstance(img, np.ndarray) and img.shape == (112, 112, 3) for img, _ in faces)
+    assert all("face" in c and "frame" in c and " s " in c and "p_fake" in c for _, c in faces)
+    # Grad-CAM gallery: one item per face and frame when explanations ran, else empty
+    report = json.loads(Path(json_path).read_text())
+    if "explanations" in report or cams:
+        assert len(cams) == len(faces)
+    # Plot
+    assert len(fig.data) >= 1 and fig.layout.xaxis.title.text == "time (s)"
+    # Boxed video: readable by OpenCV, one frame per sampled frame
+    cap = cv2.VideoCapture(boxed)
+    ok, frame = cap.read()
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert ok and frame is not None and n == len(report["sampling"]["indices"])
+    # Downloads
+    assert report["schema_version"] == 1 and report["verdict"] in ("REAL", "FAKE")
+    assert report["verdict"] in Path(html_path).read_text()
+
+
+def test_bad_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n" * 20)
+    with pytest.raises(gr.Error) as e:
+        app.analyze(str(bad), None, 10, "HOG", False)
+    msg = str(e.value.message)
+    assert msg and "\n" not in msg
+
+
+def test_no_input_is_friendly():
+    with pytest.raises(gr.Error, match="Upload a video or an image"):
+        app.analyze(None, None, 20, "HOG", True)
+
+
+# ---------------------------------------------------------------- pure helpers on a synthetic report
+def _report(explained: bool, faces: bool = True) -> Report:
+    t = 4
+    frames = np.zeros((t, 120, 160, 3), np.uint8)
+    face = FaceResult(0, 0.8, [0, 5, 10, 15], [[40, 20, 100, 90]] * t, [False] * t,
+                      np.zeros((t, 112, 112, 3), np.uint8))
+    if explained:
+        face.explanation = {"crop_overlays": np.full((t, 112, 112, 3), 200, np.uint8),
+                            "temporal_importance": np.linspace(0, 1, t), "frame_p_fake": np.full(t, 0.7)}
+    return Report(file={"name": "x.mp4"}, video={"fps": 5.0},
+                  model={"display_name": "m", "weights_sha256": "ab"},
+                  verdict="FAKE" if faces else "NO_FACE", p_fake=0.8 if faces else None, threshold=0.5,
+                  faces=[face] if faces else [], timings_s={"decode": 0.1, "total": 0.2},
+                  sampling={"indices": [0, 5, 10, 15]}, frames=frames)
+
+
+def test_helpers_with_explanations(tmp_path):
+    r = _report(explained=True)
+    cams = app_logic.gradcam_gallery(r)
+    assert len(cams) == 4 and cams[1][1] == "face 0 · frame 5 · 1.00 s"
+    fig = app_logic.temporal_figure(r)
+    assert [tr.name for tr in fig.data] == ["face 0: temporal importance", "face 0: p(fake) per frame"]
+    assert list(fig.data[0].x) == [0.0, 1.0, 2.0, 3.0]
+    boxed = app_logic.draw_boxes(r)
+    assert boxed[0, 20, 70].tolist() != [0, 0, 0]  # box edge drawn
+    assert app_logic.p_fake_colour(0.0) == (0, 255, 0) and app_logic.p_fake_colour(1.0) == (255, 0, 0)
+    path = app_logic.boxed_video(r, tmp_path)
+    cap = cv2.VideoCapture(path)
+    assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+
+
+def test_helpers_no_face():
+    r = _report(explained=False, faces=False)
+    assert app_logic.label_value(r).startswith("NO_FACE")
+    assert app_logic.face_gallery(r) == [] and app_logic.gradcam_gallery(r) == []
+    assert "NO_FACE" in app_logic.minimal_html(r)
+
+
+def test_model_card_says_untrained_loudly():
+    card = app_logic.model_card_markdown(ModelSpec(name="resnext50_lstm", weights_sha256="abc123"))
+    assert "UNTRAINED" in card and "abc123" in card and "Licence" in card
+    trained = app_logic.model_card_markdown(ModelSpec(name="m", trained=True, trained_on="GRID",
+                                                      metrics={"auc": 0.91}, limits=("frontal faces",)))
+    assert "UNTRAINED" not in trained and "auc" in trained and "frontal faces" in trained
+
+
+# ---------------------------------------------------------------- the served API
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gradio_client_against_served_app(clip):
+    from gradio_client import Client, handle_file
+
+    port = _free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        result = client.predict(handle_file(clip), None, 10, "HOG", False, api_name="/analyze")
+        label, timings, faces, cams, plot, boxed, json_file, html_file = result
+        assert label["label"] in ("FAKE", "REAL")
+        assert "total" in timings and len(faces) >= 1 and plot is not None
+        assert json.loads(Path(json_file).read_text())["schema_version"] == 1
+        assert Path(boxed["video"] if isinstance(boxed, dict) else boxed).is_file()
+    finally:
+        app.demo.close()
+
+
+def test_image_upload(tmp_path, clip):
+    cap = cv2.VideoCapture(clip)
+    ok, frame = cap.read()
+    cap.release()
+    png = tmp_path / "frame.png"
+    cv2.imwrite(str(png), frame)
+    label, timings, faces, _cams, fig, boxed, json_path, _html = app.analyze(None, str(png), 20, "HOG", False)
+    assert set(label) == {"FAKE", "REAL"} and len(faces) == 1 and "still image" in timings
+    assert len(fig.data) == 1 and Path(boxed).is_file()
+    assert json.loads(Path(json_path).read_text())["video"]["codec"] == "image"
