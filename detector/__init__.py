@@ -7,7 +7,14 @@ The flat API (face_recognition style)::
     print(report.verdict, report.p_fake, report.to_json())
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# FFmpeg and OpenCV write warnings ("moov atom not found") straight to stderr; our typed errors say it
+# in one line instead. Set before cv2 is first imported; the user's own settings win.
+_os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+_os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from detector.errors import (  # noqa: E402
     CorruptVideoError,

@@ -162,7 +162,7 @@ def track_faces(detections: list[list[Detection]], config: FaceConfig = FaceConf
             if di in used_d:
                 continue
             best, best_ti = None, None
-            if d.encoding is not None:
+            if config.use_encodings and d.encoding is not None:
                 for ti, tr in enumerate(tracks):
                     if ti in used_t or not tr.encodings or tr.positions[-1] >= t:
                         continue

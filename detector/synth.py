@@ -325,12 +325,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-per-identity", type=int, default=80)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--group", action="append", default=[], metavar="ID,ID,...",
+                   help="identities that take swap sources only among themselves (one flag per held-out "
+                        "split), so no face of a test speaker leaks into training fakes")
     p.set_defaults(func=_cmd_synth)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
+    from detector.errors import InputError
     from detector.video import VIDEO_EXTENSIONS
 
     videos = sorted(f for f in args.real.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS)
@@ -339,17 +343,21 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         by_id.setdefault(v.parent.name, []).append(v)
     ids = sorted(by_id)
     if len(ids) < 2:
-        from detector.errors import InputError
-
         raise InputError(f"{args.real}: face swap needs clips of at least two identities (one folder each)")
+    groups = [[i for i in g.split(",") if i in by_id] for g in args.group]
+    grouped = {i for g in groups for i in g}
+    groups.append([i for i in ids if i not in grouped])
     jobs = []
-    for k, ident in enumerate(ids):
+    for ident in ids:
         rng = _rng(args.seed, ident)
+        peers = [i for i in next(g for g in groups if ident in g) if i != ident]
+        if not peers:
+            raise InputError(f"identity {ident} has no other identity in its group to swap faces with")
         clips = by_id[ident]
         if len(clips) > args.max_per_identity:
             clips = [clips[i] for i in sorted(rng.choice(len(clips), args.max_per_identity, replace=False))]
         for c in clips:
-            other = ids[(k + 1 + int(rng.integers(len(ids) - 1))) % len(ids)]
+            other = peers[int(rng.integers(len(peers)))]
             src = by_id[other][int(rng.integers(len(by_id[other])))]
             jobs.append((c, src, args.out, args.seed, SynthConfig(), f"{ident}/{c.stem}"))
     rows = []

@@ -29,6 +29,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 # Codecs whose keyframes are far apart: a seek decodes from the previous keyframe.
+# Containers whose index lets OpenCV/FFmpeg land on an exact frame number.
+_ACCURATE_SEEK = {".mp4", ".mov", ".m4v", ".mkv", ".avi"}
 _LONG_GOP = {"h264", "avc1", "x264", "hevc", "h265", "hvc1", "hev1", "vp80", "vp90", "vp09", "av01"}
 
 
@@ -163,7 +165,10 @@ def read_frames(
     path = str(path)
     info = info or probe(path, VideoLimits(None, None))
     if max_grab_gap is None:
-        max_grab_gap = 120 if info.long_gop else 4
+        if Path(path).suffix.lower() not in _ACCURATE_SEEK:
+            max_grab_gap = 1 << 62  # MPEG-PS, FLV, webm: seeks land on the wrong frame; read through
+        else:
+            max_grab_gap = 120 if info.long_gop else 4
     cap = _open(path)
     frames: list[np.ndarray] = []
     got: list[int] = []
@@ -172,10 +177,10 @@ def read_frames(
         for idx in indices:
             gap = idx - pos
             if gap < 0 or gap > max_grab_gap:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
-                actual = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
-                pos = actual if actual >= 0 else idx
-                # Some demuxers land before the target; grab forward to it.
+                pos = _seek(cap, idx)
+                if pos > idx:  # overshot: the demuxer cannot seek exactly; read from the start
+                    cap.release()
+                    cap, pos = _open(path), 0
                 while pos < idx and cap.grab():
                     pos += 1
             else:
@@ -196,6 +201,13 @@ def read_frames(
             f"{Path(path).name}: none of the {len(indices)} sampled frames could be decoded; the file is corrupt"
         )
     return np.stack(frames), got
+
+
+def _seek(cap: cv2.VideoCapture, idx: int) -> int:
+    """Seek so the next grab() returns frame `idx` if the demuxer can; returns the position reached."""
+    cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+    actual = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+    return actual if actual >= 0 else idx
 
 
 def read_image(path: str | os.PathLike, max_bytes: int | None = 50 * 1024 * 1024) -> np.ndarray:

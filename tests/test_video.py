@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from detector.errors import CorruptVideoError, EmptyVideoError, InputTooLargeError, NotAVideoError
+from detector.video import VideoLimits, probe, read_frames, read_image, sample_indices
+
+
+def test_sample_indices_spread_over_whole_clip():
+    idx = sample_indices(300, 20)
+    assert len(idx) == 20 and idx == sorted(set(idx))
+    assert idx[0] < 15 and idx[-1] > 285  # covers the start and the end, not the first 20 frames
+    gaps = np.diff(idx)
+    assert gaps.min() >= 14 and gaps.max() <= 16
+
+
+def test_sample_indices_short_clip_uses_all():
+    assert sample_indices(7, 20) == list(range(7))
+    assert sample_indices(0, 20) == []
+
+
+def test_probe_grid_clip(face_clip):
+    info = probe(face_clip)
+    assert (info.width, info.height) == (360, 288)
+    assert info.frame_count == 75 and info.fps == pytest.approx(25.0)
+    assert info.duration_s == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("gap", [0, 4, 10**9])
+def test_read_frames_returns_requested_frames(long_mp4, gap):
+    idx = sample_indices(300, 10)
+    frames, got = read_frames(long_mp4, idx, max_grab_gap=gap)
+    assert got == idx and frames.shape == (10, 96, 128, 3) and frames.dtype == np.uint8
+    # Each frame's colour encodes its index (R = i % 256 in RGB order): seeking and grabbing agree.
+    for f, i in zip(frames, idx):
+        assert abs(int(f[48, 64, 0]) - (i % 256)) <= 6
+
+
+def test_text_file_named_mp4(text_as_mp4):
+    with pytest.raises(NotAVideoError, match="not a video"):
+        probe(text_as_mp4)
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.mp4"
+    p.write_bytes(b"")
+    with pytest.raises(EmptyVideoError):
+        probe(p)
+
+
+def test_size_cap(face_clip):
+    with pytest.raises(InputTooLargeError, match="cap"):
+        probe(face_clip, VideoLimits(max_bytes=1000))
+    with pytest.raises(InputTooLargeError, match="cap"):
+        probe(face_clip, VideoLimits(max_duration_s=1.0))
+
+
+def test_truncated_clip_reads_what_is_there(truncated_clip):
+    info = probe(truncated_clip)
+    frames, got = read_frames(truncated_clip, sample_indices(info.frame_count, 20), info)
+    assert 0 < len(got) <= 20 and len(frames) == len(got)
+
+
+def test_random_bytes_are_not_a_video(tmp_path):
+    p = tmp_path / "garbage.mp4"
+    p.write_bytes(bytes(np.random.default_rng(0).integers(0, 255, 8192, np.uint8)))
+    with pytest.raises((CorruptVideoError, NotAVideoError)):
+        probe(p)
+
+
+def test_mpeg_frames_are_exact(face_clip):
+    """MPEG-PS seeks overshoot (10 -> 12): read_frames must still return frame 10 itself."""
+    frames, got = read_frames(face_clip, [10, 40])
+    all_frames, _ = read_frames(face_clip, list(range(41)), max_grab_gap=10**9)
+    assert got == [10, 40]
+    assert np.array_equal(frames[0], all_frames[10]) and np.array_equal(frames[1], all_frames[40])
+
+
+def test_read_image_rejects_text(text_as_mp4, tmp_path):
+    p = tmp_path / "x.png"
+    p.write_bytes(text_as_mp4.read_bytes())
+    with pytest.raises(NotAVideoError):
+        read_image(p)
