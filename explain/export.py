@@ -1,0 +1,182 @@
+"""Explanation files: overlay PNGs under out/explain/ and a self-contained out/report.html.
+
+``render_html(report)`` builds the page (images as base64 PNG, curves as inline SVG, no scripts, no
+network); the Gradio app reuses it for its HTML download. All text is escaped with html.escape.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from explain import overlay_names
+
+THUMB = 96  # px, crop thumbnails in the page
+FRAME_THUMB = 320  # px wide, full-frame overlays in the page
+TOP_FRAMES = 3  # full-frame overlays shown per face (the most important frames)
+
+
+def write_explanations(report, out: str | Path) -> list[Path]:
+    """Write out/explain/face<id>_f<frame>_{crop,frame}.png (names as in report.explanations) and
+    out/report.html. Images are RGB in memory, converted to BGR for cv2.imwrite. Returns paths written."""
+    out = Path(out)
+    (out / "explain").mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for face in report.faces:
+        ex = face.explanation
+        if not ex:
+            continue
+        for t, idx in enumerate(face.frame_indices):
+            crop_name, frame_name = overlay_names(face.track_id, idx)
+            _imwrite(out / crop_name, ex["crop_overlays"][t])
+            written.append(out / crop_name)
+            if ex.get("frame_overlays") is not None:
+                _imwrite(out / frame_name, ex["frame_overlays"][t])
+                written.append(out / frame_name)
+    p = out / "report.html"
+    p.write_text(render_html(report), encoding="utf-8")
+    written.append(p)
+    return written
+
+
+def _imwrite(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def _img(rgb: np.ndarray, width: int | None = None, title: str = "") -> str:
+    """An <img> with the RGB image embedded as a base64 PNG, optionally downscaled to `width` px."""
+    if width is not None and rgb.shape[1] > width:
+        h = max(1, round(rgb.shape[0] * width / rgb.shape[1]))
+        rgb = cv2.resize(rgb, (width, h), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        return ""
+    b64 = base64.b64encode(buf.tobytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{b64}" title="{html.escape(title)}" alt="{html.escape(title)}">'
+
+
+_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+
+
+def svg_curves(series: dict[str, list[float]], x_labels: list[int], threshold: float | None = None,
+               width: int = 640, height: int = 180) -> str:
+    """Inline SVG line chart of curves in [0, 1] over frames (x_labels: video frame indices)."""
+    pad_l, pad_r, pad_t, pad_b = 34, 10, 10, 34
+    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+    n = max(len(x_labels), 1)
+
+    def x(i: int) -> float:
+        return pad_l + (w * i / (n - 1) if n > 1 else w / 2)
+
+    def y(v: float) -> float:
+        return pad_t + h * (1 - min(max(float(v), 0.0), 1.0))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img">',
+             f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" fill="#fafafa" stroke="#ccc"/>']
+    for v in (0, 0.5, 1):
+        parts.append(f'<text x="{pad_l - 4}" y="{y(v) + 4:.1f}" font-size="10" '
+                     f'text-anchor="end">{v:g}</text>')
+    step = max(1, n // 10)
+    for i in range(0, n, step):
+        parts.append(f'<text x="{x(i):.1f}" y="{pad_t + h + 12}" font-size="10" text-anchor="middle">'
+                     f'{int(x_labels[i])}</text>')
+    parts.append(f'<text x="{pad_l + w / 2:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">'
+                 'video frame</text>')
+    if threshold is not None:
+        parts.append(f'<line x1="{pad_l}" x2="{pad_l + w}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}" '
+                     'stroke="#999" stroke-dasharray="4 3"/>')
+    for k, (name, vals) in enumerate(series.items()):
+        c = _COLOURS[k % len(_COLOURS)]
+        pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))
+        if len(vals) == 1:
+            parts.append(f'<circle cx="{x(0):.1f}" cy="{y(vals[0]):.1f}" r="3" fill="{c}"/>')
+        else:
+            parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>')
+        parts.append(f'<text x="{pad_l + 6 + 150 * k}" y="{pad_t + 12}" font-size="11" fill="{c}">'
+                     f'{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
+h1{font-size:1.4em}.FAKE{color:#b00}.REAL{color:#070}.NO_FACE{color:#666}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
+font-size:.9em;vertical-align:top}.strip{display:flex;flex-wrap:wrap;gap:3px}.strip figure{margin:0;
+text-align:center;font-size:.7em}.strip img{width:96px;height:96px;display:block}
+.warn{background:#fff4e0;border-left:4px solid #f90;padding:.4em .8em;margin:.3em 0}
+.frames img{margin:2px}code{font-size:.85em;word-break:break-all}"""
+
+
+def _row(k: str, v) -> str:
+    return f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+
+
+def render_html(report) -> str:
+    """The report as one self-contained HTML page (str). Works with or without explanations."""
+    e = html.escape
+    d = report.to_dict()
+    f, m, sw, s = d.get("file", {}), d.get("model", {}), d.get("software", {}), d.get("sampling", {})
+    verdict = str(report.verdict)
+    p = "n/a" if report.p_fake is None else f"{report.p_fake:.3f}"
+    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+           f"<title>{e(str(f.get('name', 'report')))}: {e(verdict)}</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>Deepfake forensics report: <span class='{e(verdict)}'>{e(verdict)}</span></h1>",
+           f"<p>p_fake = <b>{e(p)}</b> (threshold {e(f'{report.threshold:.2f}')})</p>"]
+    for w in report.warnings:
+        out.append(f"<div class='warn'>{e(str(w))}</div>")
+    out.append("<table>")
+    out += [_row("file", f.get("name", "")), _row("sha256", f.get("sha256", "")),
+            _row("bytes", f.get("bytes", ""))]
+    v = d.get("video", {})
+    out.append(_row("video", f"{v.get('width')}x{v.get('height')}, {v.get('fps')} fps, "
+                             f"{v.get('frame_count')} frames, {v.get('duration_s')} s, "
+                             f"codec {v.get('codec')}"))
+    out += [_row("model", f"{m.get('display_name', m.get('name', ''))} ({m.get('name', '')})"),
+            _row("weights sha256", m.get("weights_sha256", "")), _row("trained on", m.get("trained_on", "")),
+            _row("precision", m.get("precision", "")),
+            _row("frames sampled", f"{s.get('used')} of {s.get('requested')}"),
+            _row("timings (s)", ", ".join(f"{k} {val:.2f}" for k, val in d.get("timings_s", {}).items())),
+            _row("software", ", ".join(f"{k} {val}" for k, val in sw.items())),
+            _row("date", d.get("created", ""))]
+    out.append("</table>")
+    ex = report.explanations or {}
+    per_face = {pf["track_id"]: pf for pf in ex.get("per_face", [])}
+    if ex:
+        out.append(f"<p>Explanations for the <b>{e(str(ex.get('target')))}</b> class. "
+                   f"Spatial: {e(str(ex['method']['gradcam']['description']))}; layer "
+                   f"<code>{e(str(ex['method']['gradcam']['layer']))}</code>. "
+                   f"Temporal: {e(str(ex['method']['temporal']['description']))}. "
+                   "Heatmap colours: red = high, blue = low.</p>")
+    for face in report.faces:
+        out.append(f"<h2>Face {e(str(face.track_id))}: p_fake {face.p_fake:.3f}, "
+                   f"{len(face.frame_indices)} frames</h2>")
+        out.append(_strip("crops", face.crops, face.frame_indices))
+        fx, pf = face.explanation, per_face.get(face.track_id)
+        if not fx or not pf:
+            continue
+        out.append(_strip("Grad-CAM overlays", fx["crop_overlays"], face.frame_indices))
+        series = {"temporal importance": pf["temporal_importance"], "p_fake up to frame": pf["frame_p_fake"],
+                  "grad x input": pf["grad_x_input"]}
+        out.append("<h3>Per frame</h3>" + svg_curves(series, face.frame_indices, report.threshold))
+        if fx.get("frame_overlays") is not None:
+            top = np.argsort(-np.asarray(fx["temporal_importance"]), kind="stable")[:TOP_FRAMES]
+            imgs = "".join(_img(fx["frame_overlays"][t], FRAME_THUMB, f"frame {face.frame_indices[t]}")
+                           for t in sorted(top))
+            out.append(f"<h3>Most important frames (in the full frame)</h3><div class='frames'>{imgs}</div>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _strip(title: str, images: np.ndarray | None, indices: list[int]) -> str:
+    if images is None:
+        return ""
+    figs = "".join(f"<figure>{_img(im, None, f'frame {i}')}<figcaption>{int(i)}</figcaption></figure>"
+                   for im, i in zip(images, indices))
+    return f"<h3>{html.escape(title)}</h3><div class='strip'>{figs}</div>"

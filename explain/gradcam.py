@@ -1,0 +1,195 @@
+"""Grad-CAM (Selvaraju et al., 2017, arXiv:1610.02391) on the last ResNeXt block, for every frame of a clip.
+
+The map of frame t is ``relu(sum_c w_c * A_c)`` where A = the target layer's output for frame t and
+``w_c = mean_xy d logit_target / d A_c``. The logit is the **clip** decision (LSTM over all T frames),
+so each frame's map says where in that frame the clip decision looked.
+
+Two implementations, same maps (within ~0.003 after normalisation, see ../shared/PERF.md):
+
+- ``method="fast"`` (default): the trunk runs without autograd; a forward hook on the target layer
+  turns its output into a fresh leaf and switches autograd on, so only pool -> LSTM -> head are
+  recorded and ``torch.autograd.grad`` stops at the layer's output; nothing flows into backbone
+  weights. About 2x cheaper than the library (0.99 s vs 1.85 s at T=20 in ../shared/PERF.md; here
+  2x-4x) and the only one that meets the "explanation <= 2.5x classification" budget
+  (benchmarks/bench_explain.py), hence the default.
+- ``method="library"``: jacobgil/pytorch-grad-cam's ``GradCAM``. It back-propagates into every backbone
+  weight (slower) and treats a 5-D input as a 3-D volume, so the model is wrapped to take the T frames
+  as a batch (T, 3, H, W) and return the clip's logits broadcast to (T, 2). Its import costs ~7 s, so
+  it is imported lazily. Kept as the reference implementation.
+
+Both run in fp32 (pytorch-grad-cam fails under bf16 autocast), with the model in eval mode (dropout
+off; the previous mode is restored), under ``torch.enable_grad`` and with hooks removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+TARGETS = {"fake": 1, "real": 0}
+METHODS = ("fast", "library")
+DEFAULT_METHOD = "fast"
+
+
+@dataclass
+class CamResult:
+    """Grad-CAM maps of one face track.
+
+    maps: float32 (T, H, W), each frame min-max normalised to [0, 1] (as pytorch-grad-cam does).
+    raw: float32 (T, H, W), the same maps before normalisation (relu'd, upsampled): comparable across
+        frames, so they show *which frames* matter, which per-frame normalisation hides.
+    logits: float32 (2,), the clip logits [real, fake]. target: 0 (real) or 1 (fake).
+    """
+
+    maps: np.ndarray
+    raw: np.ndarray
+    logits: np.ndarray
+    target: int
+    method: str
+
+    @property
+    def peaks(self) -> np.ndarray:
+        """Per-frame maximum of the raw map, float32 (T,)."""
+        return self.raw.reshape(len(self.raw), -1).max(axis=1)
+
+
+def target_layer(model: nn.Module) -> nn.Module:
+    """The last ResNeXt block: ``model.backbone.layer4`` (ResNeXtLSTM) or ``model.model[7]`` (legacy)."""
+    backbone = model.backbone
+    if hasattr(backbone, "layer4"):
+        return backbone.layer4
+    return backbone[7]  # LegacyReferenceModel: nn.Sequential(conv1, bn1, relu, maxpool, layer1..layer4)
+
+
+def target_index(target: str | int) -> int:
+    if isinstance(target, int) and target in (0, 1):
+        return target
+    if target not in TARGETS:
+        raise ValueError(f"target must be 'fake' or 'real', not {target!r}")
+    return TARGETS[target]
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Run with the model in eval mode (dropout off) and give it back in the mode it was in."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+def _as_frames(crops: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """crops: uint8 (T, H, W, 3) RGB numpy, or a tensor (T, 3, H, W) -> float32 (T, 3, H, W) in [0, 255]."""
+    if isinstance(crops, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+    return crops.float()
+
+
+def _normalise(cams: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """cams: relu'd (T, h, w) at layer resolution -> (maps in [0, 1], raw), both (T, H, W) float32.
+
+    Same order as pytorch-grad-cam's scale_cam_image: min-max per frame, then bilinear resize.
+    """
+    h, w = size
+    maps, raw = [], []
+    for c in cams.astype(np.float32):
+        n = c - c.min()
+        n = n / (1e-7 + n.max())
+        maps.append(cv2.resize(n, (w, h)))
+        raw.append(cv2.resize(c, (w, h)))
+    return np.clip(np.stack(maps), 0, 1).astype(np.float32), np.maximum(np.stack(raw), 0).astype(np.float32)
+
+
+def _cam_from(acts: torch.Tensor, grads: torch.Tensor) -> np.ndarray:
+    """acts, grads: (T, C, h, w) -> relu(sum_c mean_xy(grad_c) * A_c), float32 (T, h, w)."""
+    w = grads.float().mean(dim=(2, 3), keepdim=True)
+    return torch.relu((w * acts.float()).sum(dim=1)).detach().cpu().numpy()
+
+
+def _fast(model: nn.Module, x: torch.Tensor, idx: int) -> tuple[np.ndarray, np.ndarray]:
+    layer = target_layer(model)
+    store: dict[str, torch.Tensor] = {}
+
+    def cut(_module, _inp, out):
+        # The trunk up to here ran without autograd; from here on (pool -> LSTM -> head) record a graph
+        # that starts at this layer's output, a fresh leaf: the backward pass stops here.
+        # torch.no_grad() below restores the caller's grad mode on exit.
+        torch.set_grad_enabled(True)
+        a = out.detach().requires_grad_(True)
+        store["a"] = a
+        return a
+
+    handle = layer.register_forward_hook(cut)
+    try:
+        with torch.no_grad():
+            logits = model(x.unsqueeze(0))  # (1, 2)
+        with torch.enable_grad():
+            (grads,) = torch.autograd.grad(logits[0, idx], store["a"])
+    finally:
+        handle.remove()
+    return _cam_from(store["a"], grads), logits.detach()[0].cpu().numpy()
+
+
+class ClipAsBatch(nn.Module):
+    """Adapter for pytorch-grad-cam: input the T frames as a batch (T, 3, H, W), output the *clip's*
+    logits (1, 2) expanded to (T, 2), so every frame's map is for the clip decision.
+
+    The library treats a 5-D (N, T, 3, H, W) input as a 3-D volume and fails; this keeps it 2-D.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        logits = self.model(frames.unsqueeze(0))  # (1, 2)
+        return logits.expand(frames.shape[0], -1)  # (T, 2)
+
+
+def _library(model: nn.Module, x: torch.Tensor, idx: int) -> tuple[np.ndarray, np.ndarray]:
+    from pytorch_grad_cam import GradCAM  # ~7 s import: only when asked for
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    t = x.shape[0]
+    wrapper = ClipAsBatch(model)
+    cams = logits = None
+    try:
+        with torch.enable_grad(), GradCAM(model=wrapper, target_layers=[target_layer(model)]) as cam:
+            cam(input_tensor=x, targets=[ClassifierOutputTarget(idx)] * t)
+            # The loss summed the clip logit T times (once per row): divide to get d logit / d A.
+            acts = cam.activations_and_grads.activations[0]
+            grads = cam.activations_and_grads.gradients[0] / t
+            cams = _cam_from(acts, grads)
+            logits = cam.outputs.detach()[0].cpu().numpy()
+    finally:
+        # The library accumulates .grad into every weight of the shared model; drop them.
+        model.zero_grad(set_to_none=True)
+    if cams is None:  # GradCAM.__exit__ swallows IndexError (it only prints it)
+        raise RuntimeError("pytorch-grad-cam failed (IndexError swallowed by its context manager)")
+    return cams, logits
+
+
+def gradcam(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
+            method: str = DEFAULT_METHOD) -> CamResult:
+    """Grad-CAM of the clip decision for every frame of one face track.
+
+    model: ResNeXtLSTM or LegacyReferenceModel (anything with ``backbone`` and ``forward``).
+    crops: uint8 (T, H, W, 3) RGB (or a tensor (T, 3, H, W) in [0, 255]); T = 1 for an image.
+    target: "fake" (logit index 1) or "real" (index 0). method: "fast" (default) or "library".
+    Returns CamResult with maps and raw maps of shape (T, H, W).
+    """
+    idx = target_index(target)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    x = _as_frames(crops).to(next(model.parameters()).device)
+    with eval_mode(model), torch.autocast("cpu", enabled=False):
+        cams, logits = (_fast if method == "fast" else _library)(model, x, idx)
+    maps, raw = _normalise(cams, tuple(x.shape[-2:]))
+    return CamResult(maps, raw, np.asarray(logits, np.float32), idx, method)

@@ -1,0 +1,179 @@
+"""explain/: Grad-CAM maps, temporal importance, overlays, report wiring and HTML. Small models, offline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from detector.model import build_model, spec_for
+from explain.gradcam import gradcam
+from explain.temporal import temporal_importance
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    return build_model(spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=32)).eval()
+
+
+def _crops(t: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (t, size, size, 3), dtype=np.uint8)
+
+
+class OnlyFrameK(nn.Module):
+    """A tiny clip model whose decision reads frame k only (same methods as the real one)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.backbone = nn.Module()
+        self.backbone.layer4 = nn.Conv2d(3, 8, 5, stride=4)
+        self.head = nn.Linear(8, 2)
+
+    def forward_features(self, clip):  # (N, T, 3, H, W) -> (N, T, 8)
+        n, t = clip.shape[:2]
+        a = torch.relu(self.backbone.layer4(clip.flatten(0, 1).float() / 255))
+        return a.mean(dim=(2, 3)).view(n, t, -1)
+
+    def forward_head(self, f):
+        return self.head(f[:, self.k].float())
+
+    def frame_logits(self, f):
+        return self.head(f.float())
+
+    def forward(self, clip):
+        return self.forward_head(self.forward_features(clip))
+
+
+@pytest.mark.parametrize("method", ["fast", "library"])
+def test_gradcam_maps_shape_range(small_model, method):
+    crops = _crops(4)
+    r = gradcam(small_model, crops, "fake", method=method)
+    assert r.maps.shape == r.raw.shape == (4, 64, 64)
+    assert r.maps.dtype == np.float32 and np.isfinite(r.maps).all() and np.isfinite(r.raw).all()
+    assert r.maps.min() >= 0 and r.maps.max() <= 1
+    assert (r.raw >= 0).all()
+    assert not small_model.training
+
+
+def test_fast_matches_library(small_model):
+    crops = _crops(3, seed=1)
+    a = gradcam(small_model, crops, "real", method="fast")
+    b = gradcam(small_model, crops, "real", method="library")
+    np.testing.assert_allclose(a.raw, b.raw, rtol=1e-3, atol=1e-5 * max(1.0, float(a.raw.max())))
+    np.testing.assert_allclose(a.maps, b.maps, atol=5e-3)
+    assert all(p.grad is None for p in small_model.parameters())  # the library's .grad is dropped
+
+
+@pytest.mark.parametrize("method", ["fast", "library"])
+def test_hooks_released(small_model, method):
+    layer = small_model.backbone.layer4
+    before = (len(layer._forward_hooks), len(layer._backward_hooks), len(layer._forward_pre_hooks))
+    for _ in range(3):
+        gradcam(small_model, _crops(2, 32), "fake", method=method)
+    assert (len(layer._forward_hooks), len(layer._backward_hooks), len(layer._forward_pre_hooks)) == before
+
+
+def test_only_frame_k_matters():
+    torch.manual_seed(0)
+    k, t = 2, 5
+    model = OnlyFrameK(k).eval()
+    crops = _crops(t, 64, seed=3)
+    feats = model.forward_features(torch.from_numpy(crops).permute(0, 3, 1, 2)[None])
+    tem = temporal_importance(model, feats, "fake")
+    assert int(np.argmax(tem.importance)) == k and tem.importance[k] == 1.0
+    assert np.allclose(np.delete(tem.raw, k), 0) and tem.raw[k] > 0
+    assert int(np.argmax(tem.grad_x_input)) == k
+    assert tem.frame_p_fake.shape == (t,) and ((tem.frame_p_fake >= 0) & (tem.frame_p_fake <= 1)).all()
+    cam = gradcam(model, crops, "fake")
+    assert np.allclose(np.delete(cam.peaks, k), 0)  # raw maps keep which frame mattered
+
+
+def test_temporal_on_lstm_and_inference_tensors(small_model):
+    from detector.pipeline import Detector
+
+    det = Detector(small_model, small_model.spec, precision="fp32")
+    feats = det.features(_crops(6))  # an inference tensor, as the pipeline caches it
+    tem = temporal_importance(det.model, feats, "fake")
+    assert tem.importance.shape == tem.raw.shape == tem.grad_x_input.shape == (6,)
+    assert tem.importance.min() == 0 and tem.importance.max() == 1
+    assert abs(tem.p_fake - det.p_fake(feats)) < 1e-5
+    assert not det.model.training
+
+
+def test_image_t1(small_model):
+    crops = _crops(1)
+    feats = small_model.forward_features(torch.from_numpy(crops).permute(0, 3, 1, 2)[None]).detach()
+    tem = temporal_importance(small_model, feats)
+    assert tem.importance.tolist() == [1.0]
+    r = gradcam(small_model, crops)
+    assert r.maps.shape == (1, 64, 64) and np.isfinite(r.maps).all()
+
+
+def test_overlay_frame_window():
+    from explain.overlay import overlay_crops, overlay_frame
+
+    frame = np.zeros((100, 160, 3), np.uint8)
+    m = np.ones((112, 112), np.float32)
+    out = overlay_frame(frame, m, [100, 40, 150, 90], margin=0.3)  # window runs past the right/bottom edge
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert out[:, :80].sum() == 0 and out[60, 130].sum() > 0
+    ov = overlay_crops(np.zeros((2, 112, 112, 3), np.uint8), np.stack([m, m * 0]))
+    assert ov[0, 50, 50, 0] > ov[0, 50, 50, 2]  # RGB order: JET high = red
+    assert ov[1, 50, 50, 2] > ov[1, 50, 50, 0]  # low = blue
+
+
+def _synthetic_report(model, t: int = 3):
+    from detector.pipeline import Detector
+    from detector.report import FaceResult, Report
+
+    det = Detector(model, model.spec, precision="fp32")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (t + 1, 120, 160, 3), dtype=np.uint8)
+    indices = [0, 10, 20, 30][: t + 1]
+    crops = _crops(t, 112)
+    f = det.features(crops)
+    face = FaceResult(0, det.p_fake(f), indices[1:], [[40, 30, 100, 90]] * t, [False] * t, crops)
+    report = Report(file={"name": "<script>alert(1)</script>.mp4", "bytes": 1, "sha256": "ab" * 32},
+                    video={"width": 160, "height": 120, "fps": 25.0, "frame_count": 31, "duration_s": 1.2,
+                           "codec": "mp4v", "rotation": 0},
+                    model=det.model_info(), verdict="FAKE", p_fake=face.p_fake, threshold=0.5, faces=[face],
+                    timings_s={"model": 0.1},
+                    sampling={"requested": t + 1, "used": t + 1, "indices": indices},
+                    warnings=["a <b>warning</b> & more"], software={"deepfake_forensics": "test"},
+                    frames=frames)
+    return report, det, [f]
+
+
+def test_explain_report_and_export(small_model, tmp_path):
+    from explain import explain_report
+    from explain.export import render_html, write_explanations
+
+    report, det, feats = _synthetic_report(small_model)
+    explain_report(report, det, feats, target="fake")
+    ex = report.faces[0].explanation
+    assert ex["cam"].shape == (3, 112, 112) and ex["crop_overlays"].shape == (3, 112, 112, 3)
+    assert ex["frame_overlays"].shape == (3, 120, 160, 3) and ex["frame_overlays"].dtype == np.uint8
+    d = json.loads(json.dumps(report.to_dict()))
+    pf = d["explanations"]["per_face"][0]
+    assert len(pf["temporal_importance"]) == len(pf["frame_p_fake"]) == len(pf["cam_peak"]) == 3
+    assert "explain/face0_f00010_crop.png" in pf["overlays"]
+    assert "explain/face0_f00030_frame.png" in pf["overlays"]
+    written = write_explanations(report, tmp_path)
+    assert {str(p.relative_to(tmp_path)) for p in written} == set(pf["overlays"]) | {"report.html"}
+    page = (tmp_path / "report.html").read_text()
+    assert "FAKE" in page and "<svg" in page and "data:image/png;base64," in page
+    assert "<script>" not in page and "&lt;script&gt;" in page and "<b>warning</b>" not in page
+    assert render_html(report) == page
+
+
+def test_render_html_without_explanations(small_model):
+    from explain.export import render_html
+
+    report, _, _ = _synthetic_report(small_model, t=2)
+    page = render_html(report)
+    assert "FAKE" in page and "Grad-CAM overlays" not in page and "<script>" not in page
