@@ -38,6 +38,7 @@ from detector.prepare import load_prepared
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "resnext50_lstm"  # registry name (detector/model.py)
+    backbone: str | None = None  # None: the registry's; "resnet18" for quick experiments and tests
     lstm_hidden: int = 256  # 256 keeps the fp16 file < 64 MB (2048 would add 67 MB of LSTM alone)
     frame_batch: int = 32  # stage 1 frames per step
     frame_lr: float = 1e-3  # from scratch: 1e-3 with cosine decay; fine-tuning pretrained: 1e-4
@@ -123,18 +124,27 @@ def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, devi
     head = nn.Linear(model.backbone.num_features, 2).to(device)
     params = list(model.backbone.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.frame_lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.frame_lr, total_steps=cfg.frame_steps, pct_start=0.05)
     ckpt = run / "stage1.pt"
-    step, best = 0, math.inf
+    step, best, elapsed = 0, math.inf, 0.0
     if ckpt.is_file():
         s = torch.load(ckpt, map_location=device, weights_only=True)
         model.backbone.load_state_dict(s["backbone"])
         head.load_state_dict(s["head"])
         opt.load_state_dict(s["opt"])
-        sched.load_state_dict(s["sched"])
-        step, best = s["step"], s["best"]
+        step, best, elapsed = s["step"], s["best"], s.get("elapsed", 0.0)
         if s.get("done"):
             return
+    # The schedule follows whichever runs out first, steps or the time budget, so a budget-limited run
+    # still anneals: 3% warm-up, then cosine to 2% of the peak.
+    budget = max(1.0, deadline - time.time() + elapsed)
+    started = time.time() - elapsed
+
+    def lr_at(step: int) -> float:
+        frac = min(1.0, max(step / cfg.frame_steps, (time.time() - started) / budget))
+        if frac < 0.03:
+            return cfg.frame_lr * (0.1 + 0.9 * frac / 0.03)
+        return cfg.frame_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
+
     rng = np.random.default_rng(cfg.seed + step)
     n, t = xtr.shape[:2]
     real, fake = np.flatnonzero(ytr == 0), np.flatnonzero(ytr == 1)
@@ -145,29 +155,37 @@ def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, devi
         # Balanced batch: half real, half fake clips, one random frame each.
         clips = np.concatenate([rng.choice(real, cfg.frame_batch // 2), rng.choice(fake, cfg.frame_batch // 2)])
         frames = np.stack([augment(xtr[c, rng.integers(t)], rng) for c in clips])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
         with _autocast(device):
             logits = head(model.frame_features(_to_tensor(frames, device)))
         loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(ytr[clips]).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
         step += 1
         losses.append(loss.item())
-        if step % cfg.eval_every == 0 or step == cfg.frame_steps:
-            val = _frame_val_loss(model, head, xva, yva, device)
-            row = {"stage": 1, "step": step, "train_loss": float(np.mean(losses)), "val_loss": val,
-                   "lr": sched.get_last_lr()[0], "s_per_step": (time.time() - t0) / len(losses)}
-            _log(run, row)
+        if step % cfg.eval_every == 0:
+            best = _checkpoint(model, head, opt, (xva, yva), run, step, best, losses, t0, started, device)
             losses, t0 = [], time.time()
-            if val < best:
-                best = val
-                torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict()}, run / "stage1_best.pt")
-            torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "step": step, "best": best}, ckpt)
+    if losses or not (run / "stage1_best.pt").is_file():
+        best = _checkpoint(model, head, opt, (xva, yva), run, step, best, losses, t0, started, device)
     s = torch.load(ckpt, map_location=device, weights_only=True)
     s["done"] = True
     torch.save(s, ckpt)
+
+
+def _checkpoint(model, head, opt, val, run, step, best, losses, t0, started, device) -> float:
+    """Validate, log, keep the best backbone (stage1_best.pt) and a resumable checkpoint (stage1.pt)."""
+    vl = _frame_val_loss(model, head, *val, device)
+    _log(run, {"stage": 1, "step": step, "train_loss": float(np.mean(losses)) if losses else None, "val_loss": vl,
+               "lr": opt.param_groups[0]["lr"], "s_per_step": (time.time() - t0) / max(len(losses), 1)})
+    if vl < best:
+        best = vl
+        torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict()}, run / "stage1_best.pt")
+    torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+                "step": step, "best": best, "elapsed": time.time() - started}, run / "stage1.pt")
+    return best
 
 
 # ---- stage 2 --------------------------------------------------------------------------------------------
@@ -232,7 +250,7 @@ def plot_curves(run: Path) -> Path:
     for ax, stage, key in ((axes[0], 1, "step"), (axes[1], 2, "epoch")):
         r = [x for x in rows if x["stage"] == stage]
         for name in ("train_loss", "val_loss"):
-            ax.plot([x[key] for x in r], [x[name] for x in r], label=name)
+            ax.plot([x[key] for x in r], [math.nan if x[name] is None else x[name] for x in r], label=name)
         ax.set_title(f"stage {stage} ({'frames' if stage == 1 else 'LSTM on cached features'})")
         ax.set_xlabel(key)
         ax.legend()
@@ -255,7 +273,8 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
     xtr, ytr, _ = load_prepared(prepared, "train")
     xva, yva, _ = load_prepared(prepared, "val")
     seq_len = xtr.shape[1]
-    spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=xtr.shape[2])
+    spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=xtr.shape[2],
+                    **({"backbone": cfg.backbone} if cfg.backbone else {}))
     model = build_model(spec).to(device).to(memory_format=torch.channels_last)
     deadline = t_start + budget_min * 60 * 0.85  # keep ~15% of the budget for stage 2 and saving
     train_frames(model, ((xtr, ytr), (xva, yva)), run, cfg, deadline, device)
