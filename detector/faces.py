@@ -73,10 +73,22 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-@dataclass
 class Detection:
-    box: Box
-    encoding: np.ndarray | None = None
+    """A face box, and its 128-d encoding computed only if tracking asks for it (re-linking after a
+    miss): a clip where IoU links every frame never pays for encodings."""
+
+    def __init__(self, box: Box, encoding: np.ndarray | None = None,
+                 source: tuple[np.ndarray, tuple[int, int, int, int]] | None = None) -> None:
+        self.box, self._encoding, self._source = box, encoding, source
+
+    @property
+    def encoding(self) -> np.ndarray | None:
+        if self._encoding is None and self._source is not None:
+            image, loc = self._source
+            # "small" = 5-point landmarks: ~4x faster than 68-point and enough to align the face.
+            self._encoding = _face_recognition().face_encodings(image, [loc], num_jitters=1, model="small")[0]
+            self._source = None
+        return self._encoding
 
 
 @dataclass
@@ -92,7 +104,13 @@ class FaceTrack:
     positions: list[int] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     detected: list[bool] = field(default_factory=list)
-    encodings: list[np.ndarray] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list, repr=False)
+
+    def encoding(self) -> np.ndarray | None:
+        """Mean encoding of the last three detections (computed on demand)."""
+        encs = [d.encoding for d in self.detections[-3:]]
+        encs = [e for e in encs if e is not None]
+        return np.mean(encs, axis=0) if encs else None
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -112,7 +130,7 @@ def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig()) -> list[D
     """Detect faces in one frame.
 
     frame: uint8 (H, W, 3) RGB. Returns detections in full-resolution pixel coordinates, with 128-d
-    encodings when `config.use_encodings`.
+    encodings computed lazily when `config.use_encodings` and tracking needs them.
     """
     fr = _face_recognition()
     h, w = frame.shape[:2]
@@ -120,16 +138,13 @@ def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig()) -> list[D
     small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
     small = np.ascontiguousarray(small)
     locs = fr.face_locations(small, number_of_times_to_upsample=config.upsample, model=config.detector)
-    encs: list[np.ndarray | None] = [None] * len(locs)
-    if config.use_encodings and locs:
-        # "small" = 5-point landmarks: ~4x faster than 68-point and enough for alignment before encoding.
-        encs = list(fr.face_encodings(small, known_face_locations=locs, num_jitters=1, model="small"))
     out = []
-    for (top, right, bottom, left), enc in zip(locs, encs):
+    for loc in locs:
+        top, right, bottom, left = loc
         box = Box(left / scale, top / scale, right / scale, bottom / scale)
         box = Box(max(0.0, box.x0), max(0.0, box.y0), min(float(w), box.x1), min(float(h), box.y1))
         if box.area > 0:
-            out.append(Detection(box, enc))
+            out.append(Detection(box, source=(small, loc) if config.use_encodings else None))
     return out
 
 
@@ -146,7 +161,7 @@ def track_faces(detections: list[list[Detection]], config: FaceConfig = FaceConf
     for t, dets in enumerate(detections):
         pairs = []
         for ti, tr in enumerate(tracks):
-            if tr.positions[-1] == t - 1 or (tr.positions and t - tr.positions[-1] <= 2):
+            if t - tr.positions[-1] <= 2:  # IoU links across at most one missed frame
                 for di, d in enumerate(dets):
                     score = iou(tr.boxes[-1], d.box)
                     if score >= config.iou_threshold:
@@ -162,11 +177,13 @@ def track_faces(detections: list[list[Detection]], config: FaceConfig = FaceConf
             if di in used_d:
                 continue
             best, best_ti = None, None
-            if config.use_encodings and d.encoding is not None:
-                for ti, tr in enumerate(tracks):
-                    if ti in used_t or not tr.encodings or tr.positions[-1] >= t:
+            candidates = [ti for ti, tr in enumerate(tracks) if ti not in used_t and tr.positions[-1] < t]
+            if config.use_encodings and candidates and d.encoding is not None:
+                for ti in candidates:
+                    enc = tracks[ti].encoding()
+                    if enc is None:
                         continue
-                    dist = float(np.linalg.norm(np.mean(tr.encodings, axis=0) - d.encoding))
+                    dist = float(np.linalg.norm(enc - d.encoding))
                     if dist < config.relink_distance and (best is None or dist < best):
                         best, best_ti = dist, ti
             if best_ti is not None:
@@ -189,8 +206,7 @@ def _append(tr: FaceTrack, t: int, d: Detection) -> None:
     tr.positions.append(t)
     tr.boxes.append(d.box)
     tr.detected.append(True)
-    if d.encoding is not None:
-        tr.encodings.append(d.encoding)
+    tr.detections.append(d)
 
 
 def _fill_gaps(tr: FaceTrack) -> FaceTrack:
