@@ -2,7 +2,7 @@
 
 Detection runs face_recognition (dlib) on a downscaled copy of each frame and maps the boxes back to
 full resolution: HOG at full 1280x720 with upsample=1 costs ~300 ms a frame here, at a 480-px long side
-~30-40 ms (../shared/PERF.md). "hog is faster on CPUs, cnn (mmod) more accurate but ~1.5 s a frame".
+~30-40 ms (project measurements; benchmarks/bench_analyze.py). "hog is faster on CPUs, cnn (mmod) more accurate but ~1.5 s a frame".
 
 Tracking is greedy IoU matching between consecutive sampled frames; a face lost for a few frames is
 re-linked to its old track by its 128-d face encoding (distance < `relink_distance`), so one person

@@ -1,6 +1,6 @@
 """ResNeXt50 + LSTM video classifier, and the legacy reference layout.
 
-Architecture (ReLSTM / RLNet papers, ../shared/SEEDS.md): per-frame ResNeXt50_32x4d trunk (torchvision
+Architecture (ReLSTM and RLNet papers): per-frame ResNeXt50_32x4d trunk (torchvision
 architecture, no ImageNet weights here), global average pool -> 2048 features, an LSTM **with
 batch_first=True** so it runs across the T frames, the mean of its outputs over time, dropout, and a
 Linear head with 2 logits, index 1 = FAKE.

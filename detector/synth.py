@@ -13,7 +13,7 @@
 Both real and fake outputs are re-encoded with the same codec, so compression is no shortcut.
 Everything is deterministic for a given seed (numpy Generator per clip, derived from seed and file name).
 
-    deepfake-forensics synth --real ../shared/data --out data/synth --seed 0
+    deepfake-forensics synth --real REAL_CLIPS/ --out data/synth --seed 0
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ The map of frame t is ``relu(sum_c w_c * A_c)`` where A = the target layer's out
 ``w_c = mean_xy d logit_target / d A_c``. The logit is the **clip** decision (LSTM over all T frames),
 so each frame's map says where in that frame the clip decision looked.
 
-Two implementations, same maps (within ~0.003 after normalisation, see ../shared/PERF.md):
+Two implementations, same maps (within ~0.003 after normalisation, measured on the project machine):
 
 - ``method="fast"`` (default): the trunk runs without autograd; a forward hook on the target layer
   turns its output into a fresh leaf and switches autograd on, so only pool -> LSTM -> head are
   recorded and ``torch.autograd.grad`` stops at the layer's output; nothing flows into backbone
-  weights. About 2x cheaper than the library (0.99 s vs 1.85 s at T=20 in ../shared/PERF.md; here
+  weights. About 2x cheaper than the library (0.99 s vs 1.85 s at T=20 on the project machine; here
   2x-4x) and the only one that meets the "explanation <= 2.5x classification" budget
   (benchmarks/bench_explain.py), hence the default.
 - ``method="library"``: jacobgil/pytorch-grad-cam's ``GradCAM``. It back-propagates into every backbone
