@@ -137,6 +137,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--json-out", type=Path)
     p.add_argument("--roc", type=Path, help="ROC curve PNG")
+    p.add_argument("--update-sidecar", action="store_true",
+                   help="store these figures in the weights' JSON sidecar (metrics.<split>); the tensor file "
+                        "and its sha256 are unchanged")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -155,4 +158,20 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
           f"log loss {v['log_loss']:.4f}; frame-level ROC-AUC {res['frame']['roc_auc']:.4f}")
     for m, r in res["per_method"].items():
         print(f"  real vs {m}: ROC-AUC {r['roc_auc']:.4f}, acc {r['accuracy']:.4f}")
+    if a.update_sidecar:
+        import dataclasses
+
+        from detector.weights import sidecar_path
+
+        summary = {k: res[k] for k in ("n_clips", "n_real", "n_fake", "identities")}
+        summary.update({"video": _rounded(res["video"]), "frame": _rounded(res["frame"]),
+                        "per_method": {m: _rounded(r) for m, r in res["per_method"].items()},
+                        "command": f"deepfake-forensics evaluate PREPARED --split {a.split}"})
+        spec = dataclasses.replace(spec, metrics={**spec.metrics, a.split: summary})
+        sidecar_path(a.weights or DEFAULT_WEIGHTS).write_text(spec.to_json() + "\n")
+        print(f"stored in {sidecar_path(a.weights or DEFAULT_WEIGHTS).name}")
     return 0
+
+
+def _rounded(m: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}

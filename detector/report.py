@@ -6,7 +6,6 @@ strings, so a report is small and stable.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -95,6 +94,3 @@ class Report:
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-
-def replace(report: Report, **changes) -> Report:
-    return dataclasses.replace(report, **changes)

@@ -3,7 +3,7 @@
 Two stages, because there are no ImageNet weights here and the CPU is slow:
 1. frame-level warm-up: the backbone and a temporary linear head learn real-vs-fake on single frames
    (every frame of a clip carries the clip's label); channels_last + bf16 autocast on CPUs with native
-   bf16 (~2x faster here), CUDA when present. Best backbone by validation loss.
+   bf16 (~2x faster here), CUDA when present. Best backbone by validation frame ROC-AUC.
 2. sequence stage: the backbone is frozen, features of every clip are cached (no augmentation, as at
    inference), and the LSTM + head are trained on them (Adam, cross-entropy, early stopping on
    validation loss, best checkpoint kept).
@@ -99,20 +99,24 @@ def _log(run: Path, row: dict) -> None:
 
 
 @torch.no_grad()
-def _frame_val_loss(model, head, x: np.ndarray, y: np.ndarray, device: str, max_frames: int = 1200) -> float:
+def frame_val_metrics(model, head, x: np.ndarray, y: np.ndarray, device: str,
+                      max_frames: int = 1200) -> tuple[float, float]:
+    """(loss, ROC-AUC) of single-frame predictions on a fixed sample of validation frames."""
+    from detector.evaluate import roc_auc
+
     model.eval()
     head.eval()
     n, t = x.shape[:2]
     rng = np.random.default_rng(123)  # the same validation frames every time
     idx = rng.choice(n * t, min(max_frames, n * t), replace=False)
     frames, labels = x.reshape(n * t, *x.shape[2:])[idx], np.repeat(y, t)[idx]
-    losses = []
+    logits = []
     for i in range(0, len(frames), 64):
         with _autocast(device):
-            logits = head(model.frame_features(_to_tensor(frames[i:i + 64], device)))
-        losses.append(nn.functional.cross_entropy(logits.float(), torch.from_numpy(labels[i:i + 64]).to(device),
-                                                  reduction="sum").item())
-    return sum(losses) / len(frames)
+            logits.append(head(model.frame_features(_to_tensor(frames[i:i + 64], device))).float().cpu())
+    logits = torch.cat(logits)
+    loss = nn.functional.cross_entropy(logits, torch.from_numpy(labels)).item()
+    return loss, roc_auc(labels, torch.softmax(logits, -1)[:, 1].numpy())
 
 
 # ---- stage 1 --------------------------------------------------------------------------------------------
@@ -176,12 +180,18 @@ def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, devi
 
 
 def _checkpoint(model, head, opt, val, run, step, best, losses, t0, started, device) -> float:
-    """Validate, log, keep the best backbone (stage1_best.pt) and a resumable checkpoint (stage1.pt)."""
-    vl = _frame_val_loss(model, head, *val, device)
+    """Validate, log, keep the best backbone (stage1_best.pt) and a resumable checkpoint (stage1.pt).
+
+    Stage 1 keeps the backbone with the best validation ROC-AUC (`best` holds -AUC): from scratch on
+    few identities the frame loss rises with over-confidence while the ranking still improves, and the
+    LSTM stage re-calibrates anyway (it early-stops on validation loss).
+    """
+    vl, auc = frame_val_metrics(model, head, *val, device)
     _log(run, {"stage": 1, "step": step, "train_loss": float(np.mean(losses)) if losses else None, "val_loss": vl,
-               "lr": opt.param_groups[0]["lr"], "s_per_step": (time.time() - t0) / max(len(losses), 1)})
-    if vl < best:
-        best = vl
+               "val_auc": auc, "lr": opt.param_groups[0]["lr"],
+               "s_per_step": (time.time() - t0) / max(len(losses), 1)})
+    if -auc < best:
+        best = -auc
         torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict()}, run / "stage1_best.pt")
     torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
                 "step": step, "best": best, "elapsed": time.time() - started}, run / "stage1.pt")
