@@ -11,7 +11,10 @@ the top 20% Grad-CAM pixels of every frame's crop vs a random 20% of the pixels 
 and record the drop in p_fake. This needs the backbone again per draw, so it uses
 min(--draws, --spatial-draws) random draws.
 
-A drop is p_fake(original) - p_fake(modified); ratio = top drop / random drop (> 1: the explanation
+Scores are the fake-vs-real logit margin (logit_fake - logit_real) by default: p_fake saturates at 1.000
+on confident fakes, where every deletion "drops" it by 0 and the ratio is noise (seen with the trained
+model); `--score p_fake` measures probabilities instead.
+A drop is score(original) - score(modified); ratio = top drop / random drop (> 1: the explanation
 found what matters more than chance). With random weights (the bundled untrained model) expect ~1.
 
 Run:  python benchmarks/bench_faithfulness.py [--clips a.mp4 dir/ ...] [--frames 20] [--draws 50]
@@ -111,6 +114,18 @@ def _synth_fake(tmp: Path, max_frames: int = 75) -> Path:
     return out
 
 
+_SCORE = "logit"
+
+
+@torch.inference_mode()
+def score(det, feats: torch.Tensor) -> float:
+    """Logit margin (fake - real) of the clip, or p_fake with --score p_fake."""
+    if _SCORE == "p_fake":
+        return det.p_fake(feats)
+    logits = det.model.forward_head(feats)[0]
+    return float(logits[1] - logits[0])
+
+
 def evaluate_clip(path: Path, det, args, rng: np.random.Generator) -> dict | None:
     from detector.pipeline import AnalysisConfig, analyze_video
 
@@ -123,7 +138,7 @@ def evaluate_clip(path: Path, det, args, rng: np.random.Generator) -> dict | Non
     face = max(report.faces, key=lambda f: f.p_fake)
     crops, ex = face.crops, face.explanation
     feats = det.features(crops)
-    p0 = det.p_fake(feats)
+    p0 = score(det, feats)
     n = feats.shape[1]
     row: dict = {"file": path.name, "p_fake": round(p0, 6), "frames": n, "temporal": {}, "spatial": {}}
     for ranking in ("temporal_importance", "grad_x_input"):
@@ -132,14 +147,14 @@ def evaluate_clip(path: Path, det, args, rng: np.random.Generator) -> dict | Non
         for k in KS:
             if k >= n:
                 continue
-            top = p0 - det.p_fake(delete_frames(feats, [int(i) for i in order[:k]]))
-            rand = [p0 - det.p_fake(delete_frames(feats, [int(i) for i in rng.choice(n, k, replace=False)]))
+            top = p0 - score(det, delete_frames(feats, [int(i) for i in order[:k]]))
+            rand = [p0 - score(det, delete_frames(feats, [int(i) for i in rng.choice(n, k, replace=False)]))
                     for _ in range(args.draws)]
             res[f"k{k}"] = {"top_drop": _sig(top), "random_drop": _sig(np.mean(rand))}
         row["temporal"][ranking] = res
     draws = min(args.draws, args.spatial_draws)
-    top = p0 - det.p_fake(det.features(blur_mask(crops, top_mask(ex["cam"]))))
-    rand = [p0 - det.p_fake(det.features(blur_mask(crops, rng.random(ex["cam"].shape) < AREA)))
+    top = p0 - score(det, det.features(blur_mask(crops, top_mask(ex["cam"]))))
+    rand = [p0 - score(det, det.features(blur_mask(crops, rng.random(ex["cam"].shape) < AREA)))
             for _ in range(draws)]
     row["spatial"] = {"top_drop": _sig(top), "random_drop": _sig(np.mean(rand)), "draws": draws,
                       "cam_zero_frames": int((ex["cam"].reshape(n, -1).max(1) == 0).sum())}
@@ -170,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--score", choices=["logit", "p_fake"], default="logit",
+                    help="what a deletion is measured on (default: fake-real logit margin)")
     args = ap.parse_args(argv)
+    global _SCORE
+    _SCORE = args.score
 
     det = get_detector(args.weights, args.precision)
     rng = np.random.default_rng(args.seed)
@@ -201,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     top = statistics.mean(r["spatial"]["top_drop"] for r in rows)
     rnd = statistics.mean(r["spatial"]["random_drop"] for r in rows)
     summary["spatial"] = {"top_drop": _sig(top), "random_drop": _sig(rnd), "ratio": _ratio(top, rnd)}
-    print("\nmean drop in p_fake, top vs random (ratio):")
+    print(f"\nmean drop in score ({_SCORE}), top vs random (ratio):")
     for ranking, ks in summary["temporal"].items():
         print(f"  temporal by {ranking}: " + ", ".join(
             f"k={k[1:]} {v['top_drop']:.4f} vs {v['random_drop']:.4f} ({v['ratio']})" for k, v in ks.items()))
@@ -215,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "neighbour "
                                    "frame (feature-level, exact since the backbone is per frame) vs k random "
                                    f"frames (mean of {args.draws} draws); "
-                                   "drop = p_fake(orig) - p_fake(modified)",
+                                   f"drop = score(orig) - score(modified), score = {_SCORE}",
                        "spatial": f"GaussianBlur sigma {SIGMA} of the top {AREA:.0%} Grad-CAM pixels per "
                                   f"frame vs random {AREA:.0%} pixels (i.i.d.), mean of "
                                   "min(draws, spatial_draws) draws",

@@ -98,6 +98,11 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
                          "cam_peak": [float(f"{v:.4g}") for v in cam.peaks], "overlays": names})
     report.explanations = {"method": method_description(method, layer), "target": target,
                            "per_face": per_face}
+    # How faithful these explanations were measured to be for this model (benchmarks/
+    # bench_faithfulness.py, stored in the weights' sidecar), so a reader can weigh them.
+    faithfulness = getattr(getattr(detector, "spec", None), "metrics", {}).get("faithfulness")
+    if faithfulness is not None:
+        report.explanations["faithfulness"] = faithfulness
 
 
 def _margin(report) -> float:
