@@ -70,7 +70,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 
 
 @torch.no_grad()
-def predict(model, x: np.ndarray, batch: int = 8, precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def predict(model, x: np.ndarray, precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Video- and frame-level p_fake: x uint8 (N, T, H, W, 3) RGB -> ((N,), (N, T)).
 
     Frame-level: the head on each frame's features alone (a T = 1 clip), i.e. what the model says from

@@ -2,7 +2,8 @@
 
 Detection runs face_recognition (dlib) on a downscaled copy of each frame and maps the boxes back to
 full resolution: HOG at full 1280x720 with upsample=1 costs ~300 ms a frame here, at a 480-px long side
-~30-40 ms (project measurements; benchmarks/bench_analyze.py). "hog is faster on CPUs, cnn (mmod) more accurate but ~1.5 s a frame".
+~30-40 ms (project measurements; benchmarks/bench_analyze.py). "hog is faster on CPUs, cnn (mmod) more
+accurate but ~1.5 s a frame".
 
 Tracking is greedy IoU matching between consecutive sampled frames; a face lost for a few frames is
 re-linked to its old track by its 128-d face encoding (distance < `relink_distance`), so one person
@@ -135,8 +136,9 @@ def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig()) -> list[D
     fr = _face_recognition()
     h, w = frame.shape[:2]
     scale = min(1.0, config.detect_max_side / max(h, w))
-    small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
-    small = np.ascontiguousarray(small)
+    if scale < 1:
+        frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    small = np.ascontiguousarray(frame)
     locs = fr.face_locations(small, number_of_times_to_upsample=config.upsample, model=config.detector)
     out = []
     for loc in locs:

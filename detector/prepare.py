@@ -166,7 +166,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-ids", default="", help="comma-separated identities for validation")
     p.add_argument("--test-ids", default="", help="comma-separated identities for test")
     p.add_argument("--workers", type=int, default=2)
-    p.set_defaults(func=lambda a: print(f"prepared {len(prepare(a.root, a.out, a.frames, _ids(a.val_ids), _ids(a.test_ids), a.workers))} clips") or 0)
+    p.set_defaults(func=_cmd_prepare)
+
+
+def _cmd_prepare(a: argparse.Namespace) -> int:
+    kept = prepare(a.root, a.out, a.frames, _ids(a.val_ids), _ids(a.test_ids), a.workers)
+    print(f"prepared {len(kept)} clips")
+    return 0
 
 
 def _ids(s: str) -> list[str]:

@@ -106,8 +106,8 @@ def test_legacy_checkpoint_loads_unchanged(tmp_path):
         bgr = (x[0].float().flip(1) / 255 - mean) / std
         trunk = model.model
         f = torch.nn.functional.adaptive_avg_pool2d(trunk(bgr), 1).flatten(1)  # (T, 2048)
-        w_ih, w_hh = state["lstm.weight_ih_l0"], state["lstm.weight_hh_l0"]
-        gates = f[-1:] @ w_ih.T  # one step from a zero state, last frame only
+        # One step from a zero state (so weight_hh_l0 multiplies zeros), last frame only.
+        gates = f[-1:] @ state["lstm.weight_ih_l0"].T
         i, fg, g, o = gates.chunk(4, 1)
         h = torch.sigmoid(o) * torch.tanh(torch.sigmoid(i) * torch.tanh(g))
         ref = h @ state["linear1.weight"].T + state["linear1.bias"]
