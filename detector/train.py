@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from detector.model import build_model, spec_for
+from detector.online_fakes import OnlineFakes
 from detector.prepare import load_prepared
 
 # ---- config: the knobs worth touching, with advice -------------------------------------------------
@@ -50,6 +51,17 @@ class TrainConfig:
     patience: int = 8  # early stopping on validation loss (ReLSTM: 5, RLNet: 3; cheap here, so 8)
     eval_every: int = 100  # stage 1 steps between validations
     seed: int = 0
+    # Warm start: backbone (and LSTM + head) from earlier weights of the same architecture, e.g. the shipped
+    # default. Only ever from weights trained on the same training identities (no val/test leakage).
+    init: str | None = None
+    # Fresh fakes from the real training crops (detector/online_fakes.py). Per stage-1 batch of 32: 16 real
+    # frames, self-blends of the first `online_sbi` of those same frames (paired, as in SBI: identity is
+    # then no cue), `online_swap` swaps onto the next ones, the rest of the fakes from the prepared set.
+    online_fakes: bool = True
+    online_sbi: int = 8
+    online_swap: int = 4
+    seq_online_sbi: int = 2  # stage 2: extra SBI clips per real training clip (features cached once)
+    seq_online_swap: int = 1  # stage 2: extra swap clips per real training clip
 
 
 # ---- augmentation (uint8 RGB crops in, out) ---------------------------------------------------------
@@ -64,6 +76,14 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-8, 8), rng.uniform(0.92, 1.08))
         m[:, 2] += rng.uniform(-0.05, 0.05, 2) * w
         img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if rng.random() < 0.25:  # face resolution varies (GRID _hq clips, zoom): down- and up-sample
+        f = rng.uniform(0.45, 0.9)
+        small = cv2.resize(np.ascontiguousarray(img), (max(8, int(w * f)), max(8, int(h * f))),
+                           interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    elif rng.random() < 0.15:  # ... or is sharper than the training clips
+        x = img.astype(np.float32)
+        img = np.clip(x + rng.uniform(0.3, 1.0) * (x - cv2.GaussianBlur(x, (0, 0), 1.2)), 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
         img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15), 0, 255).astype(np.uint8)
     if rng.random() < 0.4:
@@ -122,8 +142,56 @@ def frame_val_metrics(model, head, x: np.ndarray, y: np.ndarray, device: str,
 # ---- stage 1 --------------------------------------------------------------------------------------------
 
 
-def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, device: str) -> None:
-    """Frame-level warm-up of model.backbone with a temporary Linear head; keeps the best by val loss."""
+def frame_batch(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, rng: np.random.Generator,
+                online: OnlineFakes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One balanced stage-1 batch: augmented frames uint8 (B, S, S, 3) RGB and labels int64 (B,), 1 = fake.
+
+    x: uint8 (N, T, S, S, 3) RGB clips with labels y (N,). Half the batch is random frames of real clips.
+    With `online` (an OnlineFakes over x[y == 0], same order), the first `cfg.online_sbi` fakes are
+    self-blends of the first real frames of this very batch and the next `cfg.online_swap` are swaps onto
+    the following ones; prepared fakes fill the rest.
+    """
+    t = x.shape[1]
+    real, fake = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    half = cfg.frame_batch // 2
+    rc, rt = rng.choice(len(real), half), rng.integers(t, size=half)
+    frames = [x[real[c], k] for c, k in zip(rc, rt)]
+    fakes: list[np.ndarray] = []
+    if online is not None:
+        n_sbi = min(cfg.online_sbi, half)
+        fakes += [online.sbi_frame(rc[i], rt[i], rng) for i in range(n_sbi)]
+        for i in range(n_sbi, min(half, n_sbi + cfg.online_swap)):
+            f = online.swap_frame(rc[i], rt[i], rng)
+            if f is not None:
+                fakes.append(f)
+    while len(fakes) < half:
+        if not len(fake):
+            raise ValueError("no fake clips to train on: prepare some, or enable online fakes")
+        fakes.append(x[rng.choice(fake), rng.integers(t)])
+    batch = np.stack([augment(f, rng) for f in frames + fakes])
+    return batch, np.r_[np.zeros(half, np.int64), np.ones(half, np.int64)]
+
+
+def online_fakes_for(x: np.ndarray, y: np.ndarray, rows: list[dict], run: Path) -> OnlineFakes:
+    """OnlineFakes over the real clips of x (uint8 (N, T, S, S, 3)); landmarks cached in `run`."""
+    from detector.online_fakes import crop_landmarks
+
+    real = np.flatnonzero(y == 0)
+    crops = x[real]
+    cache = run / "landmarks_train_real.npy"
+    if cache.is_file() and np.load(cache).shape[:2] == crops.shape[:2]:
+        lms = np.load(cache)
+    else:
+        t0 = time.time()
+        lms = crop_landmarks(crops.reshape(-1, *crops.shape[2:])).reshape(*crops.shape[:2], 68, 2)
+        np.save(cache, lms)
+        print(f"landmarks of {crops.shape[0] * crops.shape[1]} real crops in {time.time() - t0:.0f} s", flush=True)
+    return OnlineFakes(crops, lms, [rows[i]["identity"] for i in real])
+
+
+def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, device: str,
+                 online: OnlineFakes | None = None) -> None:
+    """Frame-level warm-up of model.backbone with a temporary Linear head; keeps the best by val AUC."""
     (xtr, ytr), (xva, yva) = data
     head = nn.Linear(model.backbone.num_features, 2).to(device)
     params = list(model.backbone.parameters()) + list(head.parameters())
@@ -150,20 +218,16 @@ def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, devi
         return cfg.frame_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
 
     rng = np.random.default_rng(cfg.seed + step)
-    n, t = xtr.shape[:2]
-    real, fake = np.flatnonzero(ytr == 0), np.flatnonzero(ytr == 1)
     t0, losses = time.time(), []
     while step < cfg.frame_steps and time.time() < deadline:
         model.train()
         head.train()
-        # Balanced batch: half real, half fake clips, one random frame each.
-        clips = np.concatenate([rng.choice(real, cfg.frame_batch // 2), rng.choice(fake, cfg.frame_batch // 2)])
-        frames = np.stack([augment(xtr[c, rng.integers(t)], rng) for c in clips])
+        frames, labels = frame_batch(xtr, ytr, cfg, rng, online)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         with _autocast(device):
             logits = head(model.frame_features(_to_tensor(frames, device)))
-        loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(ytr[clips]).to(device))
+        loss = nn.functional.cross_entropy(logits.float(), torch.from_numpy(labels).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -214,13 +278,36 @@ def cache_features(model, x: np.ndarray, device: str, batch: int = 64) -> torch.
     return torch.cat(out).view(n, t, -1)
 
 
+def online_clips(online: OnlineFakes, cfg: TrainConfig) -> np.ndarray:
+    """Stage-2 extra fakes: per real clip `seq_online_sbi` SBI and `seq_online_swap` swap clips.
+
+    Returns uint8 (M, T, S, S, 3) RGB, deterministic for cfg.seed.
+    """
+    rng = np.random.default_rng(cfg.seed + 7)
+    out = []
+    for c in range(len(online.crops)):
+        out += [online.sbi_clip(c, rng) for _ in range(cfg.seq_online_sbi)]
+        out += [f for f in (online.swap_clip(c, rng) for _ in range(cfg.seq_online_swap)) if f is not None]
+    return np.stack(out) if out else np.zeros((0, *online.crops.shape[1:]), np.uint8)
+
+
+def _class_weights(y: np.ndarray) -> torch.Tensor:
+    """Inverse-frequency weights (2,), so extra fakes do not shift the decision threshold."""
+    counts = np.bincount(y, minlength=2).astype(np.float32)
+    return torch.from_numpy(counts.sum() / (2 * np.maximum(counts, 1)))
+
+
 def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> dict:
-    """LSTM + head on cached features; early stopping on validation loss; best weights loaded back."""
+    """LSTM + head on cached features; early stopping on validation loss; best weights loaded back.
+
+    Training loss is class-weighted (stage 2 may hold more fakes than reals); validation loss is plain.
+    """
     (ftr, ytr), (fva, yva) = feats
     params = list(model.lstm.parameters()) + list(model.head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.seq_lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
     ytr_t, yva_t = torch.from_numpy(ytr), torch.from_numpy(yva)
+    cw = _class_weights(ytr).to(device)
     best, best_state, bad, epoch = math.inf, None, 0, 0
     for epoch in range(1, cfg.seq_epochs + 1):
         model.train()
@@ -228,7 +315,8 @@ def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> di
         tl = []
         for i in range(0, len(perm), cfg.seq_batch):
             b = perm[i:i + cfg.seq_batch]
-            loss = nn.functional.cross_entropy(model.forward_head(ftr[b].to(device)), ytr_t[b].to(device))
+            loss = nn.functional.cross_entropy(model.forward_head(ftr[b].to(device)), ytr_t[b].to(device),
+                                           weight=cw)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -280,26 +368,49 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     t_start = time.time()
-    xtr, ytr, _ = load_prepared(prepared, "train")
+    xtr, ytr, rows = load_prepared(prepared, "train")
     xva, yva, _ = load_prepared(prepared, "val")
     seq_len = xtr.shape[1]
     spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=xtr.shape[2],
                     **({"backbone": cfg.backbone} if cfg.backbone else {}))
-    model = build_model(spec).to(device).to(memory_format=torch.channels_last)
-    deadline = t_start + budget_min * 60 * 0.85  # keep ~15% of the budget for stage 2 and saving
-    train_frames(model, ((xtr, ytr), (xva, yva)), run, cfg, deadline, device)
+    model = build_model(spec)
+    init_note = ""
+    if cfg.init:
+        from detector.weights import check_state_dict, load_weights
+
+        src, src_spec = load_weights(cfg.init)
+        check_state_dict(model, src.state_dict(), Path(cfg.init).name)
+        model.load_state_dict(src.state_dict())
+        init_note = f"initialised from {src_spec.name} (sha256 {src_spec.weights_sha256[:12]}); "
+    model = model.to(device).to(memory_format=torch.channels_last)
+    # Keep ~15% of the budget for stage 2 and saving (20% with online clips, whose features cost more).
+    deadline = t_start + budget_min * 60 * (0.80 if cfg.online_fakes else 0.85)
+    online = online_fakes_for(xtr, ytr, rows, run) if cfg.online_fakes else None
+    train_frames(model, ((xtr, ytr), (xva, yva)), run, cfg, deadline, device, online)
     best1 = torch.load(run / "stage1_best.pt", map_location=device, weights_only=True)
     model.backbone.load_state_dict(best1["backbone"])
     ftr, fva = cache_features(model, xtr, device), cache_features(model, xva, device)
+    n_online = 0
+    if online is not None:
+        extra = online_clips(online, cfg)
+        n_online = len(extra)
+        if n_online:
+            ftr = torch.cat([ftr, cache_features(model, extra, device)])
+            ytr = np.r_[ytr, np.ones(n_online, np.int64)]
     seq = train_sequence(model, ((ftr, ytr), (fva, yva)), run, cfg, device)
     plot_curves(run)
     wall = time.time() - t_start
-    training = {"recipe": "stage 1: frame-level backbone warm-up from random init (Adam, one-cycle lr "
+    online_txt = (f"; per batch {cfg.online_sbi} fresh self-blends paired with real frames of the same batch and "
+                  f"{cfg.online_swap} fresh crop-level face swaps" if cfg.online_fakes else "")
+    seq_txt = (f" + {n_online} online fake clips ({cfg.seq_online_sbi} SBI, {cfg.seq_online_swap} swap per real "
+               "clip), class-weighted loss" if n_online else "")
+    training = {"recipe": init_note + "stage 1: frame-level backbone training (Adam, one-cycle lr "
                           f"{cfg.frame_lr}, batch {cfg.frame_batch}, augmentation flip/rotate/shift/zoom/colour/"
-                          "JPEG); stage 2: frozen backbone, LSTM+head on cached features (Adam "
-                          f"{cfg.seq_lr}, early stopping patience {cfg.patience} on validation loss)",
-                "config": dataclasses.asdict(cfg), "train_clips": int(len(ytr)), "val_clips": int(len(yva)),
-                "wall_time_s": round(wall, 1), "stage2": seq, "device": device}
+                          f"resolution/sharpen/JPEG{online_txt}); stage 2: frozen backbone, LSTM+head on cached "
+                          f"features{seq_txt} (Adam {cfg.seq_lr}, early stopping patience {cfg.patience} on "
+                          "validation loss)",
+                "config": dataclasses.asdict(cfg), "train_clips": int(len(ytr) - n_online), "val_clips": int(len(yva)),
+                "stage2_online_fake_clips": n_online, "wall_time_s": round(wall, 1), "stage2": seq, "device": device}
     spec = dataclasses.replace(spec, trained=True, training=training, **(spec_extra or {}))
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     if out is not None:
@@ -315,12 +426,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-min", type=float, default=60.0, help="wall-clock budget (stage 1 stops at 85%%)")
     p.add_argument("--frame-steps", type=int, default=TrainConfig.frame_steps)
     p.add_argument("--model", default="resnext50_lstm")
+    p.add_argument("--init", help="warm-start from these weights (same architecture, same training identities)")
+    p.add_argument("--lr", type=float, default=TrainConfig.frame_lr, help="stage-1 peak learning rate")
+    p.add_argument("--no-online-fakes", action="store_true", help="train on the prepared fakes only")
     p.add_argument("--trained-on", default="", help="text for the model card")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    cfg = TrainConfig(model=a.model, frame_steps=a.frame_steps)
+    cfg = TrainConfig(model=a.model, frame_steps=a.frame_steps, init=a.init, frame_lr=a.lr,
+                      online_fakes=not a.no_online_fakes)
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
     _, spec = train(a.prepared, a.run, cfg, a.budget_min, a.out, extra)
     print(f"trained {spec.name}: {json.dumps(spec.training['stage2'])}")

@@ -96,6 +96,93 @@ def test_face_swap_changes_the_face(clip_and_landmarks, other_face_clip):
     assert inside > 5 and corner < 1
 
 
+# ------------------------------------------------------------------ online fakes (crop level)
+@pytest.fixture(scope="module")
+def crop_clips(face_clip, other_face_clip):
+    """Two real crop clips of different speakers: uint8 (2, 4, 112, 112, 3), landmarks (2, 4, 68, 2)."""
+    from detector.online_fakes import crop_landmarks
+    from detector.prepare import clip_crops
+
+    crops = np.stack([clip_crops(str(face_clip), 4), clip_crops(str(other_face_clip), 4)])
+    return crops, crop_landmarks(crops.reshape(-1, 112, 112, 3)).reshape(2, 4, 68, 2)
+
+
+def test_crop_landmarks_find_the_face(crop_clips):
+    _, lms = crop_clips
+    # The face fills the middle of a crop with margin 0.3: landmarks spread over ~40-80 px around the centre.
+    centre = lms.mean(axis=2)
+    assert np.all(np.abs(centre - 56) < 15)
+    spread = np.ptp(lms, axis=2)
+    assert np.all((spread > 35) & (spread < 95))
+    # Eyes (36-47) above the mouth (48-67) in every crop.
+    assert np.all(lms[:, :, 36:48, 1].mean(-1) < lms[:, :, 48:68, 1].mean(-1) - 15)
+
+
+def test_online_sbi_and_swap_change_only_the_face(crop_clips):
+    from detector.online_fakes import OnlineFakes
+
+    crops, lms = crop_clips
+    of = OnlineFakes(crops, lms, ["s4", "s31"])
+    diffs = []
+    for seed in range(6):
+        f = of.sbi_frame(0, 1, np.random.default_rng(seed))
+        assert f.shape == (112, 112, 3) and f.dtype == np.uint8
+        diffs.append(np.abs(f.astype(int) - crops[0, 1].astype(int)))
+    d = np.mean(diffs, axis=0).mean(-1)
+    assert d[40:80, 40:72].mean() > 3 * d[:12, :12].mean() + 1  # inside the face, not in the corner
+    a = of.sbi_frame(0, 1, np.random.default_rng(3))
+    assert np.array_equal(a, of.sbi_frame(0, 1, np.random.default_rng(3)))  # deterministic per seed
+    clip = of.sbi_clip(1, np.random.default_rng(0))
+    assert clip.shape == crops[1].shape
+    sw = of.swap_frame(0, 2, np.random.default_rng(0))
+    assert sw.shape == (112, 112, 3) and np.abs(sw.astype(int) - crops[0, 2].astype(int))[40:80, 40:72].mean() > 4
+    assert of.swap_clip(1, np.random.default_rng(0)).shape == crops[1].shape
+    assert OnlineFakes(crops[:1], lms[:1], ["s4"]).swap_frame(0, 0, np.random.default_rng(0)) is None
+
+
+def test_frame_batch_is_balanced_and_pairs_online_fakes(crop_clips):
+    from detector.online_fakes import OnlineFakes
+    from detector.train import TrainConfig, frame_batch
+
+    crops, lms = crop_clips
+    x = np.concatenate([crops, crops[:1, :, ::-1]])  # two real clips and one "prepared fake"
+    y = np.array([0, 0, 1])
+    cfg = TrainConfig(frame_batch=8, online_sbi=2, online_swap=1)
+    of = OnlineFakes(crops, lms, ["s4", "s31"])
+    frames, labels = frame_batch(x, y, cfg, np.random.default_rng(0), of)
+    assert frames.shape == (8, 112, 112, 3) and frames.dtype == np.uint8
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    again, _ = frame_batch(x, y, cfg, np.random.default_rng(0), of)
+    assert np.array_equal(frames, again)
+    # Without online fakes and without prepared fakes there is nothing to learn "fake" from: a clear error.
+    with pytest.raises(ValueError, match="no fake clips"):
+        frame_batch(x[:2], y[:2], cfg, np.random.default_rng(0), None)
+
+
+@pytest.mark.slow
+def test_training_with_online_fakes_runs_both_stages(crop_clips, tmp_path):
+    from detector.train import TrainConfig, train
+
+    crops, _ = crop_clips
+    root = tmp_path / "prep"
+    (root / "crops").mkdir(parents=True)
+    rows = []
+    for split in ("train", "val"):
+        for k, (clip, label, ident) in enumerate([(crops[0], 0, "s4"), (crops[1], 0, "s31"),
+                                                  (crops[0, :, ::-1], 1, "s4")]):
+            name = f"crops/{split}_{k}.npy"
+            np.save(root / name, np.ascontiguousarray(clip))
+            rows.append({"file": name, "label": label, "method": "sbi" if label else "real",
+                         "identity": ident if split == "train" else "v" + ident, "split": split, "crops": name})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TrainConfig(backbone="resnet18", lstm_hidden=8, frame_batch=8, frame_steps=3, eval_every=2,
+                      seq_epochs=2, online_sbi=2, online_swap=1, seq_online_sbi=2, seq_online_swap=1)
+    _, spec = train(root, tmp_path / "run", cfg, budget_min=3)
+    assert spec.training["stage2_online_fake_clips"] == 2 * (2 + 1)
+    assert spec.training["train_clips"] == 3 and "self-blends" in spec.training["recipe"]
+    assert (tmp_path / "run" / "landmarks_train_real.npy").is_file()
+
+
 # ------------------------------------------------------------------ tiny training + evaluation
 def _tiny_prepared(root, n=16, t=4, size=32, seed=0):
     """Real: smooth noise; fake: the same with a bright square in the middle (learnable in a few steps)."""
@@ -124,7 +211,7 @@ def test_tiny_training_lowers_loss_and_evaluates(tmp_path):
 
     prepared = _tiny_prepared(tmp_path / "prep")
     cfg = TrainConfig(backbone="resnet18", lstm_hidden=16, frame_batch=16, frame_steps=40, eval_every=10,
-                      seq_epochs=15, frame_lr=1e-3)
+                      seq_epochs=15, frame_lr=1e-3, online_fakes=False)
     model, spec = train(prepared, tmp_path / "run", cfg, budget_min=5, out=tmp_path / "w.safetensors")
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     s1 = [r for r in log if r["stage"] == 1]
