@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--score", choices=["logit", "p_fake"], default="logit",
                     help="what a deletion is measured on (default: fake-real logit margin)")
+    ap.add_argument("--update-sidecar", metavar="DESCRIPTION",
+                    help="store the summary in the weights' sidecar (metrics.faithfulness) with this description "
+                         "of the clips, so every report's explanations carry it")
     args = ap.parse_args(argv)
     global _SCORE
     _SCORE = args.score
@@ -228,18 +231,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  spatial (blur top {AREA:.0%} Grad-CAM pixels): {s['top_drop']:.4f} vs "
           f"{s['random_drop']:.4f} ({s['ratio']})")
 
+    method = {"temporal": "replace top-k frames (by importance) with the nearest non-selected neighbour frame "
+                          "(feature-level, exact since the backbone is per frame) vs k random frames (mean of "
+                          f"{args.draws} draws); drop = score(orig) - score(modified), score = {_SCORE}",
+              "spatial": f"GaussianBlur sigma {SIGMA} of the top {AREA:.0%} Grad-CAM pixels per frame vs random "
+                         f"{AREA:.0%} pixels (i.i.d.), mean of min(draws, spatial_draws) draws",
+              "frames": args.frames, "draws": args.draws, "spatial_draws": args.spatial_draws,
+              "seed": args.seed, "precision": det.model_info()["precision"]}
+    if args.update_sidecar:
+        import dataclasses
+
+        from detector.weights import sidecar_path
+
+        entry = {"measured_on": f"{args.update_sidecar}, T={args.frames}",
+                 "command": f"python benchmarks/bench_faithfulness.py --clips <{len(rows)} clips> --frames "
+                            f"{args.frames} --draws {args.draws} --spatial-draws {args.spatial_draws}",
+                 "score": "fake-real logit margin" if _SCORE == "logit" else "p_fake",
+                 "summary": summary, "method": method}
+        spec = dataclasses.replace(det.spec, metrics={**det.spec.metrics, "faithfulness": entry})
+        sidecar_path(args.weights).write_text(spec.to_json() + "\n")
+        print(f"stored in {sidecar_path(args.weights).name}")
     if args.json_out:
         result = {
-            "method": {"temporal": "replace top-k frames (by importance) with the nearest non-selected "
-                                   "neighbour "
-                                   "frame (feature-level, exact since the backbone is per frame) vs k random "
-                                   f"frames (mean of {args.draws} draws); "
-                                   f"drop = score(orig) - score(modified), score = {_SCORE}",
-                       "spatial": f"GaussianBlur sigma {SIGMA} of the top {AREA:.0%} Grad-CAM pixels per "
-                                  f"frame vs random {AREA:.0%} pixels (i.i.d.), mean of "
-                                  "min(draws, spatial_draws) draws",
-                       "frames": args.frames, "draws": args.draws, "spatial_draws": args.spatial_draws,
-                       "seed": args.seed, "precision": det.model_info()["precision"]},
+            "method": method,
             "model": {"name": det.spec.name, "weights_sha256": det.spec.weights_sha256,
                       "trained": det.spec.trained, "trained_on": det.spec.trained_on},
             "clips": rows, "summary": summary}

@@ -428,15 +428,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="resnext50_lstm")
     p.add_argument("--init", help="warm-start from these weights (same architecture, same training identities)")
     p.add_argument("--lr", type=float, default=TrainConfig.frame_lr, help="stage-1 peak learning rate")
+    p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every, help="stage-1 steps between validations")
     p.add_argument("--no-online-fakes", action="store_true", help="train on the prepared fakes only")
     p.add_argument("--trained-on", default="", help="text for the model card")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    cfg = TrainConfig(model=a.model, frame_steps=a.frame_steps, init=a.init, frame_lr=a.lr,
+    cfg = TrainConfig(model=a.model, frame_steps=a.frame_steps, init=a.init, frame_lr=a.lr, eval_every=a.eval_every,
                       online_fakes=not a.no_online_fakes)
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
+    if a.out:  # the model's public name is its file's stem, so reports name the exact version
+        extra["name"] = a.out.name.removesuffix(".safetensors")
     _, spec = train(a.prepared, a.run, cfg, a.budget_min, a.out, extra)
     print(f"trained {spec.name}: {json.dumps(spec.training['stage2'])}")
     return 0

@@ -220,6 +220,8 @@ def test_tiny_training_lowers_loss_and_evaluates(tmp_path):
     model, spec = load_weights(tmp_path / "w.safetensors")
     res = evaluate(model, spec, prepared, "test", roc_png=tmp_path / "roc.png")
     assert res["video"]["roc_auc"] > 0.9 and res["per_method"]["square"]["n"] == 16
+    assert set(res["per_identity"]) == {f"test{i}" for i in range(4)}
+    assert all(r["n_real"] == 2 and r["n_fake"] == 2 for r in res["per_identity"].values())
     assert (tmp_path / "roc.png").is_file()
     # Resume: stage 1 is done, so a second call only redoes the cheap stage 2.
     log_len = len(log)
