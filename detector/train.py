@@ -250,12 +250,12 @@ def _checkpoint(model, head, opt, val, run, step, best, losses, t0, started, dev
     few identities the frame loss rises with over-confidence while the ranking still improves, and the
     LSTM stage re-calibrates anyway (it early-stops on validation loss).
     """
-    vl, auc = frame_val_metrics(model, head, *val, device)
+    vl, auc = frame_val_metrics(model, head, *val, device) if val[0] is not None else (None, None)
     _log(run, {"stage": 1, "step": step, "train_loss": float(np.mean(losses)) if losses else None, "val_loss": vl,
                "val_auc": auc, "lr": opt.param_groups[0]["lr"],
                "s_per_step": (time.time() - t0) / max(len(losses), 1)})
-    if -auc < best:
-        best = -auc
+    if auc is None or -auc < best:  # without a validation split: the latest (annealed) backbone
+        best = -auc if auc is not None else best
         torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict()}, run / "stage1_best.pt")
     torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
                 "step": step, "best": best, "elapsed": time.time() - started}, run / "stage1.pt")
@@ -306,7 +306,7 @@ def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> di
     params = list(model.lstm.parameters()) + list(model.head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.seq_lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
-    ytr_t, yva_t = torch.from_numpy(ytr), torch.from_numpy(yva)
+    ytr_t = torch.from_numpy(ytr)
     cw = _class_weights(ytr).to(device)
     best, best_state, bad, epoch = math.inf, None, 0, 0
     for epoch in range(1, cfg.seq_epochs + 1):
@@ -322,8 +322,14 @@ def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> di
             opt.step()
             tl.append(loss.item())
         model.eval()
+        if fva is None:  # no validation split: a fixed number of epochs, the last state is kept
+            _log(run, {"stage": 2, "epoch": epoch, "train_loss": float(np.mean(tl)), "val_loss": None})
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                          if k.startswith(("lstm.", "head."))}
+            continue
         with torch.no_grad():
-            val = nn.functional.cross_entropy(model.forward_head(fva.to(device)), yva_t.to(device)).item()
+            val = nn.functional.cross_entropy(model.forward_head(fva.to(device)),
+                                              torch.from_numpy(yva).to(device)).item()
         _log(run, {"stage": 2, "epoch": epoch, "train_loss": float(np.mean(tl)), "val_loss": val})
         if val < best - 1e-4:
             best, bad = val, 0
@@ -334,7 +340,7 @@ def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> di
             if bad >= cfg.patience:
                 break
     model.load_state_dict(best_state, strict=False)
-    return {"best_val_loss": best, "epochs": epoch}
+    return {"best_val_loss": best if fva is not None else None, "epochs": epoch}
 
 
 def plot_curves(run: Path) -> Path:
@@ -358,9 +364,21 @@ def plot_curves(run: Path) -> Path:
     return run / "curves.png"
 
 
+def _load_splits(prepared: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    parts = [load_prepared(prepared, s) for s in splits]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            [r for p in parts for r in p[2]])
+
+
 def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_min: float = 60.0,
-          out: Path | None = None, spec_extra: dict | None = None):
-    """Both stages; returns (model, spec). Writes `out` (.safetensors + sidecar) when given."""
+          out: Path | None = None, spec_extra: dict | None = None, train_splits: tuple[str, ...] = ("train",),
+          val_split: str | None = "val"):
+    """Both stages; returns (model, spec). Writes `out` (.safetensors + sidecar) when given.
+
+    With `val_split=None` nothing is held out for model selection: stage 1 keeps its last (annealed)
+    backbone and stage 2 runs `cfg.seq_epochs` epochs. That is for a final fit on train + validation
+    identities with a recipe already chosen on validation; the test split then stays the only judge.
+    """
     from detector.weights import save_weights
 
     torch.manual_seed(cfg.seed)
@@ -368,8 +386,8 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     t_start = time.time()
-    xtr, ytr, rows = load_prepared(prepared, "train")
-    xva, yva, _ = load_prepared(prepared, "val")
+    xtr, ytr, rows = _load_splits(prepared, train_splits)
+    xva, yva = load_prepared(prepared, val_split)[:2] if val_split else (None, None)
     seq_len = xtr.shape[1]
     spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=xtr.shape[2],
                     **({"backbone": cfg.backbone} if cfg.backbone else {}))
@@ -389,7 +407,8 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
     train_frames(model, ((xtr, ytr), (xva, yva)), run, cfg, deadline, device, online)
     best1 = torch.load(run / "stage1_best.pt", map_location=device, weights_only=True)
     model.backbone.load_state_dict(best1["backbone"])
-    ftr, fva = cache_features(model, xtr, device), cache_features(model, xva, device)
+    ftr = cache_features(model, xtr, device)
+    fva = cache_features(model, xva, device) if xva is not None else None
     n_online = 0
     if online is not None:
         extra = online_clips(online, cfg)
@@ -409,7 +428,8 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
                           f"resolution/sharpen/JPEG{online_txt}); stage 2: frozen backbone, LSTM+head on cached "
                           f"features{seq_txt} (Adam {cfg.seq_lr}, early stopping patience {cfg.patience} on "
                           "validation loss)",
-                "config": dataclasses.asdict(cfg), "train_clips": int(len(ytr) - n_online), "val_clips": int(len(yva)),
+                "config": dataclasses.asdict(cfg), "train_clips": int(len(ytr) - n_online),
+                "train_splits": list(train_splits), "val_clips": int(len(yva)) if yva is not None else 0,
                 "stage2_online_fake_clips": n_online, "wall_time_s": round(wall, 1), "stage2": seq, "device": device}
     spec = dataclasses.replace(spec, trained=True, training=training, **(spec_extra or {}))
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
@@ -429,6 +449,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", help="warm-start from these weights (same architecture, same training identities)")
     p.add_argument("--lr", type=float, default=TrainConfig.frame_lr, help="stage-1 peak learning rate")
     p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every, help="stage-1 steps between validations")
+    p.add_argument("--train-splits", default="train", help="comma-separated splits to train on (e.g. train,val)")
+    p.add_argument("--no-val", action="store_true",
+                   help="hold nothing out: last stage-1 backbone, fixed --seq-epochs (final fit, recipe fixed)")
+    p.add_argument("--seq-epochs", type=int, default=TrainConfig.seq_epochs)
     p.add_argument("--no-online-fakes", action="store_true", help="train on the prepared fakes only")
     p.add_argument("--trained-on", default="", help="text for the model card")
     p.set_defaults(func=_cmd_train)
@@ -436,10 +460,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(model=a.model, frame_steps=a.frame_steps, init=a.init, frame_lr=a.lr, eval_every=a.eval_every,
-                      online_fakes=not a.no_online_fakes)
+                      online_fakes=not a.no_online_fakes, seq_epochs=a.seq_epochs)
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
     if a.out:  # the model's public name is its file's stem, so reports name the exact version
         extra["name"] = a.out.name.removesuffix(".safetensors")
-    _, spec = train(a.prepared, a.run, cfg, a.budget_min, a.out, extra)
+    splits = tuple(x for x in a.train_splits.split(",") if x)
+    if not a.no_val and "val" in splits:
+        from detector.errors import InputError
+
+        raise InputError("--train-splits includes val, which is also the selection split: add --no-val "
+                         "(final fit with a fixed recipe) or train on train only")
+    _, spec = train(a.prepared, a.run, cfg, a.budget_min, a.out, extra, splits, None if a.no_val else "val")
     print(f"trained {spec.name}: {json.dumps(spec.training['stage2'])}")
     return 0

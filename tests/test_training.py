@@ -181,6 +181,14 @@ def test_training_with_online_fakes_runs_both_stages(crop_clips, tmp_path):
     assert spec.training["stage2_online_fake_clips"] == 2 * (2 + 1)
     assert spec.training["train_clips"] == 3 and "self-blends" in spec.training["recipe"]
     assert (tmp_path / "run" / "landmarks_train_real.npy").is_file()
+    # Final fit on train + val with nothing held out: last backbone, fixed stage-2 epochs, no val losses.
+    cfg2 = TrainConfig(backbone="resnet18", lstm_hidden=8, frame_batch=8, frame_steps=2, eval_every=2,
+                       seq_epochs=2, online_sbi=2, online_swap=1, seq_online_sbi=1, seq_online_swap=0)
+    _, spec2 = train(root, tmp_path / "run2", cfg2, budget_min=3, train_splits=("train", "val"), val_split=None)
+    assert spec2.training["train_clips"] == 6 and spec2.training["val_clips"] == 0
+    assert spec2.training["stage2"] == {"best_val_loss": None, "epochs": 2}
+    log = [json.loads(x) for x in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
+    assert all(r["val_loss"] is None for r in log)
 
 
 # ------------------------------------------------------------------ tiny training + evaluation
