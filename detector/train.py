@@ -179,9 +179,8 @@ def online_fakes_for(x: np.ndarray, y: np.ndarray, rows: list[dict], run: Path) 
     real = np.flatnonzero(y == 0)
     crops = x[real]
     cache = run / "landmarks_train_real.npy"
-    if cache.is_file() and np.load(cache).shape[:2] == crops.shape[:2]:
-        lms = np.load(cache)
-    else:
+    lms = np.load(cache) if cache.is_file() else None
+    if lms is None or lms.shape[:2] != crops.shape[:2]:
         t0 = time.time()
         lms = crop_landmarks(crops.reshape(-1, *crops.shape[2:])).reshape(*crops.shape[:2], 68, 2)
         np.save(cache, lms)
@@ -255,7 +254,7 @@ def _checkpoint(model, head, opt, val, run, step, best, losses, t0, started, dev
                "val_auc": auc, "lr": opt.param_groups[0]["lr"],
                "s_per_step": (time.time() - t0) / max(len(losses), 1)})
     if auc is None or -auc < best:  # without a validation split: the latest (annealed) backbone
-        best = -auc if auc is not None else best
+        best = best if auc is None else -auc
         torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict()}, run / "stage1_best.pt")
     torch.save({"backbone": model.backbone.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
                 "step": step, "best": best, "elapsed": time.time() - started}, run / "stage1.pt")
@@ -324,8 +323,6 @@ def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> di
         model.eval()
         if fva is None:  # no validation split: a fixed number of epochs, the last state is kept
             _log(run, {"stage": 2, "epoch": epoch, "train_loss": float(np.mean(tl)), "val_loss": None})
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                          if k.startswith(("lstm.", "head."))}
             continue
         with torch.no_grad():
             val = nn.functional.cross_entropy(model.forward_head(fva.to(device)),
@@ -339,7 +336,8 @@ def train_sequence(model, feats, run: Path, cfg: TrainConfig, device: str) -> di
             bad += 1
             if bad >= cfg.patience:
                 break
-    model.load_state_dict(best_state, strict=False)
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
     return {"best_val_loss": best if fva is not None else None, "epochs": epoch}
 
 
