@@ -239,17 +239,14 @@ def main(argv: list[str] | None = None) -> int:
               "frames": args.frames, "draws": args.draws, "spatial_draws": args.spatial_draws,
               "seed": args.seed, "precision": det.model_info()["precision"]}
     if args.update_sidecar:
-        import dataclasses
-
-        from detector.weights import sidecar_path
+        from detector.weights import sidecar_path, store_metrics
 
         entry = {"measured_on": f"{args.update_sidecar}, T={args.frames}",
                  "command": f"python benchmarks/bench_faithfulness.py --clips <{len(rows)} clips> --frames "
                             f"{args.frames} --draws {args.draws} --spatial-draws {args.spatial_draws}",
                  "score": "fake-real logit margin" if _SCORE == "logit" else "p_fake",
                  "summary": summary, "method": method}
-        spec = dataclasses.replace(det.spec, metrics={**det.spec.metrics, "faithfulness": entry})
-        sidecar_path(args.weights).write_text(spec.to_json() + "\n")
+        store_metrics(args.weights, "faithfulness", entry)
         print(f"stored in {sidecar_path(args.weights).name}")
     if args.json_out:
         result = {

@@ -27,22 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.evaluate import roc_auc  # noqa: E402
 
 
-def frame_scores(model, frames: np.ndarray, batch: int = 64) -> np.ndarray:
-    """p_fake of each frame alone (a T = 1 clip through LSTM and head): uint8 (N, S, S, 3) RGB -> (N,)."""
-    from detector.train import _autocast, _to_tensor
+def frame_scores(det, frames: np.ndarray, batch: int = 64) -> np.ndarray:
+    """p_fake of each frame alone (as evaluate's frame level): uint8 (N, S, S, 3) RGB -> (N,)."""
+    from detector.evaluate import single_frame_p_fake
 
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(frames), batch):
-            with _autocast("cpu"):
-                f = model.frame_features(_to_tensor(np.ascontiguousarray(frames[i:i + batch]), "cpu")).float()
-            out.append(torch.softmax(model.forward_head(f[:, None]), -1)[:, 1])
-    return torch.cat(out).numpy()
+    with torch.inference_mode():
+        return np.concatenate([single_frame_p_fake(det.model, det.features(frames[i:i + batch]))
+                               for i in range(0, len(frames), batch)])
 
 
 def main(argv: list[str] | None = None) -> int:
     from detector import synth
     from detector.online_fakes import OnlineFakes, crop_landmarks
+    from detector.pipeline import Detector
     from detector.prepare import load_prepared
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
@@ -56,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     model, spec = load_weights(a.weights)
+    det = Detector(model, spec)
     x, y, rows = load_prepared(a.prepared, a.split)
     ts = np.linspace(0, x.shape[1] - 1, a.frames_per_clip).round().astype(int)
     meth = np.array([r["method"] for r in rows])
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return np.stack([synth.jpeg(f, int(rng.integers(60, 95))) for f in frames])
 
     real = real_clips.reshape(n * t, *x.shape[2:])
-    p_real = frame_scores(model, real)
+    p_real = frame_scores(det, real)
     sets = {"real_jpeg": jpeg(real)}
     for m in sorted(set(meth[y == 1])):
         sets[f"offline_{m}"] = x[meth == m][:, ts].reshape(-1, *x.shape[2:])
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
            "identities": sorted(set(ids)), "real_frames": int(len(real)), "frame_roc_auc": {}}
     print(f"{spec.name} ({spec.weights_sha256[:12]}), split {a.split}, {len(real)} real frames")
     for name, frames in sets.items():
-        p = frame_scores(model, frames)
+        p = frame_scores(det, frames)
         auc = roc_auc(np.r_[np.zeros(len(p_real)), np.ones(len(p))], np.r_[p_real, p])
         res["frame_roc_auc"][name] = round(float(auc), 4)
         print(f"  real vs {name:18s} frame ROC-AUC {auc:.3f}  ({len(frames)} frames)")

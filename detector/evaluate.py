@@ -83,9 +83,13 @@ def predict(model, x: np.ndarray, precision: str = "auto") -> tuple[np.ndarray, 
     for clip in x:
         f = det.features(clip)  # (1, T, C)
         vids.append(torch.softmax(model.forward_head(f), -1)[0, 1].item())
-        single = f.transpose(0, 1)  # (T, 1, C): T clips of one frame
-        frames.append(torch.softmax(model.forward_head(single), -1)[:, 1].numpy())
+        frames.append(single_frame_p_fake(model, f))
     return np.array(vids), np.stack(frames)
+
+
+def single_frame_p_fake(model, features: torch.Tensor) -> np.ndarray:
+    """p_fake of each frame on its own: features (1, T, C) -> (T,), each frame run as a clip of one."""
+    return torch.softmax(model.forward_head(features.transpose(0, 1)), -1)[:, 1].numpy()
 
 
 def evaluate(model, spec, prepared: Path, split: str = "test", roc_png: Path | None = None) -> dict:
@@ -173,17 +177,14 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     for i, r in res["per_identity"].items():
         print(f"  {i}: {r['n_real']} real, {r['n_fake']} fake, ROC-AUC {r['roc_auc']:.4f}, acc {r['accuracy']:.4f}")
     if a.update_sidecar:
-        import dataclasses
-
-        from detector.weights import sidecar_path
+        from detector.weights import sidecar_path, store_metrics
 
         summary = {k: res[k] for k in ("n_clips", "n_real", "n_fake", "identities")}
         summary.update({"video": _rounded(res["video"]), "frame": _rounded(res["frame"]),
                         "per_method": {m: _rounded(r) for m, r in res["per_method"].items()},
                         "per_identity": {i: _rounded(r) for i, r in res["per_identity"].items()},
                         "command": f"deepfake-forensics evaluate PREPARED --split {a.split}"})
-        spec = dataclasses.replace(spec, metrics={**spec.metrics, a.split: summary})
-        sidecar_path(a.weights or DEFAULT_WEIGHTS).write_text(spec.to_json() + "\n")
+        store_metrics(a.weights or DEFAULT_WEIGHTS, a.split, summary)
         print(f"stored in {sidecar_path(a.weights or DEFAULT_WEIGHTS).name}")
     return 0
 

@@ -94,6 +94,14 @@ def save_weights(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLik
     return spec
 
 
+def store_metrics(path: str | os.PathLike, key: str, entry: dict) -> ModelSpec:
+    """Set `metrics[key]` in the sidecar of weights `path`; the tensor file and its sha256 stay as they are."""
+    spec = read_spec(path)
+    spec = dataclasses.replace(spec, metrics={**spec.metrics, key: entry})
+    sidecar_path(path).write_text(spec.to_json() + "\n")
+    return spec
+
+
 def read_spec(path: str | os.PathLike) -> ModelSpec:
     side = sidecar_path(path)
     if not side.is_file():
