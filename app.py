@@ -1,7 +1,7 @@
 """Gradio app: upload a video (or one image), get a verdict, face tracks, Grad-CAM and a temporal chart.
 
 A thin UI over `detector.analyze_video`; the figures, galleries, boxed clip and downloads are built by
-`detector.app_logic`. The model loads on the first request (never at import), so this module holds no
+`detector.render.views`. The model loads on the first request (never at import), so this module holds no
 tensors and a Hugging Face Space starts in seconds.
 
 Run:  python app.py          (GRADIO_SERVER_PORT / GRADIO_SERVER_NAME choose where it listens)
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from detector import app_logic
 from detector.errors import ForensicsError, InputError
 from detector.faces import FaceConfig
 from detector.pipeline import FRAME_CHOICES, AnalysisConfig, analyze_video
+from detector.render import views
 from detector.weights import DEFAULT_WEIGHTS, read_spec
 
 log = logging.getLogger("deepfake_forensics.app")
@@ -43,7 +43,7 @@ def _model_card() -> tuple[str, bool]:
         spec = read_spec(DEFAULT_WEIGHTS)
     except ForensicsError as e:
         return f"> ⚠️ **Model card unavailable:** {e}", False
-    return app_logic.model_card_markdown(spec), spec.trained
+    return views.model_card_markdown(spec), spec.trained
 
 
 def analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
@@ -66,12 +66,12 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
         report.warnings.extend(notes)
         out = tempfile.mkdtemp(prefix="dff_")
         progress(0.87, desc="drawing face boxes")
-        boxed = app_logic.boxed_video(report, out)
+        boxed = views.boxed_video(report, out)
         progress(0.95, desc="writing reports")
-        json_path, html_path = app_logic.write_downloads(report, out)
-        outputs = (app_logic.label_value(report), app_logic.timings_markdown(report),
-                   app_logic.face_gallery(report), app_logic.gradcam_gallery(report),
-                   app_logic.temporal_figure(report), boxed, json_path, html_path)
+        json_path, html_path = views.write_downloads(report, out)
+        outputs = (views.label_value(report), views.timings_markdown(report),
+                   views.face_gallery(report), views.gradcam_gallery(report),
+                   views.temporal_figure(report), boxed, json_path, html_path)
     except InputError as e:
         raise gr.Error(str(e)) from None
     except ForensicsError as e:  # e.g. weights missing or inconsistent: the message says the fix

@@ -19,7 +19,7 @@ found what matters more than chance). With random weights (the bundled untrained
 
 Run:  python benchmarks/bench_faithfulness.py [--clips a.mp4 dir/ ...] [--frames 20] [--draws 50]
           [--json-out faithfulness.json]
-Default clips: tests/fixtures/*.mp4, else one SBI fake synthesised from a GRID clip (detector.synth).
+Default clips: tests/fixtures/*.mp4, else one SBI fake synthesised from a GRID clip (detector.training.synth).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _clips(args) -> list[Path]:
 
 def _synth_fake(tmp: Path, max_frames: int = 75) -> Path:
     """One SBI (self-blended) fake from the first GRID clip, written as mp4v."""
-    from detector.synth import load_clip, sbi_clip, write_video
+    from detector.training.synth import load_clip, sbi_clip, write_video
 
     src = next(iter(sorted(GRID.rglob("*.mpg"))), None)
     if src is None:

@@ -2,7 +2,7 @@
 
 On the held-out speakers of a prepared split, frame-level ROC-AUC of real frames against
 - the prepared (offline) fakes: SBI and face-swap videos made by `deepfake-forensics synth`;
-- fresh crop-level fakes of the *same* held-out frames (detector/online_fakes.py), i.e. the kind of
+- fresh crop-level fakes of the *same* held-out frames (detector/training/online_fakes.py), i.e. the kind of
   fake the model trains on, now on faces it has never seen; with and without a JPEG round trip;
 - the real frames themselves after a JPEG round trip (should be ~0.5: compression is no cue).
 
@@ -24,12 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detector.evaluate import roc_auc  # noqa: E402
+from detector.training.evaluate import roc_auc  # noqa: E402
 
 
 def frame_scores(det, frames: np.ndarray, batch: int = 64) -> np.ndarray:
     """p_fake of each frame alone (as evaluate's frame level): uint8 (N, S, S, 3) RGB -> (N,)."""
-    from detector.evaluate import single_frame_p_fake
+    from detector.training.evaluate import single_frame_p_fake
 
     with torch.inference_mode():
         return np.concatenate([single_frame_p_fake(det.model, det.features(frames[i:i + batch]))
@@ -37,10 +37,10 @@ def frame_scores(det, frames: np.ndarray, batch: int = 64) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detector import synth
-    from detector.online_fakes import OnlineFakes, crop_landmarks
     from detector.pipeline import Detector
-    from detector.prepare import load_prepared
+    from detector.training import synth
+    from detector.training.online_fakes import OnlineFakes, crop_landmarks
+    from detector.training.prepare import load_prepared
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

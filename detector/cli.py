@@ -86,7 +86,7 @@ def _analyze_one(path: Path, config, detector, out: Path | None):
 
     report = analyze_video(path, config, detector=detector)
     if out is not None:
-        from detector.export import write_outputs
+        from detector.render import write_outputs
 
         write_outputs(report, out)
     return report
@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_analyze(sub)
-    for module in ("detector.synth", "detector.prepare", "detector.train", "detector.evaluate"):
+    # The training flow's sub-commands live in detector.training (imported only to register them).
+    for module in ("detector.training.synth", "detector.training.prepare", "detector.training.train",
+                   "detector.training.evaluate"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

@@ -23,7 +23,7 @@ import torch
 import torchvision
 from torch import nn
 
-from detector.weights import ModelSpec
+from detector.spec import ModelSpec
 
 FAKE = 1
 

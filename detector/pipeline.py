@@ -19,9 +19,11 @@ import torch
 from detector import __version__
 from detector.errors import InputError
 from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
+from detector.hashing import sha256_file
 from detector.report import FAKE, NO_FACE, REAL, FaceResult, Report
-from detector.video import VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices, sha256_file
-from detector.weights import DEFAULT_WEIGHTS, ModelSpec, load_weights
+from detector.spec import ModelSpec
+from detector.video import VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices
+from detector.weights import DEFAULT_WEIGHTS, load_weights
 
 Progress = Callable[[float, str], None]
 FRAME_CHOICES = (10, 20, 40, 60, 80, 100)

@@ -10,7 +10,6 @@ length, while staying fast on dense requests.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +58,6 @@ class VideoInfo:
     @property
     def long_gop(self) -> bool:
         return self.codec.lower() in _LONG_GOP
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (constant memory)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fourcc(cap: cv2.VideoCapture) -> str:

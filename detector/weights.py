@@ -13,64 +13,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from detector.errors import WeightsError
+from detector.hashing import sha256_file
+from detector.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "resnext50_lstm.grid-sbi-swap_20.safetensors"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything needed to rebuild a model and to say honestly what it is."""
-
-    name: str
-    architecture: str = "resnext50_lstm"  # or "legacy_reference"
-    backbone: str = "resnext50_32x4d"
-    lstm_hidden: int = 256
-    lstm_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.4
-    sequence_length: int = 20
-    input_size: int = 112
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    channel_order: str = "RGB"
-    labels: tuple[str, str] = ("REAL", "FAKE")
-    threshold: float = 0.5
-    trained: bool = False
-    trained_on: str = "nothing: randomly initialised, UNTRAINED; its outputs mean nothing"
-    training: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    limits: tuple[str, ...] = ()
-    licence: str = "Apache-2.0"
-    attribution: str = ""
-    weights_sha256: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelSpec:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise WeightsError(f"sidecar has unknown fields {sorted(unknown)}; is it from a newer version?")
-        d = dict(d)
-        for key in ("mean", "std", "labels", "limits"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
-
-    @property
-    def display_name(self) -> str:
-        return self.name if self.trained else f"{self.name} (UNTRAINED)"
+__all__ = ["DEFAULT_WEIGHTS", "IMAGENET_MEAN", "IMAGENET_STD", "ModelSpec", "load_weights", "read_spec",
+           "save_weights", "sidecar_path", "store_metrics"]
 
 
 def sidecar_path(weights_path: str | os.PathLike) -> Path:
@@ -81,8 +35,6 @@ def save_weights(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLik
                  dtype: torch.dtype = torch.float16) -> ModelSpec:
     """Write `path` (.safetensors, tensors cast to `dtype`) and its sidecar; returns the spec with its hash."""
     from safetensors.torch import save_file
-
-    from detector.video import sha256_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +75,7 @@ def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from detector.model import build_model
-    from detector.video import sha256_file
+    from detector.model import build_model  # torchvision loads only when a model is built
 
     path = Path(path)
     if not path.is_file():

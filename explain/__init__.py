@@ -3,7 +3,8 @@
 ``explain_report(report, detector, feats, target="fake")`` fills ``face.explanation`` (numpy arrays)
 for every face and ``report.explanations`` (JSON). Spatial: Grad-CAM (arXiv:1610.02391) on the last
 ResNeXt block (see explain/gradcam.py; default is the fast hand-written path). Temporal: RLNet
-Algorithm 1, ||d logit / d f_t||_2 through the LSTM (explain/temporal.py). Files: explain/export.py.
+Algorithm 1, ||d logit / d f_t||_2 through the LSTM (explain/temporal.py). Rendering (PNG
+files, HTML, app views) lives in detector/render/; this package only computes.
 
 Importing this package is cheap: torch, OpenCV and pytorch-grad-cam load only when a function runs.
 """
@@ -12,16 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["explain_report", "overlay_names", "gradcam", "temporal_importance", "render_html",
-           "write_explanations"]
+__all__ = ["explain_report", "gradcam", "temporal_importance"]
 
 DIGITS = 4
-
-
-def overlay_names(track_id: int, frame_index: int) -> tuple[str, str]:
-    """Relative names (crop, frame) of a face's overlay PNGs, as write_explanations writes them."""
-    stem = f"explain/face{track_id}_f{frame_index:05d}"
-    return f"{stem}_crop.png", f"{stem}_frame.png"
 
 
 def _r(values) -> list[float]:
@@ -56,6 +50,7 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     """
     import numpy as np
 
+    from detector.render.files import overlay_names
     from explain.gradcam import DEFAULT_METHOD, gradcam
     from explain.overlay import overlay_crops, overlay_frame
     from explain.temporal import temporal_importance
@@ -119,7 +114,4 @@ def __getattr__(name: str):
     if name == "temporal_importance":
         from explain.temporal import temporal_importance
         return temporal_importance
-    if name in ("render_html", "write_explanations"):
-        from explain import export
-        return getattr(export, name)
     raise AttributeError(f"module 'explain' has no attribute {name!r}")

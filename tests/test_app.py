@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import app
-from detector import app_logic
+from detector.render import render_html
+from detector.render import views as app_logic
 from detector.report import FaceResult, Report
-from detector.weights import ModelSpec
+from detector.spec import ModelSpec
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples").glob("*.mp4"))
 
@@ -121,7 +122,7 @@ def test_helpers_no_face():
     r = _report(explained=False, faces=False)
     assert app_logic.label_value(r).startswith("NO_FACE")
     assert app_logic.face_gallery(r) == [] and app_logic.gradcam_gallery(r) == []
-    assert "NO_FACE" in app_logic.minimal_html(r)
+    assert "NO_FACE" in render_html(r)
 
 
 def test_model_card_says_untrained_loudly():

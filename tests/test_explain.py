@@ -150,8 +150,8 @@ def _synthetic_report(model, t: int = 3):
 
 
 def test_explain_report_and_export(small_model, tmp_path):
+    from detector.render import render_html, write_explanations
     from explain import explain_report
-    from explain.export import render_html, write_explanations
 
     report, det, feats = _synthetic_report(small_model)
     explain_report(report, det, feats, target="fake")
@@ -172,7 +172,7 @@ def test_explain_report_and_export(small_model, tmp_path):
 
 
 def test_render_html_without_explanations(small_model):
-    from explain.export import render_html
+    from detector.render import render_html
 
     report, _, _ = _synthetic_report(small_model, t=2)
     page = render_html(report)

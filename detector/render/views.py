@@ -1,4 +1,4 @@
-"""Pure helpers behind app.py: turn a `Report` into what the Gradio components show.
+"""The app's views of a Report: what each Gradio component shows (label, timings, galleries, chart, clip).
 
 Nothing here imports gradio or loads a model; every function takes plain data (a Report, a ModelSpec)
 and returns plain data (dicts, lists of (image, caption), a Plotly figure, file paths), so each one can
@@ -14,16 +14,15 @@ OpenCV's wheel cannot write H.264, so the clip is encoded with imageio-ffmpeg's 
 
 from __future__ import annotations
 
-import html
-import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from detector.render.page import render_html
 from detector.report import FAKE, NO_FACE, REAL, Report
-from detector.weights import ModelSpec
+from detector.spec import ModelSpec
 
 BOXED_FPS = 4.0
 BOXED_MAX_SIDE = 720  # longer side of the boxed clip, px; keeps encoding cheap for 4K uploads
@@ -185,40 +184,13 @@ def boxed_video(report: Report, out_dir: str | os.PathLike) -> str | None:
 
 
 # ---------------------------------------------------------------- downloads
-def minimal_html(report: Report) -> str:
-    """A small self-contained HTML report, used until explain.export.render_html is available."""
-    d = report.to_dict()
-    esc = html.escape
-    faces = "".join(f"<tr><td>{f['track_id']}</td><td>{f['p_fake']:.3f}</td><td>{f['n_frames']}</td></tr>"
-                    for f in d["faces"])
-    warnings = "".join(f"<li>{esc(w)}</li>" for w in d["warnings"])
-    p = "" if d["p_fake"] is None else f" — p(fake) {d['p_fake']:.3f} (threshold {d['threshold']:.2f})"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(d['file'].get('name', ''))}: "
-            f"{esc(d['verdict'])}</title></head><body style='font-family:sans-serif'>"
-            f"<h1>{esc(d['file'].get('name', ''))}: {esc(d['verdict'])}{p}</h1>"
-            f"<p>Model: {esc(str(d['model'].get('display_name', '')))} (sha256 "
-            f"{esc(str(d['model'].get('weights_sha256', '')))})</p>"
-            f"<table border='1'><tr><th>face</th><th>p(fake)</th><th>frames</th></tr>{faces}</table>"
-            f"<ul>{warnings}</ul><h2>Report (JSON)</h2><pre>{esc(json.dumps(d, indent=2))}</pre>"
-            f"</body></html>")
-
-
-def report_html(report: Report) -> str:
-    """explain.export.render_html when that module is available, else `minimal_html`."""
-    try:
-        from explain.export import render_html
-    except ImportError:
-        return minimal_html(report)
-    return render_html(report)
-
-
 def write_downloads(report: Report, out_dir: str | os.PathLike) -> tuple[str, str]:
     """Write report.json and report.html into out_dir; returns their paths."""
     out = Path(out_dir)
     stem = Path(report.file.get("name", "report")).stem or "report"
     j, h = out / f"{stem}.report.json", out / f"{stem}.report.html"
     j.write_text(report.to_json() + "\n", encoding="utf-8")
-    h.write_text(report_html(report), encoding="utf-8")
+    h.write_text(render_html(report), encoding="utf-8")
     return str(j), str(h)
 
 

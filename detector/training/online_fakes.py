@@ -1,6 +1,6 @@
 """Fakes made on the fly from real 112x112 face crops, for training.
 
-Offline synthesis (detector/synth.py) writes a fixed set of fakes, one SBI and one swap per real clip:
+Offline synthesis (detector/training/synth.py) writes a fixed set of fakes, one SBI and one swap per real clip:
 with a dozen training speakers the backbone then memorises those few hundred fakes and the speakers
 themselves. Self-Blended Images (Shiohara & Yamasaki, CVPR 2022) draw a *fresh* blend for every sample
 and pair each real frame with its own blended copy in the same batch, so the only thing that separates
@@ -9,7 +9,7 @@ the two classes is the blending trace, never who the person is. We do the same o
 - `crop_landmarks`: 68-point landmarks of every crop (dlib on a 2x upscale, the face box known from the
   crop geometry of detector/faces.py), computed once per training run.
 - `OnlineFakes.sbi_frame` / `sbi_clip`: a new self-blend per frame (stage 1) or per clip with mild
-  per-frame jitter (stage 2), reusing detector.synth's blend so the two paths cannot drift apart.
+  per-frame jitter (stage 2), reusing detector.training.synth's blend so the two paths cannot drift apart.
 - `OnlineFakes.swap_frame` / `swap_clip`: a landmark face swap from a crop of another training identity.
 
 All arrays are uint8 RGB, (112, 112, 3) per frame or (T, 112, 112, 3) per clip; landmarks float32 (x, y).
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector import synth
+from detector.training import synth
 
 
 def crop_landmarks(crops: np.ndarray, margin: float = 0.3, upscale: int = 2) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Train the ResNeXt50 + LSTM detector on prepared face-crop clips (see detector/prepare.py).
+"""Train the ResNeXt50 + LSTM detector on prepared face-crop clips (see detector/training/prepare.py).
 
 Two stages, because there are no ImageNet weights here and the CPU is slow:
 1. frame-level warm-up: the backbone and a temporary linear head learn real-vs-fake on single frames
@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from detector.model import build_model, spec_for
-from detector.online_fakes import OnlineFakes
-from detector.prepare import load_prepared
+from detector.training.online_fakes import OnlineFakes
+from detector.training.prepare import load_prepared
 
 # ---- config: the knobs worth touching, with advice -------------------------------------------------
 
@@ -54,7 +54,7 @@ class TrainConfig:
     # Warm start: backbone (and LSTM + head) from earlier weights of the same architecture, e.g. the shipped
     # default. Only ever from weights trained on the same training identities (no val/test leakage).
     init: str | None = None
-    # Fresh fakes from the real training crops (detector/online_fakes.py). Per stage-1 batch of 32: 16 real
+    # Fresh fakes from the real training crops (detector/training/online_fakes.py). Per stage-1 batch of 32: 16 real
     # frames, self-blends of the first `online_sbi` of those same frames (paired, as in SBI: identity is
     # then no cue), `online_swap` swaps onto the next ones, the rest of the fakes from the prepared set.
     online_fakes: bool = True
@@ -122,7 +122,7 @@ def _log(run: Path, row: dict) -> None:
 def frame_val_metrics(model, head, x: np.ndarray, y: np.ndarray, device: str,
                       max_frames: int = 1200) -> tuple[float, float]:
     """(loss, ROC-AUC) of single-frame predictions on a fixed sample of validation frames."""
-    from detector.evaluate import roc_auc
+    from detector.training.evaluate import roc_auc
 
     model.eval()
     head.eval()
@@ -174,7 +174,7 @@ def frame_batch(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, rng: np.random.G
 
 def online_fakes_for(x: np.ndarray, y: np.ndarray, rows: list[dict], run: Path) -> OnlineFakes:
     """OnlineFakes over the real clips of x (uint8 (N, T, S, S, 3)); landmarks cached in `run`."""
-    from detector.online_fakes import crop_landmarks
+    from detector.training.online_fakes import crop_landmarks
 
     real = np.flatnonzero(y == 0)
     crops = x[real]

@@ -1,51 +1,20 @@
-"""Explanation files: overlay PNGs under out/explain/ and a self-contained out/report.html.
+"""A Report as one self-contained HTML page: ``render_html(report) -> str``.
 
-``render_html(report)`` builds the page (images as base64 PNG, curves as inline SVG, no scripts, no
-network); the Gradio app reuses it for its HTML download. All text is escaped with html.escape.
+Images are embedded as base64 PNG, curves as inline SVG; no scripts, no network. The CLI's report.html,
+the app's HTML download and the scan index all come from here. All text is escaped with html.escape.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from explain import overlay_names
-
 THUMB = 96  # px, crop thumbnails in the page
 FRAME_THUMB = 320  # px wide, full-frame overlays in the page
 TOP_FRAMES = 3  # full-frame overlays shown per face (the most important frames)
-
-
-def write_explanations(report, out: str | Path) -> list[Path]:
-    """Write out/explain/face<id>_f<frame>_{crop,frame}.png (names as in report.explanations) and
-    out/report.html. Images are RGB in memory, converted to BGR for cv2.imwrite. Returns paths written."""
-    out = Path(out)
-    (out / "explain").mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for face in report.faces:
-        ex = face.explanation
-        if not ex:
-            continue
-        for t, idx in enumerate(face.frame_indices):
-            crop_name, frame_name = overlay_names(face.track_id, idx)
-            _imwrite(out / crop_name, ex["crop_overlays"][t])
-            written.append(out / crop_name)
-            if ex.get("frame_overlays") is not None:
-                _imwrite(out / frame_name, ex["frame_overlays"][t])
-                written.append(out / frame_name)
-    p = out / "report.html"
-    p.write_text(render_html(report), encoding="utf-8")
-    written.append(p)
-    return written
-
-
-def _imwrite(path: Path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
 
 
 def _img(rgb: np.ndarray, width: int | None = None, title: str = "") -> str:

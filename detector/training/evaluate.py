@@ -93,7 +93,7 @@ def single_frame_p_fake(model, features: torch.Tensor) -> np.ndarray:
 
 
 def evaluate(model, spec, prepared: Path, split: str = "test", roc_png: Path | None = None) -> dict:
-    from detector.prepare import load_prepared
+    from detector.training.prepare import load_prepared
 
     x, y, rows = load_prepared(prepared, split)
     pv, pf = predict(model, x)

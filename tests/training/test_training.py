@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from detector.evaluate import binary_metrics, eer, roc_auc
-from detector.prepare import Item, assign_splits
+from detector.training.evaluate import binary_metrics, eer, roc_auc
+from detector.training.prepare import Item, assign_splits
 
 
 # ------------------------------------------------------------------ metrics vs hand-computed values
@@ -52,7 +52,7 @@ def test_splits_are_identity_disjoint():
 # ------------------------------------------------------------------ synthesis
 @pytest.fixture(scope="module")
 def clip_and_landmarks(face_clip):
-    from detector.synth import clip_landmarks
+    from detector.training.synth import clip_landmarks
     from detector.video import read_frames
 
     frames, _ = read_frames(face_clip, list(range(0, 24, 3)), max_grab_gap=10**9)
@@ -60,7 +60,7 @@ def clip_and_landmarks(face_clip):
 
 
 def test_sbi_shapes_determinism_and_mask_inside_face(clip_and_landmarks):
-    from detector.synth import sbi_clip
+    from detector.training.synth import sbi_clip
 
     frames, lms = clip_and_landmarks
     assert lms.shape == (len(frames), 68, 2)
@@ -82,7 +82,7 @@ def test_sbi_shapes_determinism_and_mask_inside_face(clip_and_landmarks):
 
 
 def test_face_swap_changes_the_face(clip_and_landmarks, other_face_clip):
-    from detector.synth import clip_landmarks, swap_clip
+    from detector.training.synth import clip_landmarks, swap_clip
     from detector.video import read_frames
 
     frames, lms = clip_and_landmarks
@@ -100,8 +100,8 @@ def test_face_swap_changes_the_face(clip_and_landmarks, other_face_clip):
 @pytest.fixture(scope="module")
 def crop_clips(face_clip, other_face_clip):
     """Two real crop clips of different speakers: uint8 (2, 4, 112, 112, 3), landmarks (2, 4, 68, 2)."""
-    from detector.online_fakes import crop_landmarks
-    from detector.prepare import clip_crops
+    from detector.training.online_fakes import crop_landmarks
+    from detector.training.prepare import clip_crops
 
     crops = np.stack([clip_crops(str(face_clip), 4), clip_crops(str(other_face_clip), 4)])
     return crops, crop_landmarks(crops.reshape(-1, 112, 112, 3)).reshape(2, 4, 68, 2)
@@ -119,7 +119,7 @@ def test_crop_landmarks_find_the_face(crop_clips):
 
 
 def test_online_sbi_and_swap_change_only_the_face(crop_clips):
-    from detector.online_fakes import OnlineFakes
+    from detector.training.online_fakes import OnlineFakes
 
     crops, lms = crop_clips
     of = OnlineFakes(crops, lms, ["s4", "s31"])
@@ -141,8 +141,8 @@ def test_online_sbi_and_swap_change_only_the_face(crop_clips):
 
 
 def test_frame_batch_is_balanced_and_pairs_online_fakes(crop_clips):
-    from detector.online_fakes import OnlineFakes
-    from detector.train import TrainConfig, frame_batch
+    from detector.training.online_fakes import OnlineFakes
+    from detector.training.train import TrainConfig, frame_batch
 
     crops, lms = crop_clips
     x = np.concatenate([crops, crops[:1, :, ::-1]])  # two real clips and one "prepared fake"
@@ -161,7 +161,7 @@ def test_frame_batch_is_balanced_and_pairs_online_fakes(crop_clips):
 
 @pytest.mark.slow
 def test_training_with_online_fakes_runs_both_stages(crop_clips, tmp_path):
-    from detector.train import TrainConfig, train
+    from detector.training.train import TrainConfig, train
 
     crops, _ = crop_clips
     root = tmp_path / "prep"
@@ -213,8 +213,8 @@ def _tiny_prepared(root, n=16, t=4, size=32, seed=0):
 
 @pytest.mark.slow
 def test_tiny_training_lowers_loss_and_evaluates(tmp_path):
-    from detector.evaluate import evaluate
-    from detector.train import TrainConfig, train
+    from detector.training.evaluate import evaluate
+    from detector.training.train import TrainConfig, train
     from detector.weights import load_weights
 
     prepared = _tiny_prepared(tmp_path / "prep")

@@ -1,0 +1,65 @@
+"""`ModelSpec`: what a weights file declares about itself (timm's PretrainedCfg idea).
+
+A frozen dataclass saved as the JSON sidecar beside every `.safetensors` file: architecture, input size,
+sequence length, mean/std, label names, threshold, calibration, training data, metrics, limits, licence
+and the tensor file's sha256. `detector.model` builds a network from it; `detector.weights` reads and
+writes it. It lives in its own module so that neither of those two imports the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from detector.errors import WeightsError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model and to say honestly what it is."""
+
+    name: str
+    architecture: str = "resnext50_lstm"  # or "legacy_reference"
+    backbone: str = "resnext50_32x4d"
+    lstm_hidden: int = 256
+    lstm_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.4
+    sequence_length: int = 20
+    input_size: int = 112
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: str = "RGB"
+    labels: tuple[str, str] = ("REAL", "FAKE")
+    threshold: float = 0.5
+    trained: bool = False
+    trained_on: str = "nothing: randomly initialised, UNTRAINED; its outputs mean nothing"
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    limits: tuple[str, ...] = ()
+    licence: str = "Apache-2.0"
+    attribution: str = ""
+    weights_sha256: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise WeightsError(f"sidecar has unknown fields {sorted(unknown)}; is it from a newer version?")
+        d = dict(d)
+        for key in ("mean", "std", "labels", "limits"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    @property
+    def display_name(self) -> str:
+        return self.name if self.trained else f"{self.name} (UNTRAINED)"
