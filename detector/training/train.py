@@ -188,10 +188,13 @@ def online_fakes_for(x: np.ndarray, y: np.ndarray, rows: list[dict], run: Path) 
     return OnlineFakes(crops, lms, [rows[i]["identity"] for i in real])
 
 
-def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, device: str,
-                 online: OnlineFakes | None = None) -> None:
-    """Frame-level warm-up of model.backbone with a temporary Linear head; keeps the best by val AUC."""
-    (xtr, ytr), (xva, yva) = data
+def train_frames(model, batch_fn, val, run: Path, cfg: TrainConfig, deadline: float, device: str) -> None:
+    """Frame-level warm-up of model.backbone with a temporary Linear head; keeps the best by val AUC.
+
+    batch_fn(rng) -> (frames uint8 (B, S, S, 3) RGB, labels int64 (B,)) draws one training batch;
+    val = (x uint8 (N, T, S, S, 3), y (N,)) or (None, None).
+    """
+    xva, yva = val
     head = nn.Linear(model.backbone.num_features, 2).to(device)
     params = list(model.backbone.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=cfg.frame_lr, weight_decay=cfg.weight_decay)
@@ -221,7 +224,7 @@ def train_frames(model, data, run: Path, cfg: TrainConfig, deadline: float, devi
     while step < cfg.frame_steps and time.time() < deadline:
         model.train()
         head.train()
-        frames, labels = frame_batch(xtr, ytr, cfg, rng, online)
+        frames, labels = batch_fn(rng)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         with _autocast(device):
@@ -350,7 +353,7 @@ def plot_curves(run: Path) -> Path:
     rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, stage, key in ((axes[0], 1, "step"), (axes[1], 2, "epoch")):
-        r = [x for x in rows if x["stage"] == stage]
+        r = [x for x in rows if x["stage"] == stage and key in x]
         for name in ("train_loss", "val_loss"):
             ax.plot([x[key] for x in r], [math.nan if x[name] is None else x[name] for x in r], label=name)
         ax.set_title(f"stage {stage} ({'frames' if stage == 1 else 'LSTM on cached features'})")
@@ -402,7 +405,7 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
     # Keep ~15% of the budget for stage 2 and saving (20% with online clips, whose features cost more).
     deadline = t_start + budget_min * 60 * (0.80 if cfg.online_fakes else 0.85)
     online = online_fakes_for(xtr, ytr, rows, run) if cfg.online_fakes else None
-    train_frames(model, ((xtr, ytr), (xva, yva)), run, cfg, deadline, device, online)
+    train_frames(model, lambda rng: frame_batch(xtr, ytr, cfg, rng, online), (xva, yva), run, cfg, deadline, device)
     best1 = torch.load(run / "stage1_best.pt", map_location=device, weights_only=True)
     model.backbone.load_state_dict(best1["backbone"])
     ftr = cache_features(model, xtr, device)

@@ -97,16 +97,6 @@ def test_face_swap_changes_the_face(clip_and_landmarks, other_face_clip):
 
 
 # ------------------------------------------------------------------ online fakes (crop level)
-@pytest.fixture(scope="module")
-def crop_clips(face_clip, other_face_clip):
-    """Two real crop clips of different speakers: uint8 (2, 4, 112, 112, 3), landmarks (2, 4, 68, 2)."""
-    from detector.training.online_fakes import crop_landmarks
-    from detector.training.prepare import clip_crops
-
-    crops = np.stack([clip_crops(str(face_clip), 4), clip_crops(str(other_face_clip), 4)])
-    return crops, crop_landmarks(crops.reshape(-1, 112, 112, 3)).reshape(2, 4, 68, 2)
-
-
 def test_crop_landmarks_find_the_face(crop_clips):
     _, lms = crop_clips
     # The face fills the middle of a crop with margin 0.3: landmarks spread over ~40-80 px around the centre.

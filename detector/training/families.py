@@ -1,0 +1,312 @@
+"""Paired fakes of every manipulation family, made on the fly from one real 112x112 face crop.
+
+Every fake is made from a real frame that sits in the same batch (Self-Blended Images, Shiohara &
+Yamasaki, CVPR 2022), so identity, pose, lighting and padding are never a cue: only the manipulation
+trace separates the classes. Families (issue "a default model that holds on real-world clips", 2a-2f):
+
+- ``sbi``: self-blend of the whole face (detector.training.synth.self_blend).
+- ``region``: the same blend restricted to the mouth / lower face (what lip-sync leaves) or the eyes.
+- ``swap``: landmark face swap from another identity (synth.face_swap).
+- ``resynth``: the crop, the face or the mouth passed through a simulated *upsampling decoder* (down-
+  sample, then bilinear / bicubic / nearest+blur / zero-insertion "transposed convolution" with a random
+  kernel, which leaves the checkerboard spectrum of GAN decoders: Zhang, Karaman & Chang 2019,
+  "Detecting and Simulating Artifacts in GAN Fake Images"), optionally denoised like a generator's clean
+  output; kept whole or pasted back with a soft mask. A stand-in for talking-head, NeRF and lip-sync
+  generators, with no network to train.
+- ``warp``: smooth non-rigid displacement of the face (bilinear resampling, as warping-based animators
+  such as first-order-motion / TPSMM / LivePortrait do).
+- Clips (``fake_clip``): the same families per frame with parameters drawn once per clip plus flicker
+  (2e), and ``animate``: one real frame, its noise frozen, driven by smooth non-rigid motion over T
+  frames (2f) — the texture moves with the warp instead of renewing itself as in real video.
+
+``degrade`` gives real and fake frames the same codec-style damage (JPEG, noise, resolution), so that
+clean-vs-noisy is never the cue. All images uint8 (H, W, 3) RGB; landmarks float32 (68, 2) in pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from detector.training import synth
+
+FAMILIES = ("sbi", "region", "swap", "resynth", "warp")
+MOUTH = np.r_[2:15, 31:36, 48:68]  # lower jaw, nose base, lips: the lip-sync region
+EYES = np.r_[17:27, 36:48]  # brows and eyes
+
+
+def _soft_mask(shape, pts: np.ndarray, size: float, rng: np.random.Generator) -> np.ndarray:
+    """Soft {0..1} float32 (H, W) mask: convex hull of `pts`, elastically deformed, dilated, blurred."""
+    field = synth._elastic_field(shape, size, rng, float(rng.uniform(0.01, 0.03)))
+    return synth.deform_mask(synth.hull_mask(shape, pts), field, int(rng.uniform(-0.03, 0.06) * size),
+                             max(3, int(rng.uniform(0.05, 0.18) * size)))
+
+
+def _face_size(lms: np.ndarray) -> float:
+    return float(np.ptp(lms, axis=0).max())
+
+
+def _paste(real: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = mask[..., None] * src.astype(np.float32) + (1 - mask[..., None]) * real.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- (b) region blends
+def region_params(rng: np.random.Generator) -> dict:
+    p = synth.sbi_params(rng)
+    p["region"] = str(rng.choice(["mouth", "mouth", "eyes"]))
+    return p
+
+
+def region_blend(frame: np.ndarray, lms: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
+    """A self-blend inside the mouth/lower-face or eye region only."""
+    h, w = frame.shape[:2]
+    size = _face_size(lms)
+    src = synth._color_freq(frame, p)
+    m = cv2.getRotationMatrix2D(tuple(map(float, lms[MOUTH if p["region"] == "mouth" else EYES].mean(0))),
+                                0.0, p["zoom"])
+    m[:, 2] += p["shift"] * size * 0.5
+    src = cv2.warpAffine(src, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    mask = _soft_mask((h, w), lms[MOUTH if p["region"] == "mouth" else EYES], size, rng)
+    return _paste(frame, src, mask * p["ratio"])
+
+
+# ---------------------------------------------------------------- (d) re-synthesis
+def resynth_params(rng: np.random.Generator) -> dict:
+    return {"scale": int(rng.choice([2, 2, 2, 3])),  # generators work near the face's own resolution
+            "up": str(rng.choice(["bilinear", "bicubic", "nearest_blur", "transposed", "transposed"])),
+            "kernel": rng.uniform(0.2, 1.0, size=(8,)).astype(np.float32), "imbalance": float(rng.uniform(0, 0.06)),
+            "denoise": bool(rng.random() < 0.5), "where": str(rng.choice(["crop", "face", "face", "mouth"])),
+            "ratio": float(rng.uniform(0.7, 1.0))}
+
+
+def upsampling_decoder(img: np.ndarray, p: dict) -> np.ndarray:
+    """Down-sample by p['scale'], then up-sample the way a decoder does. float32 (H, W, 3) in and out."""
+    h, w = img.shape[:2]
+    s = p["scale"]
+    small = cv2.resize(img, (max(4, w // s), max(4, h // s)), interpolation=cv2.INTER_AREA)
+    if p["up"] == "bilinear":
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    elif p["up"] == "bicubic":
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    elif p["up"] == "nearest_blur":
+        out = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST), (0, 0), 0.4 * s)
+    else:  # zero insertion + a random separable kernel: phases sum to different gains -> checkerboard
+        sh, sw = small.shape[:2]
+        z = np.zeros((sh * s, sw * s, 3), np.float32)
+        z[::s, ::s] = small
+        k1 = p["kernel"][: 2 * s]
+        k = np.outer(k1, k1)
+        # Each output phase (i mod s, j mod s) sums its own subset of taps: normalise every phase to a
+        # gain of 1 +- p["imbalance"], a faint checkerboard as in trained decoders, not a grid overlay.
+        gain = 1 + p["imbalance"] * np.sign(np.add.outer(np.arange(s), np.arange(s)) % 2 - 0.5)
+        for a in range(s):
+            for b in range(s):
+                k[a::s, b::s] *= gain[a, b] / k[a::s, b::s].sum()
+        out = cv2.resize(cv2.filter2D(z, -1, k, borderType=cv2.BORDER_REFLECT), (w, h),
+                         interpolation=cv2.INTER_NEAREST)
+    if p["denoise"]:
+        out = cv2.bilateralFilter(np.clip(out, 0, 255).astype(np.float32), 5, 20, 3)
+    return out
+
+
+def resynth(frame: np.ndarray, lms: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
+    src = upsampling_decoder(frame.astype(np.float32), p)
+    if p["where"] == "crop":
+        return np.clip(src + 0.5, 0, 255).astype(np.uint8)
+    pts = lms if p["where"] == "face" else lms[MOUTH]
+    return _paste(frame, src, _soft_mask(frame.shape[:2], pts, _face_size(lms), rng) * p["ratio"])
+
+
+# ---------------------------------------------------------------- (f) warping
+def warp_field(shape, lms: np.ndarray, rng: np.random.Generator, strength: float,
+               mouth_open: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth displacement (dx, dy) float32 (H, W), confined to the face by a soft hull mask.
+
+    mouth_open (px at the face scale): the lower lip and jaw move down, fading with distance, as a
+    driving video's mouth does.
+    """
+    h, w = shape
+    size = _face_size(lms)
+    dx, dy = synth._elastic_field(shape, size, rng, strength)
+    if mouth_open:
+        cx, cy = lms[62:68].mean(0)  # inner lower lip
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        g = np.exp(-(((xs - cx) / (0.35 * size)) ** 2 + ((ys - cy - 0.1 * size) / (0.3 * size)) ** 2))
+        dy = dy - mouth_open * g * (ys > cy - 0.05 * size)  # remap samples from above: content moves down
+    face = cv2.GaussianBlur(synth.hull_mask(shape, lms), (0, 0), 0.08 * size)
+    return dx * face, dy * face
+
+
+def warp(frame: np.ndarray, field) -> np.ndarray:
+    h, w = frame.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(frame, xs + field[0], ys + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+# ---------------------------------------------------------------- one fake frame
+def fake_frame(family: str, frame: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
+               other: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """A fresh fake of `family` made from real `frame` (uint8 (S, S, 3) RGB, lms (68, 2)).
+
+    other: (frame, lms) of another identity, needed for "swap" (ValueError without it).
+    """
+    if family == "sbi":
+        return synth.sbi_clip(frame[None], lms[None], rng)[0][0]
+    if family == "region":
+        return region_blend(frame, lms, region_params(rng), rng)
+    if family == "swap":
+        if other is None:
+            raise ValueError("a swap needs a face of another identity")
+        return synth.face_swap(frame, lms, other[0], other[1])
+    if family == "resynth":
+        return resynth(frame, lms, resynth_params(rng), rng)
+    if family == "warp":
+        size = _face_size(lms)
+        f = warp_field(frame.shape[:2], lms, rng, float(rng.uniform(0.008, 0.025)),
+                       float(rng.uniform(0, 0.1) * size))
+        return warp(frame, f)
+    raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+
+
+# ---------------------------------------------------------------- codec-style damage, both classes
+def degrade(img: np.ndarray, rng: np.random.Generator, p: dict | None = None) -> np.ndarray:
+    """Noise, resolution loss and JPEG, drawn the same way for real and fake. uint8 RGB in and out.
+
+    p: fixed parameters (for every frame of a clip); None draws new ones.
+    """
+    p = p or degrade_params(rng)
+    x = img.astype(np.float32)
+    if p["scale"] < 1:
+        h, w = x.shape[:2]
+        x = cv2.resize(cv2.resize(x, (max(8, int(w * p["scale"])), max(8, int(h * p["scale"]))),
+                                  interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
+    if p["noise"]:
+        x = x + rng.normal(0, p["noise"], x.shape).astype(np.float32)
+    out = np.clip(x + 0.5, 0, 255).astype(np.uint8)
+    if p["jpeg"]:
+        out = synth.jpeg(out, p["jpeg"])
+    return out
+
+
+def degrade_params(rng: np.random.Generator) -> dict:
+    return {"scale": float(rng.uniform(0.5, 0.95)) if rng.random() < 0.25 else 1.0,
+            "noise": float(rng.uniform(1, 6)) if rng.random() < 0.4 else 0.0,
+            "jpeg": int(rng.integers(45, 95)) if rng.random() < 0.6 else 0}
+
+
+# ---------------------------------------------------------------- clips (stage 2)
+def _smooth_path(t: int, rng: np.random.Generator, amp: float, knots: int = 4) -> np.ndarray:
+    """A smooth random 1-D path of length t (cubic through `knots` random values), float32."""
+    k = rng.normal(0, amp, knots).astype(np.float32)
+    return cv2.resize(k[None], (t, 1), interpolation=cv2.INTER_CUBIC)[0]
+
+
+def _affine_path(t: int, center, rng: np.random.Generator, amp: float) -> list[np.ndarray]:
+    """Per-frame 2x3 affines for a small smooth camera/head motion (shift px, rotation deg, zoom)."""
+    sx, sy, rot, zoom = (_smooth_path(t, rng, a) for a in (amp, amp, 1.5 * amp / 2, 0.01 * amp / 2))
+    mats = []
+    for i in range(t):
+        m = cv2.getRotationMatrix2D(center, float(rot[i]), float(1 + zoom[i]))
+        m[:, 2] += (sx[i], sy[i])
+        mats.append(m.astype(np.float32))
+    return mats
+
+
+def _apply_affine(img, lms, m):
+    h, w = img.shape[:2]
+    out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out, (lms @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+def pseudo_clip(frame: np.ndarray, lms: np.ndarray, t: int, rng: np.random.Generator,
+                nonrigid: float = 0.015, motion: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A real-looking clip from one real still: small smooth head/camera motion, mild non-rigid motion
+    (talking faces move non-rigidly, so rigid-only motion must not be the cue), fresh sensor noise and
+    JPEG per frame (real video renews its noise every frame). motion scales all movement (0: none).
+    Returns uint8 (T, S, S, 3), lms (T, 68, 2).
+    """
+    s = frame.shape[0]
+    mats = _affine_path(t, (s / 2, s / 2), rng, motion * float(rng.uniform(0.5, 2.5)))
+    open_path = motion * np.abs(_smooth_path(t, rng, 0.04 * _face_size(lms), knots=6))
+    base_field_rng = np.random.default_rng(int(rng.integers(1 << 31)))
+    dp = degrade_params(rng)
+    frames, lm_out = [], []
+    for i in range(t):
+        f = warp(frame, warp_field(frame.shape[:2], lms, np.random.default_rng(base_field_rng.integers(1 << 31)),
+                                   motion * nonrigid, float(open_path[i])))
+        f, lm = _apply_affine(f, lms, mats[i])
+        dp_i = {**dp, "noise": max(dp["noise"], 1.5)}  # fresh noise every frame
+        frames.append(degrade(f, rng, dp_i))
+        lm_out.append(lm)
+    return np.stack(frames), np.stack(lm_out)
+
+
+def animate(frame: np.ndarray, lms: np.ndarray, t: int, rng: np.random.Generator, motion: float = 1.0) -> np.ndarray:
+    """(2f) One real frame, noise frozen in, driven by smooth non-rigid motion (mouth, head) over t frames.
+
+    Returns uint8 (T, S, S, 3) RGB. Only mild JPEG per frame: the texture and its grain move with the warp.
+    motion scales all movement (0: none).
+    """
+    s = frame.shape[0]
+    base = degrade(frame, rng, {"scale": 1.0, "noise": float(rng.uniform(1.5, 5)), "jpeg": 0})
+    mats = _affine_path(t, (s / 2, s / 2), rng, motion * float(rng.uniform(0.5, 3.0)))
+    size = _face_size(lms)
+    open_path = motion * np.abs(_smooth_path(t, rng, 0.1 * size, knots=6))
+    strength = motion * float(rng.uniform(0.01, 0.04))
+    seeds = rng.integers(1 << 31, size=3)
+    fields = [warp_field(frame.shape[:2], lms, np.random.default_rng(sd), strength) for sd in seeds]
+    w = cv2.resize(rng.uniform(-1, 1, (3, 4)).astype(np.float32), (t, 3), interpolation=cv2.INTER_CUBIC)
+    q = int(rng.integers(60, 95))
+    out = []
+    for i in range(t):
+        dx = sum(w[j, i] * fields[j][0] for j in range(3))
+        dy = sum(w[j, i] * fields[j][1] for j in range(3))
+        mouth = warp_field(frame.shape[:2], lms, np.random.default_rng(0), 0.0, float(open_path[i]))
+        f = warp(base, (dx + mouth[0], dy + mouth[1]))
+        f, _ = _apply_affine(f, lms, mats[i])
+        out.append(synth.jpeg(f, q))
+    return np.stack(out)
+
+
+def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
+              other: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """A fake clip of `family` made from the real clip `frames` uint8 (T, S, S, 3), lms (T, 68, 2).
+
+    Parameters are drawn once per clip; with probability 1/2 the blend strength flickers per frame (2e).
+    "animate" drives frame 0 (see `animate`); "swap" needs `other` = (frames, lms) of another identity.
+    """
+    t = len(frames)
+    if family == "animate":
+        return animate(frames[0], lms[0], t, rng)
+    if family == "sbi":
+        return synth.sbi_clip(frames, lms, rng)[0]
+    if family == "swap":
+        if other is None:
+            raise ValueError("a swap needs a face of another identity")
+        return synth.swap_clip(frames, lms, other[0], other[1])
+    flicker = rng.random() < 0.5
+    if family == "region":
+        p = region_params(rng)
+        seed = int(rng.integers(1 << 31))
+        out = []
+        for f, lm in zip(frames, lms):
+            q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) if flicker else 0), 0.2, 1))}
+            out.append(region_blend(f, lm, q, np.random.default_rng(seed)))
+        return np.stack(out)
+    if family == "resynth":
+        p = resynth_params(rng)
+        seed = int(rng.integers(1 << 31))
+        out = []
+        for f, lm in zip(frames, lms):
+            q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) if flicker else 0), 0.2, 1))}
+            out.append(resynth(f, lm, q, np.random.default_rng(seed)))
+        return np.stack(out)
+    if family == "warp":
+        size = _face_size(lms[0])
+        seed = int(rng.integers(1 << 31))
+        strength = float(rng.uniform(0.008, 0.025))
+        open_path = np.abs(_smooth_path(t, rng, 0.08 * size, knots=6))
+        return np.stack([warp(f, warp_field(f.shape[:2], lm, np.random.default_rng(seed), strength,
+                                            float(open_path[i]))) for i, (f, lm) in enumerate(zip(frames, lms))])
+    raise ValueError(f"unknown clip family {family!r}")

@@ -1,0 +1,157 @@
+"""A compact training pack of real faces: stills of thousands of people plus crops of real talking clips.
+
+The shipped default learned what its 9 training identities look like (issue "a default model that holds
+on real-world clips"); this pack gives the trainer thousands of identities. Everything in it is real;
+fakes are made from it on the fly (detector/training/families.py), paired with their own real frame.
+
+- Stills (`../shared/data/faces`: 224x224 crops centred on the face at 2.2x its HOG box) are re-cropped
+  to the analysis pipeline's geometry (detector.faces: the box plus a 30% margin on every side, i.e.
+  1.6x the box, resized to 112x112), so a still looks to the model like a crop of a video frame.
+- Clips (`../shared/data/{grid,cremad}` MANIFEST.tsv): `frames` evenly spread frames of each clip, cropped
+  by the product's own face path (detector.training.prepare.clip_crops), up to `max_clips` per speaker.
+- 68-point landmarks for every crop (detector.training.online_fakes.crop_landmarks).
+- Splits by identity only: stills by a hash of the identity key (80/10/10), clips by speaker lists
+  (the previous default's validation and test speakers stay held out).
+
+Output `<out>/stills.npz` and `<out>/clips.npz` (uint8 RGB crops, float32 landmarks, str identity,
+source and split arrays), a few hundred MB uncompressed; `<out>/pack.json` describes it.
+
+    deepfake-forensics pack ../shared/data --out data/pack
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+STILL_SCALE = 2.2  # the stills' crop side / face box (faces/README.md)
+MARGIN = 0.3  # detector.faces.FaceConfig().margin: crop side = box * (1 + 2 * MARGIN)
+SIZE = 112
+VAL_SPEAKERS = ("s5", "s16", "s20", "s30", "s33")
+TEST_SPEAKERS = ("s4", "s25", "s27", "s31", "s34")
+
+
+def identity_split(identity: str, val_pct: int = 10, test_pct: int = 10) -> str:
+    """'train' / 'val' / 'test' from a stable hash of the identity key (never the file)."""
+    h = int(hashlib.sha256(identity.encode()).hexdigest()[:8], 16) % 100
+    return "test" if h < test_pct else "val" if h < test_pct + val_pct else "train"
+
+
+def still_to_crop(still: np.ndarray, size: int = SIZE, margin: float = MARGIN) -> np.ndarray:
+    """A 2.2x-box face still uint8 (S, S, 3) RGB -> the pipeline's crop geometry, uint8 (size, size, 3) RGB."""
+    s = still.shape[0]
+    side = s / STILL_SCALE * (1 + 2 * margin)
+    a = (s - side) / 2
+    m = np.array([[size / side, 0, -a * size / side], [0, size / side, -a * size / side]], np.float32)
+    return cv2.warpAffine(still, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def load_stills(root: Path) -> dict[str, np.ndarray]:
+    """All stills of faces/MANIFEST.tsv as crops + metadata (no landmarks yet)."""
+    rows = list(csv.DictReader(open(root / "MANIFEST.tsv"), delimiter="\t"))
+    crops, keep = [], []
+    for r in rows:
+        img = cv2.imread(str(root / r["file"]), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        crops.append(still_to_crop(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)))
+        keep.append(r)
+    return {"crops": np.stack(crops), "identity": np.array([r["identity"] for r in keep]),
+            "source": np.array([r["source"] for r in keep]),
+            "pad_frac": np.array([float(r.get("pad_frac") or 0) for r in keep], np.float32),
+            "split": np.array([identity_split(r["identity"]) for r in keep]),
+            "path": np.array([r["file"] for r in keep])}
+
+
+def _clip_job(a):
+    from detector.training.prepare import clip_crops
+
+    path, frames = a
+    try:
+        return clip_crops(path, frames)
+    except Exception:  # noqa: BLE001 - a clip that does not decode is left out and counted
+        return None
+
+
+def load_clips(data: Path, frames: int = 20, max_clips: int = 12, workers: int = 1,
+               seed: int = 0) -> dict[str, np.ndarray]:
+    """Real clips of ../shared/data (GRID + CREMA-D) as face-crop clips uint8 (N, T, 112, 112, 3) RGB."""
+    rows = list(csv.DictReader(open(data / "MANIFEST.tsv"), delimiter="\t"))
+    rng = np.random.default_rng(seed)
+    by_spk: dict[str, list[dict]] = {}
+    for r in rows:
+        by_spk.setdefault(r["speaker"], []).append(r)
+    chosen = []
+    for _spk, rs in sorted(by_spk.items()):
+        idx = rng.permutation(len(rs))[:max_clips]
+        chosen += [rs[i] for i in sorted(idx)]
+    jobs = [(str(data / r["file"]), frames) for r in chosen]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as ex:
+            results = list(ex.map(_clip_job, jobs))
+    else:
+        results = [_clip_job(j) for j in jobs]
+    ok = [(r, c) for r, c in zip(chosen, results) if c is not None]
+    spk = np.array([r["speaker"] for r, _ in ok])
+    split = np.array(["val" if s in VAL_SPEAKERS else "test" if s in TEST_SPEAKERS else "train" for s in spk])
+    return {"crops": np.stack([c for _, c in ok]), "identity": spk, "split": split,
+            "source": np.array(["cremad" if s.startswith("cremad") else "grid" for s in spk]),
+            "path": np.array([r["file"] for r, _ in ok]), "dropped": np.array(len(chosen) - len(ok))}
+
+
+def build_pack(data: Path, out: Path, frames: int = 20, max_clips: int = 12, workers: int = 1) -> dict:
+    from detector.training.online_fakes import crop_landmarks
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    info: dict = {"data": str(data), "frames": frames, "max_clips_per_speaker": max_clips, "size": SIZE,
+                  "margin": MARGIN}
+    if not (out / "stills.npz").is_file():
+        st = load_stills(data / "faces")
+        st["landmarks"] = crop_landmarks(st["crops"])
+        np.savez(out / "stills.npz", **st)
+    st = np.load(out / "stills.npz")
+    info["stills"] = {s: int((st["split"] == s).sum()) for s in ("train", "val", "test")}
+    info["still_identities"] = {s: int(len(set(st["identity"][st["split"] == s]))) for s in ("train", "val", "test")}
+    if not (out / "clips.npz").is_file():
+        cl = load_clips(data, frames, max_clips, workers)
+        n, t = cl["crops"].shape[:2]
+        cl["landmarks"] = crop_landmarks(cl["crops"].reshape(n * t, SIZE, SIZE, 3)).reshape(n, t, 68, 2)
+        np.savez(out / "clips.npz", **cl)
+    cl = np.load(out / "clips.npz")
+    info["clips"] = {s: int((cl["split"] == s).sum()) for s in ("train", "val", "test")}
+    info["clip_speakers"] = {s: sorted(set(cl["identity"][cl["split"] == s].tolist()))
+                             for s in ("train", "val", "test")}
+    info["seconds"] = round(time.time() - t0, 1)
+    (out / "pack.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def load_pack(folder: Path) -> tuple[dict, dict]:
+    """(stills, clips) as dicts of numpy arrays (see the module docstring)."""
+    from detector.errors import InputError
+
+    folder = Path(folder)
+    if not (folder / "stills.npz").is_file() or not (folder / "clips.npz").is_file():
+        raise InputError(f"{folder}: no training pack; run `deepfake-forensics pack ../shared/data --out {folder}`")
+    return dict(np.load(folder / "stills.npz")), dict(np.load(folder / "clips.npz"))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pack", help="build the real-face training pack (stills + clip crops + landmarks)")
+    p.add_argument("data", type=Path, help="folder with faces/, grid/, cremad/ and MANIFEST.tsv (../shared/data)")
+    p.add_argument("--out", type=Path, default=Path("data/pack"))
+    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--max-clips", type=int, default=12, help="clips per speaker (GRID s1 alone has 201)")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=lambda a: print(json.dumps(build_pack(a.data, a.out, a.frames, a.max_clips, a.workers),
+                                                   indent=2)) or 0)

@@ -1,0 +1,175 @@
+"""Paired fakes of every family, the real-face pack and the pack trainer, on the committed GRID crops."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.training import families as F
+from detector.training.pack import identity_split, still_to_crop
+
+
+def _diff(a, b):
+    return np.abs(a.astype(int) - b.astype(int)).mean(-1)
+
+
+def _box_mean(d, pts, pad=2):
+    x0, y0 = np.maximum(pts.min(0).astype(int) - pad, 0)
+    x1, y1 = pts.max(0).astype(int) + pad
+    return d[y0:y1, x0:x1].mean()
+
+
+@pytest.mark.parametrize("family", F.FAMILIES)
+def test_each_family_changes_the_face_not_the_corner_and_is_deterministic(crop_clips, family):
+    crops, lms = crop_clips
+    frame, lm = crops[0, 1], lms[0, 1]
+    other = (crops[1, 0], lms[1, 0])
+    diffs = []
+    for seed in range(8):
+        f = F.fake_frame(family, frame, lm, np.random.default_rng(seed), other)
+        assert f.shape == frame.shape and f.dtype == np.uint8
+        diffs.append(_diff(f, frame))
+    d = np.mean(diffs, 0)
+    face = _box_mean(d, lm)
+    assert face > 1.0, f"{family} barely changes the face ({face:.2f})"
+    if family != "resynth":  # resynth may redo the whole crop (a talking-head generator's output)
+        assert d[:10, :10].mean() < 0.25 * face + 0.3, f"{family} changes the corner"
+    a = F.fake_frame(family, frame, lm, np.random.default_rng(5), other)
+    assert np.array_equal(a, F.fake_frame(family, frame, lm, np.random.default_rng(5), other))
+
+
+def test_region_blends_stay_in_their_region(crop_clips):
+    crops, lms = crop_clips
+    frame, lm = crops[1, 2], lms[1, 2]
+    for region, inside, outside in (("mouth", F.MOUTH, F.EYES), ("eyes", F.EYES, F.MOUTH)):
+        d = []
+        for seed in range(6):
+            rng = np.random.default_rng(seed)
+            p = {**F.region_params(rng), "region": region, "ratio": 1.0}
+            d.append(_diff(F.region_blend(frame, lm, p, rng), frame))
+        d = np.mean(d, 0)
+        assert _box_mean(d, lm[inside], 0) > 1.5 * _box_mean(d, lm[np.setdiff1d(outside, inside)], 0), region
+
+
+def test_resynth_decoders_keep_the_image_and_leave_their_trace(crop_clips):
+    crops, _ = crop_clips
+    img = crops[0, 0].astype(np.float32)
+    for up in ("bilinear", "bicubic", "nearest_blur", "transposed"):
+        p = {"scale": 2, "up": up, "kernel": np.linspace(0.2, 1.0, 8, dtype=np.float32), "imbalance": 0.03,
+             "denoise": False}
+        out = F.upsampling_decoder(img, p)
+        assert out.shape == img.shape
+        assert np.abs(out - img).mean() < 12  # the same face, a little softer
+        assert np.abs(out - img).mean() > 0.5  # but re-synthesised
+    # The zero-insertion decoder with an uneven kernel leaves a period-2 pattern (a spectral peak).
+    p = {"scale": 2, "up": "transposed", "kernel": np.array([1, 0.2, 1, 0.2, 1, 1, 1, 1], np.float32),
+         "imbalance": 0.05, "denoise": False}
+    flat = np.full((64, 64, 3), 128, np.float32)
+    out = F.upsampling_decoder(flat, p)[8:-8, 8:-8]
+    assert abs(out[::2, ::2].mean() - out[::2, 1::2].mean()) > 5  # checkerboard: 128 * (1.05 - 0.95) = 12.8
+    assert abs(out.mean() - 128) < 3
+
+
+def test_animation_freezes_noise_that_real_video_renews(crop_clips):
+    """(2f): a warped still carries its grain along; a real pseudo-clip draws fresh grain per frame."""
+    crops, lms = crop_clips
+    rng = np.random.default_rng(0)
+
+    def grain_corr(clip):
+        r = [c.astype(np.float32) - cv2.GaussianBlur(c.astype(np.float32), (0, 0), 1.0) for c in clip]
+        return np.mean([np.corrcoef(a[30:80, 30:80].ravel(), b[30:80, 30:80].ravel())[0, 1]
+                        for a, b in zip(r, r[1:])])
+
+    # Without motion the grain can be compared pixel by pixel: frozen in the animation, fresh in video.
+    real, _ = F.pseudo_clip(crops[0, 0], lms[0, 0], 8, rng, motion=0.0)
+    fake = F.animate(crops[0, 0], lms[0, 0], 8, rng, motion=0.0)
+    assert real.shape == fake.shape == (8, 112, 112, 3)
+    assert grain_corr(fake) > grain_corr(real) + 0.2
+    moving = F.animate(crops[0, 0], lms[0, 0], 8, rng)
+    assert _diff(moving[0], moving[-1]).mean() > _diff(fake[0], fake[-1]).mean()  # and it does move
+
+
+@pytest.mark.parametrize("family", ["sbi", "region", "swap", "resynth", "warp", "animate"])
+def test_fake_clips(crop_clips, family):
+    crops, lms = crop_clips
+    clip = F.fake_clip(family, crops[0], lms[0], np.random.default_rng(1), (crops[1], lms[1]))
+    assert clip.shape == crops[0].shape and clip.dtype == np.uint8
+    assert _diff(clip, crops[0]).mean() > 0.3
+
+
+def test_unknown_family_and_swap_without_other(crop_clips):
+    crops, lms = crop_clips
+    with pytest.raises(ValueError, match="unknown family"):
+        F.fake_frame("dream", crops[0, 0], lms[0, 0], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="another identity"):
+        F.fake_frame("swap", crops[0, 0], lms[0, 0], np.random.default_rng(0))
+
+
+def test_still_to_crop_matches_the_pipeline_geometry():
+    """A face box of side S/2.2 in the still fills 1/1.6 of the 112-px crop, as detector.faces crops it."""
+    s = 224
+    still = np.zeros((s, s, 3), np.uint8)
+    box = s / 2.2
+    a, b = int(round((s - box) / 2)), int(round((s + box) / 2))
+    still[a:b, a:b] = 255
+    crop = still_to_crop(still)
+    assert crop.shape == (112, 112, 3)
+    cols = np.flatnonzero(crop[56, :, 0] > 127)
+    assert abs(len(cols) - 112 / 1.6) <= 2 and abs(cols.mean() - 55.5) <= 1.5
+
+
+def test_identity_split_is_stable_and_by_identity():
+    keys = [f"person:{i}" for i in range(2000)]
+    splits = [identity_split(k) for k in keys]
+    assert splits == [identity_split(k) for k in keys]
+    share = {s: splits.count(s) / len(keys) for s in ("train", "val", "test")}
+    assert 0.75 < share["train"] < 0.85 and 0.07 < share["val"] < 0.13 and 0.07 < share["test"] < 0.13
+
+
+def _tiny_pack(tmp_path, crop_clips):
+    crops, lms = crop_clips
+    stills = {"crops": crops.reshape(-1, 112, 112, 3), "landmarks": lms.reshape(-1, 68, 2),
+              "identity": np.array(["a"] * 4 + ["b"] * 4), "split": np.array(["train"] * 8),
+              "source": np.array(["x"] * 8), "pad_frac": np.zeros(8, np.float32), "path": np.array(["p"] * 8)}
+    stills["split"][[3, 7]] = "val"
+    clips = {"crops": crops, "landmarks": lms, "identity": np.array(["s1", "s2"]), "split": np.array(["train", "val"]),
+             "source": np.array(["grid", "grid"]), "path": np.array(["c1", "c2"]), "dropped": np.array(0)}
+    np.savez(tmp_path / "stills.npz", **stills)
+    np.savez(tmp_path / "clips.npz", **clips)
+    (tmp_path / "pack.json").write_text(json.dumps({"stills": {"train": 6}}))
+    return stills, clips
+
+
+def test_pack_batch_pairs_each_fake_with_its_real(tmp_path, crop_clips):
+    from detector.training.train import TrainConfig
+    from detector.training.train_pack import PackConfig, _pool, pack_batch
+
+    stills, clips = _tiny_pack(tmp_path, crop_clips)
+    pool = _pool(stills, clips, "train")
+    x, y = pack_batch(pool, TrainConfig(frame_batch=8), PackConfig(), np.random.default_rng(0))
+    assert x.shape == (8, 112, 112, 3) and x.dtype == np.uint8 and list(y) == [0] * 4 + [1] * 4
+    x2, _ = pack_batch(pool, TrainConfig(frame_batch=8), PackConfig(), np.random.default_rng(0))
+    assert np.array_equal(x, x2)
+
+
+@pytest.mark.slow
+def test_train_pack_end_to_end(tmp_path, crop_clips):
+    from detector.training.train import TrainConfig
+    from detector.training.train_pack import PackConfig, train_pack
+    from detector.weights import load_weights
+
+    _tiny_pack(tmp_path, crop_clips)
+    cfg = TrainConfig(backbone="resnet18", lstm_hidden=16, frame_batch=8, frame_steps=2, eval_every=1,
+                      seq_epochs=1, online_fakes=False)
+    pc = PackConfig(pseudo_train=2, pseudo_val=1, val_frames=6)
+    out = tmp_path / "out" / "tiny.safetensors"
+    _, spec = train_pack(tmp_path, tmp_path / "run", cfg, pc, budget_min=2, out=out)
+    model, spec2 = load_weights(out)
+    assert spec2.trained and "paired fake" in spec2.training["recipe"]
+    assert set(spec2.training["val_clip_auc_per_family"]) >= {"all"}
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("stage") == 1 and "val_auc" in r for r in rows)
+    assert (tmp_path / "run" / "stage1.pt").is_file()
