@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
-                   "detector.training.train", "detector.training.train_pack", "detector.training.evaluate"):
+                   "detector.training.train", "detector.training.train_pack", "detector.training.clipset",
+                   "detector.training.evaluate"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

@@ -173,3 +173,32 @@ def test_train_pack_end_to_end(tmp_path, crop_clips):
     rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any(r.get("stage") == 1 and "val_auc" in r for r in rows)
     assert (tmp_path / "run" / "stage1.pt").is_file()
+
+
+def test_clipset_writes_paired_real_and_fake_videos(tmp_path, crop_clips):
+    """Held-out stills become real pseudo-clips and paired fakes, as videos the product can analyse."""
+    from detector.training.clipset import write_clipset
+    from detector.video import probe
+
+    crops, _ = crop_clips
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    names = []
+    for k in range(3):  # 112-px crops at 1.6x the box -> 224-px stills at 2.2x, as the stills are made
+        pad = int(round(112 * (2.2 / 1.6 - 1) / 2))
+        still = cv2.resize(cv2.copyMakeBorder(crops[k % 2, k], pad, pad, pad, pad, cv2.BORDER_REPLICATE), (224, 224))
+        names.append(f"s{k}.jpg")
+        cv2.imwrite(str(faces / names[-1]), cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    np.savez(pack / "stills.npz", split=np.array(["val"] * 3), path=np.array(names),
+             identity=np.array(["id:0", "id:1", "id:2"]))
+    info = write_clipset(pack, faces, "val", tmp_path / "out", n=3, frames=6,
+                         families=("sbi", "swap", "animate"))
+    assert info["real_still_clips"] == 3 and info["fake"] == {"sbi": 1, "swap": 1, "animate": 1}
+    reals = sorted((tmp_path / "out" / "real" / "still").glob("*.mp4"))
+    fakes = sorted((tmp_path / "out" / "fake").rglob("*.mp4"))
+    assert len(reals) == 3 and len(fakes) == 3
+    assert {p.name for p in reals} == {p.name for p in fakes}  # paired by identity
+    info0 = probe(reals[0])
+    assert (info0.width, info0.height, info0.frame_count) == (224, 224, 6)
