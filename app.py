@@ -25,7 +25,7 @@ from detector.weights import DEFAULT_WEIGHTS, read_spec
 
 log = logging.getLogger("deepfake_forensics.app")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
-DETECTORS = {"HOG": "hog", "CNN": "cnn"}
+DETECTORS = {"BlazeFace": "blazeface", "HOG": "hog", "CNN": "cnn"}
 
 
 def _explain_available() -> bool:
@@ -58,7 +58,7 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
         notes.append("explanations are not available in this build (the explain package is missing); "
                      "analysed without Grad-CAM")
     if face_detector not in DETECTORS:
-        raise gr.Error(f"face detector must be HOG or CNN, not {face_detector!r}")
+        raise gr.Error(f"face detector must be one of {', '.join(DETECTORS)}, not {face_detector!r}")
     try:
         config = AnalysisConfig(frames=int(frames), explain=bool(explain),
                                 faces=FaceConfig(detector=DETECTORS[face_detector]))
@@ -95,7 +95,7 @@ with gr.Blocks(title="Deepfake forensics") as demo:
             video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-in")
             image_in = gr.Image(label="…or one image", type="filepath", sources=["upload"], height=200)
             frames_in = gr.Dropdown(list(FRAME_CHOICES), value=20, label="Frames sampled over the clip")
-            detector_in = gr.Radio(list(DETECTORS), value="HOG", label="Face detector",
+            detector_in = gr.Radio(list(DETECTORS), value="BlazeFace", label="Face detector",
                                    info="HOG is fast on CPU; CNN finds harder poses but is slower")
             explain_in = gr.Checkbox(value=True, label="Explanations (Grad-CAM + temporal importance)")
             run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze-btn")

