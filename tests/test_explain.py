@@ -186,3 +186,32 @@ def test_render_html_without_explanations(small_model):
     report, _, _ = _synthetic_report(small_model, t=2)
     page = render_html(report)
     assert "FAKE" in page and "Grad-CAM overlays" not in page and "<script>" not in page
+
+
+def test_html_signed_bars_and_faithfulness_sentence():
+    from detector.render.page import faithfulness_sentence, svg_bars, top_positions
+
+    svg = svg_bars([0.5, -0.25, 0.0, 1.0], [0, 10, 20, 30], top=[3, 0])
+    assert svg.count('fill="#d62728"') == 2 and svg.count('fill="#1f77b4"') == 2  # red above, blue below
+    assert "#1</text>" in svg and "#2</text>" in svg and "#3</text>" not in svg
+    assert top_positions({"temporal_importance": [0.5, -0.25, 0.0, 1.0]}) == [3, 0]
+    assert top_positions({"top_frames": [2], "temporal_importance": [0.5, -0.25, 0.0, 1.0]}) == [2]
+    assert "not measured" in faithfulness_sentence({})
+    ex = {"method": {"temporal": {"method": "occlusion"}},
+          "faithfulness": {"measured_on": "x", "temporal": {"integrated_gradients": {"k3": {}}}}}
+    assert "not for occlusion" in faithfulness_sentence(ex)
+
+
+def test_html_report_shows_top_frames(small_model):
+    from detector.render import render_html
+    from explain import explain_report
+
+    report, det, feats = _synthetic_report(small_model)
+    explain_report(report, det, feats, target="fake")
+    page = render_html(report)
+    pf = report.explanations["per_face"][0]
+    assert "Which frames moved the verdict (integrated_gradients, signed)" in page
+    assert "Faithfulness not measured" in page or "Faithfulness" in page
+    if pf["top_frames"]:
+        assert "The frames that moved the verdict most" in page
+        assert f"#1 frame {pf['top_frames'][0]}" in page

@@ -152,7 +152,8 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding
 font-size:.9em;vertical-align:top}.strip{display:flex;flex-wrap:wrap;gap:3px}.strip figure{margin:0;
 text-align:center;font-size:.7em}.strip img{width:96px;height:96px;display:block}
 .warn{background:#fff4e0;border-left:4px solid #f90;padding:.4em .8em;margin:.3em 0}
-.frames img{margin:2px}.frames figure{display:inline-block;margin:2px;text-align:center;font-size:.8em}code{font-size:.85em;word-break:break-all}"""
+.frames img{margin:2px}.frames figure{display:inline-block;margin:2px;text-align:center;font-size:.8em}
+code{font-size:.85em;word-break:break-all}"""
 
 
 def _row(k: str, v) -> str:
@@ -206,7 +207,7 @@ def render_html(report) -> str:
         if not fx or not pf:
             continue
         out.append(_strip("Grad-CAM overlays", fx["crop_overlays"], face.frame_indices))
-        top = top_positions(pf)
+        top = top_positions(fx)  # positions in the track (the JSON's top_frames are video frame indices)
         method = pf.get("temporal_method", "attribution")
         out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
                    + svg_bars(pf["temporal_importance"], face.frame_indices, top)
