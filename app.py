@@ -97,7 +97,7 @@ with gr.Blocks(title="Deepfake forensics") as demo:
             frames_in = gr.Dropdown(list(FRAME_CHOICES), value=20, label="Frames sampled over the clip")
             detector_in = gr.Radio(list(DETECTORS), value="BlazeFace", label="Face detector",
                                    info="HOG is fast on CPU; CNN finds harder poses but is slower")
-            explain_in = gr.Checkbox(value=True, label="Explanations (Grad-CAM + temporal importance)")
+            explain_in = gr.Checkbox(value=True, label="Explanations (Grad-CAM + which frames moved the verdict)")
             run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze-btn")
         with gr.Column(scale=2):
             verdict_out = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
@@ -113,7 +113,7 @@ with gr.Blocks(title="Deepfake forensics") as demo:
     with gr.Tab("Grad-CAM"):
         cams_out = gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto")
     with gr.Tab("Temporal chart"):
-        plot_out = gr.Plot(label="Temporal importance and p(fake)", elem_id="temporal")
+        plot_out = gr.Plot(label="Which frames moved the verdict (signed) and p(fake)", elem_id="temporal")
     with gr.Accordion("Model card", open=not TRAINED):
         gr.Markdown(MODEL_CARD)
     inputs = [video_in, image_in, frames_in, detector_in, explain_in]

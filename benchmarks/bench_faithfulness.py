@@ -1,34 +1,47 @@
-"""Deletion test: do the explanations point at what the model actually uses?
+"""Deletion test: do the explanations point at what the model actually uses? (dev tool, reads data/devset)
 
-Temporal (RLNet-style deletion): replace the top-k frames by temporal importance (k = 1, 3, 5) with
-their nearest non-selected neighbour frame and record the drop in p_fake; compare with k random frames
-(mean over --draws draws). Because the backbone sees each frame alone (eval mode), replacing a frame's
-crop by its neighbour's is exactly replacing its feature vector, so this runs on cached features and
-only the LSTM + head are re-evaluated (cheap; exact).
+For every clip: the product's own path (``analyze_video`` with explanations on) gives the face track with
+the highest p_fake, its crops and Grad-CAM maps; the temporal attributions of every method are computed on
+that track's features. Score = logit margin ``m = logit_fake - logit_real`` (p_fake saturates at 1.000 on
+confident fakes, the margin does not). drop = m(original) - m(modified); > 0 = the edit made the clip look
+less fake.
 
-Spatial (Grad-CAM deletion, after Petsiuk et al. 2018 "RISE" deletion metric): blur (Gaussian, sigma 4)
-the top 20% Grad-CAM pixels of every frame's crop vs a random 20% of the pixels (i.i.d. per pixel),
-and record the drop in p_fake. This needs the backbone again per draw, so it uses
-min(--draws, --spatial-draws) random draws.
+Temporal deletion: the top-k frames of a method (largest values; signed methods: most towards FAKE),
+k = 1, 3, 5, are *overwritten by their nearest non-selected neighbour frame*, as an edit of the video
+would, vs k random frames (the same ``--draws`` draws for every method). The backbone sees each crop on its
+own (eval mode), so a neighbour's crop gives exactly the neighbour's feature vector: the edit is done on the
+cached features and only the LSTM + head re-run. Each clip also checks this once at crop level (the top-3
+crops overwritten, backbone + LSTM re-run) and reports the largest difference (``crop_check``).
 
-Scores are the fake-vs-real logit margin (logit_fake - logit_real) by default: p_fake saturates at 1.000
-on confident fakes, where every deletion "drops" it by 0 and the ratio is noise (seen with the trained
-model); `--score p_fake` measures probabilities instead.
-A drop is score(original) - score(modified); ratio = top drop / random drop (> 1: the explanation
-found what matters more than chance). With random weights (the bundled untrained model) expect ~1.
+Spatial deletion: the top 20% Grad-CAM pixels of every crop are filled with **the crop's mean colour** (a
+flat fill; blur is itself a cue an SBI-trained model learned, so it is not used) vs 20% of the pixels in
+random blobs of the same geometry as Grad-CAM (a random (h, w) grid at the target layer's resolution,
+upsampled like a CAM, top 20%): same shapes, random place. i.i.d. random pixels are reported too (salt and
+pepper is a pattern of its own, so it is the weaker control).
 
-Run:  python benchmarks/bench_faithfulness.py [--clips a.mp4 dir/ ...] [--frames 20] [--draws 50]
-          [--json-out faithfulness.json]
-Default clips: tests/fixtures/*.mp4, else one SBI fake synthesised from a GRID clip (detector.training.synth).
+Position bias: |Spearman| and |Pearson| correlation of (frame position, attribution) per clip; the median
+over clips per method (RLNet's gradient norm decreases with position through an LSTM + mean pooling).
+
+Methods (explain/attribution.py): integrated_gradients (the product default: baseline = the clip's
+per-channel median feature), ig_mean and ig_zeros (IG from the clip's mean feature / from all-zero
+features, for the choice of baseline), occlusion (frame := the median feature), grad_x_input, grad_norm
+(RLNet's gradient norm). They are computed here from the cached features, so a change of method needs
+no new analysis.
+
+Run (one command, after new default weights land):
+    python benchmarks/bench_faithfulness.py --update-sidecar
+Defaults: clips = data/devset/fake (families from ../shared/devset/MANIFEST.tsv when present), T = 20,
+25 random draws, 5 spatial draws, weights = the default. Per-clip results are cached (keyed by the file's
+and the weights' sha256) under --cache, so a re-run only re-does the cheap part.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,12 +50,14 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT.parent / "shared" / "data" / "grid"
+DEVSET = ROOT / "data" / "devset" / "fake"
+MANIFEST = ROOT.parent / "shared" / "devset" / "MANIFEST.tsv"
 KS = (1, 3, 5)
-SIGMA = 4.0
 AREA = 0.2
+METHODS = ("integrated_gradients", "ig_mean", "ig_zeros", "occlusion", "grad_x_input", "grad_norm")
 
 
+# ---------------------------------------------------------------- edits
 def nearest_unselected(t: int, selected: set[int], n: int) -> int:
     """The closest frame index to t that is not selected (earlier wins a tie); t itself if all are."""
     for d in range(1, n):
@@ -52,21 +67,18 @@ def nearest_unselected(t: int, selected: set[int], n: int) -> int:
     return t
 
 
-def delete_frames(feats: torch.Tensor, selected: list[int]) -> torch.Tensor:
-    """feats (1, T, C): each selected frame replaced by its nearest non-selected neighbour's features."""
-    out, sel, n = feats.clone(), set(selected), feats.shape[1]
-    for t in selected:
-        out[:, t] = feats[:, nearest_unselected(t, sel, n)]
-    return out
+def neighbour_map(selected, n: int) -> list[int]:
+    """source index for every position after overwriting `selected` frames with their nearest neighbours."""
+    sel = {int(s) for s in selected}
+    return [nearest_unselected(t, sel, n) if t in sel else t for t in range(n)]
 
 
-def blur_mask(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """crops uint8 (T, h, w, 3) RGB, masks bool (T, h, w): masked pixels replaced by a sigma-4 blur."""
-    out = crops.copy()
-    for t, (c, m) in enumerate(zip(crops, masks)):
-        b = cv2.GaussianBlur(c, (0, 0), SIGMA)
-        out[t][m] = b[m]
-    return out
+def delete_frames(x, selected):
+    """x: (T, ...) array or (1, T, C) tensor; selected frames replaced by their nearest non-selected
+    neighbour (the edit a video editor would make)."""
+    if isinstance(x, torch.Tensor):
+        return x[:, neighbour_map(selected, x.shape[1])]
+    return x[neighbour_map(selected, len(x))]
 
 
 def top_mask(maps: np.ndarray, area: float = AREA) -> np.ndarray:
@@ -79,181 +91,318 @@ def top_mask(maps: np.ndarray, area: float = AREA) -> np.ndarray:
     return m.reshape(maps.shape)
 
 
-def _clips(args) -> list[Path]:
-    from detector.video import VIDEO_EXTENSIONS
-
-    if args.clips:
-        out = []
-        for p in map(Path, args.clips):
-            if p.is_dir():
-                out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS)
-            else:
-                out.append(p)
-        return out
-    fixtures = sorted((ROOT / "tests" / "fixtures").glob("*.mp4"))
-    if fixtures:
-        return fixtures
-    return [_synth_fake(Path(tempfile.mkdtemp(prefix="faith_")))]
+def random_blobs(shape: tuple[int, int, int], grid: int, rng: np.random.Generator) -> np.ndarray:
+    """float32 (T, h, w): uniform noise on a (grid, grid) lattice upsampled bilinearly, like a CAM."""
+    t, h, w = shape
+    return np.stack([cv2.resize(rng.random((grid, grid)).astype(np.float32), (w, h)) for _ in range(t)])
 
 
-def _synth_fake(tmp: Path, max_frames: int = 75) -> Path:
-    """One SBI (self-blended) fake from the first GRID clip, written as mp4v."""
-    from detector.training.synth import load_clip, sbi_clip, write_video
-
-    src = next(iter(sorted(GRID.rglob("*.mpg"))), None)
-    if src is None:
-        sys.exit(f"no clips given, no tests/fixtures/*.mp4 and no GRID clips under {GRID}; pass --clips")
-    frames, lms, fps = load_clip(src)
-    if lms is None:
-        sys.exit(f"{src}: no landmarks found, cannot synthesise a fake; pass --clips")
-    frames, lms = frames[:max_frames], lms[:max_frames]
-    fakes, _ = sbi_clip(frames, lms, np.random.default_rng(0))
-    out = tmp / f"sbi_{src.stem}.mp4"
-    write_video(out, fakes, fps, 90)
-    print(f"synthesised {out.name} from {src.name} ({len(fakes)} frames)")
+def mean_fill(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """crops uint8 (T, h, w, 3) RGB, masks bool (T, h, w): masked pixels := the crop's mean colour."""
+    out = crops.copy()
+    for t, m in enumerate(masks):
+        out[t][m] = crops[t].reshape(-1, 3).mean(0).round().astype(np.uint8)
     return out
 
 
-_SCORE = "logit"
+# ---------------------------------------------------------------- per clip
+def manifest_families() -> dict[str, tuple[str, str]]:
+    """data/devset/... path (relative to ROOT) -> (family, method), from ../shared/devset/MANIFEST.tsv."""
+    if not MANIFEST.is_file():
+        return {}
+    with MANIFEST.open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return {"data/devset/" + r["local_file"].removeprefix("clips/"): (r["family"], r["method"]) for r in rows}
 
 
-@torch.inference_mode()
-def score(det, feats: torch.Tensor) -> float:
-    """Logit margin (fake - real) of the clip, or p_fake with --score p_fake."""
-    if _SCORE == "p_fake":
-        return det.p_fake(feats)
-    logits = det.model.forward_head(feats)[0]
-    return float(logits[1] - logits[0])
+def _clips(args) -> list[Path]:
+    from detector.video import VIDEO_EXTENSIONS
+
+    roots = [Path(p) for p in args.clips] if args.clips else [DEVSET]
+    out = []
+    for p in roots:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.is_file():
+            out.append(p)
+        else:
+            sys.exit(f"{p}: not found (the dev set lives in data/devset; pass --clips)")
+    return out
 
 
-def evaluate_clip(path: Path, det, args, rng: np.random.Generator) -> dict | None:
+def _margins(det, feats: torch.Tensor) -> np.ndarray:
+    """(N, T, C) -> margins (N,) float64; one head pass."""
+    from explain.attribution import margins
+
+    with torch.inference_mode():
+        return margins(det.model, feats.float()).double().cpu().numpy()
+
+
+def extract(path: Path, det, args) -> dict | None:
+    """The product's path (analyze_video, explain on) -> the top face's crops, features, Grad-CAM and
+    every temporal method. Cached on disk."""
+    from detector.hashing import sha256_file
     from detector.pipeline import AnalysisConfig, analyze_video
-
+    key = f"{sha256_file(path)[:16]}_{det.spec.weights_sha256[:12]}_T{args.frames}_{det.model_info()['precision']}"
+    cache = args.cache / f"{key}.npz"
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if z["crops"].size == 0:
+            return None
+        return {k: z[k] for k in z.files}
+    if args.cached_only:
+        return None
     t0 = time.perf_counter()
     report = analyze_video(path, AnalysisConfig(frames=args.frames, weights=args.weights, explain=True,
                                                 precision=args.precision), detector=det)
+    t_analyze = time.perf_counter() - t0
+    args.cache.mkdir(parents=True, exist_ok=True)
     if not report.faces:
-        print(f"{path.name}: no face, skipped")
+        np.savez(cache, crops=np.zeros(0, np.uint8))
         return None
     face = max(report.faces, key=lambda f: f.p_fake)
-    crops, ex = face.crops, face.explanation
-    feats = det.features(crops)
-    p0 = score(det, feats)
+    out = {"crops": face.crops, "feats": det.features(face.crops).clone().numpy(), "cam": face.explanation["cam"],
+           "frame_indices": np.asarray(face.frame_indices), "p_fake": np.float64(face.p_fake),
+           "analyze_s": np.float64(t_analyze)}
+    np.savez(cache, **out)
+    return out
+
+
+def attributions(det, feats: torch.Tensor) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every method's (T,) values on one track's features, and each IG's relative completeness error
+    |sum - (m(f) - m(b))| / max(1, |m(f) - m(b)|)."""
+    from explain.attribution import integrated_gradients
+    from explain.temporal import temporal_importance
+
+    tem = temporal_importance(det.model, feats, "fake")
+    out = dict(tem.methods)
+    errors = {"integrated_gradients": abs(tem.completeness_error) / max(1.0, abs(tem.margin - tem.baseline_margin))}
+    for baseline, steps in (("mean", tem.steps), ("zeros", 64)):
+        ig = integrated_gradients(det.model, feats, baseline, steps)
+        out[f"ig_{baseline}"] = ig.attribution
+        errors[f"ig_{baseline}"] = abs(ig.error) / max(1.0, abs(ig.margin - ig.baseline_margin))
+    return out, errors
+
+
+def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
+    d = extract(path, det, args)
+    if d is None:
+        print(f"{path.name}: {'no face or not cached' if args.cached_only else 'no face'}, skipped", flush=True)
+        return None
+    rng = np.random.default_rng([args.seed, int.from_bytes(path.name.encode()[:8].ljust(8, b"\0"), "little")])
+    feats = torch.from_numpy(d["feats"])
     n = feats.shape[1]
-    row: dict = {"file": path.name, "p_fake": round(p0, 6), "frames": n, "temporal": {}, "spatial": {}}
-    for ranking in ("temporal_importance", "grad_x_input"):
-        order = list(np.argsort(-ex[ranking], kind="stable"))
+    values, ig_errors = attributions(det, feats)
+    m0 = float(_margins(det, feats)[0])
+    row: dict = {"file": path.name, "family": family, "p_fake": round(float(d["p_fake"]), 4),
+                 "margin": round(m0, 4), "frames": n, "temporal": {}, "position_corr": {},
+                 "ig_completeness_error": {m: float(f"{e:.3g}") for m, e in ig_errors.items()}}
+    draws = {k: [rng.choice(n, k, replace=False) for _ in range(args.draws)] for k in KS if k < n}
+    rand = {}
+    for k, sels in draws.items():
+        batch = torch.cat([delete_frames(feats, s) for s in sels])
+        drops = m0 - _margins(det, batch)
+        rand[k] = drops
+    for method in METHODS:
+        v = np.asarray(values[method], np.float64)
+        order = np.argsort(-v, kind="stable")
         res = {}
-        for k in KS:
-            if k >= n:
-                continue
-            top = p0 - score(det, delete_frames(feats, [int(i) for i in order[:k]]))
-            rand = [p0 - score(det, delete_frames(feats, [int(i) for i in rng.choice(n, k, replace=False)]))
-                    for _ in range(args.draws)]
-            res[f"k{k}"] = {"top_drop": _sig(top), "random_drop": _sig(np.mean(rand))}
-        row["temporal"][ranking] = res
-    draws = min(args.draws, args.spatial_draws)
-    top = p0 - score(det, det.features(blur_mask(crops, top_mask(ex["cam"]))))
-    rand = [p0 - score(det, det.features(blur_mask(crops, rng.random(ex["cam"].shape) < AREA)))
-            for _ in range(draws)]
-    row["spatial"] = {"top_drop": _sig(top), "random_drop": _sig(np.mean(rand)), "draws": draws,
-                      "cam_zero_frames": int((ex["cam"].reshape(n, -1).max(1) == 0).sum())}
-    row["seconds"] = round(time.perf_counter() - t0, 2)
+        for k, drops in rand.items():
+            top = m0 - float(_margins(det, delete_frames(feats, order[:k]))[0])
+            res[f"k{k}"] = {"top_drop": top, "random_drop": float(drops.mean()),
+                            "percentile": float((drops < top).mean() + 0.5 * (drops == top).mean())}
+        row["temporal"][method] = res
+        pos = np.arange(n)
+        if n >= 3 and np.ptp(v) > 0:
+            row["position_corr"][method] = {"spearman": _pearson(pos, _ranks(v)), "pearson": _pearson(pos, v)}
+    # The edit at crop level once: the top-3 (default method) crops overwritten, backbone + LSTM re-run.
+    if 3 in rand:
+        sel = np.argsort(-np.asarray(values["integrated_gradients"]), kind="stable")[:3]
+        crop_level = m0 - float(_margins(det, det.features(delete_frames(d["crops"], sel)))[0])
+        feat_level = row["temporal"]["integrated_gradients"]["k3"]["top_drop"]
+        row["crop_check"] = abs(crop_level - feat_level)
+    # Spatial: fill the top 20% Grad-CAM pixels with the crop's mean colour vs random blobs / pixels.
+    crops, cam = d["crops"], d["cam"]
+    grid = max(1, crops.shape[1] // 32)  # layer4 resolution for a stride-32 backbone
+    top = m0 - float(_margins(det, det.features(mean_fill(crops, top_mask(cam))))[0])
+    blobs = [m0 - float(_margins(det, det.features(mean_fill(crops, top_mask(random_blobs(cam.shape, grid, rng)))))[0])
+             for _ in range(args.spatial_draws)]
+    pixels = [m0 - float(_margins(det, det.features(mean_fill(crops, rng.random(cam.shape) < AREA)))[0])
+              for _ in range(args.spatial_draws)]
+    row["spatial"] = {"top_drop": top, "random_blobs_drop": float(np.mean(blobs)),
+                      "random_pixels_drop": float(np.mean(pixels)),
+                      "cam_zero_frames": int((cam.reshape(n, -1).max(1) == 0).sum())}
     return row
 
 
-def _sig(x: float) -> float:
-    return float(f"{float(x):.4g}")
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), so Pearson of ranks = Spearman."""
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v))
+    for val in np.unique(v):
+        tie = v == val
+        r[tie] = r[tie].mean()
+    return r
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.asarray(a, np.float64), np.asarray(b, np.float64))[0, 1])
+
+
+# ---------------------------------------------------------------- summaries
+def _sig(x: float | None) -> float | None:
+    return None if x is None else float(f"{float(x):.4g}")
 
 
 def _ratio(top: float, rand: float) -> float | None:
-    """top / random drop; None when the random drop is too small for the ratio to mean anything."""
-    return None if abs(rand) < 1e-6 else round(top / rand, 3)
+    """top / random drop; None when the random edit does not lower the margin on average (then a ratio
+    would flip sign or explode: read top_drop and random_drop instead)."""
+    return round(top / rand, 3) if rand > 1e-6 else None
+
+
+def summarise(rows: list[dict]) -> dict:
+    out: dict = {"n_clips": len(rows), "temporal": {}, "position_corr": {}, "spatial": {}}
+    for method in METHODS:
+        for k in KS:
+            vals = [r["temporal"][method][f"k{k}"] for r in rows if f"k{k}" in r["temporal"][method]]
+            if not vals:
+                continue
+            top = statistics.mean(v["top_drop"] for v in vals)
+            rnd = statistics.mean(v["random_drop"] for v in vals)
+            out["temporal"].setdefault(method, {})[f"k{k}"] = {
+                "top_drop": _sig(top), "random_drop": _sig(rnd), "ratio": _ratio(top, rnd),
+                "clips_top_beats_random": round(statistics.mean(v["top_drop"] > v["random_drop"] for v in vals), 3),
+                "mean_percentile": round(statistics.mean(v["percentile"] for v in vals), 3)}
+        corr = [r["position_corr"][method] for r in rows if method in r["position_corr"]]
+        if corr:
+            out["position_corr"][method] = {
+                "median_abs_spearman": round(statistics.median(abs(c["spearman"]) for c in corr), 3),
+                "median_abs_pearson": round(statistics.median(abs(c["pearson"]) for c in corr), 3)}
+    if rows:
+        top = statistics.mean(r["spatial"]["top_drop"] for r in rows)
+        blobs = statistics.mean(r["spatial"]["random_blobs_drop"] for r in rows)
+        pixels = statistics.mean(r["spatial"]["random_pixels_drop"] for r in rows)
+        out["spatial"] = {"top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
+                          "random_pixels_drop": _sig(pixels), "ratio_vs_pixels": _ratio(top, pixels)}
+    return out
+
+
+def winner(summary: dict, k: int = 3) -> str | None:
+    """The method whose top-k deletion lowers the fake margin most (mean over clips)."""
+    scores = {m: v[f"k{k}"]["top_drop"] for m, v in summary["temporal"].items() if f"k{k}" in v}
+    return max(scores, key=scores.get) if scores else None
+
+
+def print_table(title: str, s: dict) -> None:
+    print(f"\n{title} ({s['n_clips']} clips): mean drop of the fake margin, top-k vs random-k [ratio]")
+    print(f"  {'method':22s} " + " ".join(f"{'k=' + str(k):>26s}" for k in KS) + f" {'|rho| pos':>10s}")
+    for method, ks in s["temporal"].items():
+        cells = []
+        for k in KS:
+            v = ks.get(f"k{k}")
+            cells.append(f"{'-':>26s}" if v is None else
+                         f"{v['top_drop']:8.3f} vs {v['random_drop']:7.3f} [{_fmt(v['ratio'])}]".rjust(26))
+        rho = s["position_corr"].get(method, {}).get("median_abs_spearman")
+        print(f"  {method:22s} " + " ".join(cells) + f" {_fmt(rho):>10s}")
+    sp = s["spatial"]
+    if sp:
+        print(f"  spatial, top {AREA:.0%} Grad-CAM pixels := crop mean colour: {sp['top_drop']:.3f} vs random blobs "
+              f"{sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random pixels {sp['random_pixels_drop']:.3f})")
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     from detector.pipeline import get_detector
     from detector.weights import DEFAULT_WEIGHTS
+    from explain.temporal import DEFAULT_METHOD
 
-    ap = argparse.ArgumentParser(description="deletion test of Grad-CAM and temporal importance")
+    ap = argparse.ArgumentParser(description="deletion test of Grad-CAM and the temporal attributions")
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
-    ap.add_argument("--clips", nargs="*",
-                    help="video files or folders (default: tests/fixtures/*.mp4, else a synthesised fake)")
+    ap.add_argument("--clips", nargs="*", help=f"video files or folders (default: {DEVSET.relative_to(ROOT)})")
     ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--draws", type=int, default=50, help="random draws per temporal test")
-    ap.add_argument("--spatial-draws", type=int, default=5, help="cap on random draws for the spatial test")
+    ap.add_argument("--draws", type=int, default=25, help="random draws per temporal test (>= 20)")
+    ap.add_argument("--spatial-draws", type=int, default=5, help="random draws per spatial control")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/dff_faithfulness_cache"))
+    ap.add_argument("--cached-only", action="store_true",
+                    help="only the clips already analysed into --cache (a partial run on a busy machine)")
     ap.add_argument("--json-out", type=Path)
-    ap.add_argument("--score", choices=["logit", "p_fake"], default="logit",
-                    help="what a deletion is measured on (default: fake-real logit margin)")
-    ap.add_argument("--update-sidecar", metavar="DESCRIPTION",
-                    help="store the summary in the weights' sidecar (metrics.faithfulness) with this description "
-                         "of the clips, so every report's explanations carry it")
+    ap.add_argument("--update-sidecar", nargs="?", const="the dev set's public fakes (data/devset/fake)",
+                    metavar="DESCRIPTION", help="store the summary in the weights' sidecar (metrics.faithfulness), "
+                                                "so every report's explanations carry it")
     args = ap.parse_args(argv)
-    global _SCORE
-    _SCORE = args.score
+    if args.draws < 20:
+        ap.error("--draws must be >= 20")
 
     det = get_detector(args.weights, args.precision)
-    rng = np.random.default_rng(args.seed)
-    rows = [r for r in (evaluate_clip(p, det, args, rng) for p in _clips(args)) if r is not None]
+    families = manifest_families()
+    rows = []
+    t0 = time.perf_counter()
+    for p in _clips(args):
+        # data/ is a symlink: match on the path as given (made absolute), not on where it resolves to.
+        a = p.absolute()
+        rel = str(a.relative_to(ROOT)) if a.is_relative_to(ROOT) else str(p)
+        fam = families.get(rel, ("unknown", ""))[0]
+        t = time.perf_counter()
+        r = evaluate_clip(p, det, args, fam)
+        if r is not None:
+            ig = r["temporal"]["integrated_gradients"].get("k3", {})
+            print(f"{p.name[:34]:34s} {fam:18s} margin {r['margin']:7.2f}  IG top3 {ig.get('top_drop', 0):6.3f} "
+                  f"vs rnd {ig.get('random_drop', 0):6.3f}  ({time.perf_counter() - t:.1f} s)", flush=True)
+            rows.append(r)
     if not rows:
         print("no clip with a face")
         return 1
 
-    print(f"\nmodel {det.spec.name} (trained: {det.spec.trained}), T={args.frames}, draws {args.draws}")
-    print(f"{'clip':28s} {'p_fake':>7s} " + " ".join(f"{'top'+str(k):>8s} {'rnd'+str(k):>8s}" for k in KS)
-          + f" {'cam top':>8s} {'cam rnd':>8s}")
-    for r in rows:
-        t = r["temporal"]["temporal_importance"]
-        cells = " ".join(f"{t[f'k{k}']['top_drop']:8.4f} {t[f'k{k}']['random_drop']:8.4f}" if f"k{k}" in t
-                         else f"{'-':>8s} {'-':>8s}" for k in KS)
-        print(f"{r['file'][:28]:28s} {r['p_fake']:7.3f} {cells} {r['spatial']['top_drop']:8.4f} "
-              f"{r['spatial']['random_drop']:8.4f}")
+    summary = summarise(rows)
+    print(f"\nmodel {det.spec.name} sha256 {det.spec.weights_sha256[:12]} (trained: {det.spec.trained}), "
+          f"T={args.frames}, {args.draws} draws, precision {det.model_info()['precision']}, "
+          f"{time.perf_counter() - t0:.0f} s")
+    print_table("all clips", summary)
+    by_family = {}
+    for fam in sorted({r["family"] for r in rows}):
+        by_family[fam] = summarise([r for r in rows if r["family"] == fam])
+        print_table(f"family {fam}", by_family[fam])
+    best = winner(summary)
+    checks = [r["crop_check"] for r in rows if "crop_check" in r]
+    errors = {m: max(r["ig_completeness_error"][m] for r in rows) for m in rows[0]["ig_completeness_error"]}
+    print(f"\ntop-3 winner: {best} (product default: {DEFAULT_METHOD})"
+          + ("" if best == DEFAULT_METHOD else "  <- the default is not the winner on these weights"))
+    if checks:
+        print(f"feature-level vs crop-level edit, top-3: max |difference| {max(checks):.2g} (margin units)")
+    print("IG completeness |sum - (m(f) - m(b))| / max(1, |m(f) - m(b)|), max over clips: "
+          + ", ".join(f"{m} {e:.2g}" for m, e in errors.items()))
 
-    summary: dict = {"temporal": {}, "spatial": {}}
-    for ranking in ("temporal_importance", "grad_x_input"):
-        for k in KS:
-            vals = [r["temporal"][ranking][f"k{k}"] for r in rows if f"k{k}" in r["temporal"][ranking]]
-            if vals:
-                top = statistics.mean(v["top_drop"] for v in vals)
-                rnd = statistics.mean(v["random_drop"] for v in vals)
-                summary["temporal"].setdefault(ranking, {})[f"k{k}"] = {
-                    "top_drop": _sig(top), "random_drop": _sig(rnd), "ratio": _ratio(top, rnd)}
-    top = statistics.mean(r["spatial"]["top_drop"] for r in rows)
-    rnd = statistics.mean(r["spatial"]["random_drop"] for r in rows)
-    summary["spatial"] = {"top_drop": _sig(top), "random_drop": _sig(rnd), "ratio": _ratio(top, rnd)}
-    print(f"\nmean drop in score ({_SCORE}), top vs random (ratio):")
-    for ranking, ks in summary["temporal"].items():
-        print(f"  temporal by {ranking}: " + ", ".join(
-            f"k={k[1:]} {v['top_drop']:.4f} vs {v['random_drop']:.4f} ({v['ratio']})" for k, v in ks.items()))
-    s = summary["spatial"]
-    print(f"  spatial (blur top {AREA:.0%} Grad-CAM pixels): {s['top_drop']:.4f} vs "
-          f"{s['random_drop']:.4f} ({s['ratio']})")
-
-    method = {"temporal": "replace top-k frames (by importance) with the nearest non-selected neighbour frame "
-                          "(feature-level, exact since the backbone is per frame) vs k random frames (mean of "
-                          f"{args.draws} draws); drop = score(orig) - score(modified), score = {_SCORE}",
-              "spatial": f"GaussianBlur sigma {SIGMA} of the top {AREA:.0%} Grad-CAM pixels per frame vs random "
-                         f"{AREA:.0%} pixels (i.i.d.), mean of min(draws, spatial_draws) draws",
-              "frames": args.frames, "draws": args.draws, "spatial_draws": args.spatial_draws,
-              "seed": args.seed, "precision": det.model_info()["precision"]}
+    method = {"temporal": "top-k frames of each method (largest values) overwritten by their nearest non-selected "
+                          f"neighbour frame vs k random frames ({args.draws} draws); drop = margin(original) - "
+                          "margin(edited); ratio = mean top drop / mean random drop",
+              "spatial": f"top {AREA:.0%} Grad-CAM pixels of every crop filled with the crop's mean colour vs "
+                         f"{AREA:.0%} of the pixels in random CAM-shaped blobs ({args.spatial_draws} draws)",
+              "position_corr": "median over clips of |Spearman| between frame position and attribution",
+              "frames": args.frames, "seed": args.seed, "precision": det.model_info()["precision"]}
+    entry = {"measured_on": f"{args.update_sidecar or 'clips'}: {len(rows)} clips with a face, T={args.frames}",
+             "command": "python benchmarks/bench_faithfulness.py --update-sidecar",
+             "score": "fake-real logit margin", "default_temporal_method": DEFAULT_METHOD,
+             "top3_winner": best, "ig_completeness_max_relative_error": errors,
+             "temporal": {m: summary["temporal"][m] for m in summary["temporal"]},
+             "position_corr": summary["position_corr"], "spatial": summary["spatial"],
+             "per_family_top3": {f: {m: s["temporal"].get(m, {}).get("k3", {}).get("ratio")
+                                     for m in METHODS} | {"n_clips": s["n_clips"]}
+                                 for f, s in by_family.items()},
+             "method": method}
     if args.update_sidecar:
         from detector.weights import sidecar_path, store_metrics
 
-        entry = {"measured_on": f"{args.update_sidecar}, T={args.frames}",
-                 "command": f"python benchmarks/bench_faithfulness.py --clips <{len(rows)} clips> --frames "
-                            f"{args.frames} --draws {args.draws} --spatial-draws {args.spatial_draws}",
-                 "score": "fake-real logit margin" if _SCORE == "logit" else "p_fake",
-                 "summary": summary, "method": method}
         store_metrics(args.weights, "faithfulness", entry)
         print(f"stored in {sidecar_path(args.weights).name}")
     if args.json_out:
-        result = {
-            "method": method,
-            "model": {"name": det.spec.name, "weights_sha256": det.spec.weights_sha256,
-                      "trained": det.spec.trained, "trained_on": det.spec.trained_on},
-            "clips": rows, "summary": summary}
+        result = {"model": {"name": det.spec.name, "weights_sha256": det.spec.weights_sha256},
+                  "summary": entry, "by_family": by_family, "clips": rows}
         args.json_out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_out}")
     return 0

@@ -1,10 +1,12 @@
-"""Explanations of a Report: where in each frame (Grad-CAM) and which frames (temporal importance).
+"""Explanations of a Report: where in each frame (Grad-CAM) and which frames (temporal attribution).
 
 ``explain_report(report, detector, feats, target="fake")`` fills ``face.explanation`` (numpy arrays)
 for every face and ``report.explanations`` (JSON). Spatial: Grad-CAM (arXiv:1610.02391) on the last
-ResNeXt block (see explain/gradcam.py; default is the fast hand-written path). Temporal: RLNet
-Algorithm 1, ||d logit / d f_t||_2 through the LSTM (explain/temporal.py). Rendering (PNG
-files, HTML, app views) lives in detector/render/; this package only computes.
+ResNeXt block (see explain/gradcam.py; default is the fast hand-written path). Temporal: signed per-frame
+attribution of the logit margin through the LSTM on cached features, Integrated Gradients by default,
+with occlusion, gradient x input and RLNet's gradient norm beside it (explain/temporal.py,
+explain/attribution.py). Rendering (PNG files, HTML, app views) lives in detector/render/; this package
+only computes.
 
 Importing this package is cheap: torch, OpenCV and pytorch-grad-cam load only when a function runs.
 """
@@ -22,18 +24,38 @@ def _r(values) -> list[float]:
     return [round(float(v), DIGITS) for v in values]
 
 
-def method_description(method: str, layer: str) -> dict[str, Any]:
+# Report keys of the temporal methods (explain/temporal.py METHODS) and what each one measures.
+TEMPORAL_KEYS = ("integrated_gradients", "occlusion", "grad_x_input", "grad_norm")
+TEMPORAL_DESCRIPTIONS = {
+    "integrated_gradients": "Integrated Gradients (Sundararajan et al. 2017) of the logit margin per frame, "
+                            "through the LSTM on the cached features; baseline = the clip's per-channel median "
+                            "feature at every frame (a typical frame of this face: what is attributed is what is "
+                            "specific to frame t); signed; the values sum to margin(clip) "
+                            "- margin(baseline) (completeness)",
+    "occlusion": "leave-one-frame-out: margin(clip) - margin(clip with frame t replaced by the clip's median "
+                 "feature); signed",
+    "grad_x_input": "gradient x input, sum_c f_t,c * d margin / d f_t,c (first order); signed",
+    "grad_norm": "RLNet Algorithm 1: ||d logit_target / d f_t||_2, unsigned SENSITIVITY (how fast the decision "
+                 "could change with frame t, not which way frame t pushed it); biased towards early frames "
+                 "by the LSTM + mean pooling",
+}
+
+
+def method_description(method: str, layer: str, temporal_method: str = "integrated_gradients") -> dict[str, Any]:
     return {
         "gradcam": {"layer": layer, "implementation": method,
                     "description": "Grad-CAM (Selvaraju et al. 2017): relu(sum_c w_c A_c), w_c = spatial "
                                    "mean of d logit/d A_c, of the clip logit for every frame; maps min-max "
                                    "normalised per frame; cam_peak = raw per-frame maximum (comparable "
                                    "across frames)"},
-        "temporal": {"description": "RLNet Algorithm 1: H_t = ||d logit / d f_t||_2, f_t = LSTM input "
-                                    "(ResNeXt features of frame t), min-max normalised to [0, 1]",
-                     "grad_x_input": "|sum_c g_t,c f_t,c|, min-max normalised",
-                     "frame_p_fake": "softmax of the head applied to the LSTM output at step t, which has "
-                                     "seen frames 1..t only"},
+        "temporal": {
+            "method": temporal_method,
+            "description": TEMPORAL_DESCRIPTIONS[temporal_method],
+            "sign": "positive = the frame pushes the verdict towards FAKE, negative = towards REAL "
+                    "(margin = logit_fake - logit_real)",
+            "methods": {name: TEMPORAL_DESCRIPTIONS[name] for name in TEMPORAL_KEYS},
+            "frame_p_fake": "softmax of the head applied to the LSTM output at step t, which has seen frames "
+                            "1..t only"},
         "overlays": "JET colour map, alpha 0.45, on the 112x112 crop and in the crop window of the full "
                     "frame",
     }
@@ -44,15 +66,18 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
 
     detector: a ``detector.pipeline.Detector`` (or a bare model). feats: one (1, T, C) feature tensor per
     ``report.faces`` entry (the pipeline's cached ``forward_features`` output). target: "fake" or "real".
-    Sets ``face.explanation`` = {cam, cam_raw (T, 112, 112) float32, temporal_importance, temporal_raw,
-    grad_x_input, frame_p_fake (T,), crop_overlays uint8 (T, 112, 112, 3) RGB, frame_overlays uint8
-    (T, H, W, 3) RGB or None when the report has no frames} and ``report.explanations`` (JSON-ready).
+    Sets ``face.explanation`` = {cam, cam_raw (T, 112, 112) float32; temporal_importance (T,) (the default
+    method's signed values, positive = towards FAKE), temporal_method (its name), top_frames (positions in
+    the track, largest positive first), integrated_gradients, occlusion, grad_x_input, grad_norm,
+    frame_p_fake (T,) float32; crop_overlays uint8 (T, 112, 112, 3) RGB, frame_overlays uint8 (T, H, W, 3)
+    RGB or None when the report has no frames} and ``report.explanations`` (JSON-ready).
     """
     import numpy as np
 
     from detector.render.files import overlay_names
     from explain.gradcam import DEFAULT_METHOD, gradcam
     from explain.overlay import overlay_crops, overlay_frame
+    from explain.temporal import DEFAULT_METHOD as TEMPORAL_DEFAULT
     from explain.temporal import temporal_importance
 
     if len(feats) != len(report.faces):
@@ -73,8 +98,8 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
                         for i, m, b in zip(face.frame_indices, cam.maps, face.boxes)]
         face.explanation = {
             "cam": cam.maps, "cam_raw": cam.raw,
-            "temporal_importance": tem.importance, "temporal_raw": tem.raw,
-            "grad_x_input": tem.grad_x_input, "frame_p_fake": tem.frame_p_fake,
+            "temporal_importance": tem.importance, "temporal_method": tem.method, "top_frames": tem.top,
+            **tem.methods, "frame_p_fake": tem.frame_p_fake,
             "crop_overlays": crop_ov,
             "frame_overlays": None if frame_ov is None else np.stack(frame_ov),
         }
@@ -88,10 +113,17 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
             crop_name, frame_name = overlay_names(face.track_id, i)
             names += [crop_name] + ([frame_name] if frame_ov is not None else [])
         per_face.append({"track_id": face.track_id, "frame_indices": list(face.frame_indices),
-                         "temporal_importance": _r(tem.importance), "temporal_raw": _r(tem.raw),
-                         "frame_p_fake": _r(tem.frame_p_fake), "grad_x_input": _r(tem.grad_x_input),
+                         "temporal_importance": _r(tem.importance), "temporal_method": tem.method,
+                         # video frame indices of the frames that pushed towards FAKE most, largest first
+                         "top_frames": [face.frame_indices[t] for t in tem.top],
+                         **{name: _r(tem.methods[name]) for name in TEMPORAL_KEYS},
+                         "completeness": {"margin": round(tem.margin, DIGITS),
+                                          "baseline_margin": round(tem.baseline_margin, DIGITS),
+                                          "sum_minus_delta": float(f"{tem.completeness_error:.3g}"),
+                                          "steps": tem.steps, "baseline": tem.baseline},
+                         "frame_p_fake": _r(tem.frame_p_fake),
                          "cam_peak": [float(f"{v:.4g}") for v in cam.peaks], "overlays": names})
-    report.explanations = {"method": method_description(method, layer), "target": target,
+    report.explanations = {"method": method_description(method, layer, TEMPORAL_DEFAULT), "target": target,
                            "per_face": per_face}
     # How faithful these explanations were measured to be for this model (benchmarks/
     # bench_faithfulness.py, stored in the weights' sidecar), so a reader can weigh them.

@@ -1,42 +1,78 @@
-"""Which frames drive the clip decision: temporal importance on cached per-frame features.
+"""Which frames moved the clip decision: per-frame attribution on cached per-frame features.
 
-RLNet (Algorithm 1): the importance of frame t is the L2 norm of the gradient of the target logit
-with respect to the LSTM input at step t, ``H_t = || d logit_target / d f_t ||_2``, back-propagated
-through the LSTM and aggregated per frame, then min-max normalised to [0, 1]. ``f_t`` is the output of
-``model.forward_features`` (cached by the pipeline), so only ``forward_head`` (LSTM + head) runs here.
+``temporal_importance(model, features)`` runs every method of explain/attribution.py on the output of
+``model.forward_features`` (cached by the pipeline), so only ``forward_head`` (LSTM + head) runs here,
+and picks the default one for ``importance``:
 
-Also computed: gradient x input ``|sum_c g_{t,c} f_{t,c}|`` (signed contribution, first-order) and a
-per-frame p(fake) curve ``softmax(model.frame_logits(features))[..., 1]``: the head applied to the LSTM
-output at step t, which has seen frames 1..t only (a running decision, not frame t alone).
+- ``integrated_gradients`` (default, see ``DEFAULT_METHOD``): signed, sums to m(clip) - m(baseline);
+- ``occlusion``: signed, leave-one-frame-out Δmargin with the frame replaced by the clip's median feature;
+- ``grad_x_input``: signed, first-order;
+- ``grad_norm``: RLNet Algorithm 1, ||d logit_target / d f_t||_2, unsigned *sensitivity* (kept by name;
+  it is biased towards early frames by the LSTM + mean pooling and does not say which way a frame pushed).
+
+Signed values: positive = the frame pushes the verdict towards FAKE (margin logit_fake - logit_real).
+Also computed: a per-frame p(fake) curve ``softmax(model.frame_logits(features))[..., 1]``: the head applied
+to the LSTM output at step t, which has seen frames 1..t only (a running decision, not frame t alone).
+
+Why IG is the default: on the dev set's public fakes, deleting its top-3 frames (overwriting them with a
+neighbour, as an edit of the video would) lowers the fake margin more than deleting the top-3 of the
+other methods, and it shows no position trend (benchmarks/bench_faithfulness.py; figures in the
+weights' sidecar, metrics.faithfulness).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from explain.attribution import (
+    COMPLETENESS_TOL,
+    DEFAULT_BASELINE,
+    DEFAULT_STEPS,
+    gradients,
+    integrated_gradients,
+    occlusion,
+    top_frames,
+)
 from explain.gradcam import eval_mode, target_index
+
+METHODS = ("integrated_gradients", "occlusion", "grad_x_input", "grad_norm")
+SIGNED = ("integrated_gradients", "occlusion", "grad_x_input")
+DEFAULT_METHOD = "integrated_gradients"
+TOP_K = 3
 
 
 @dataclass
 class TemporalResult:
     """Per-frame scores of one face track, all float32 (T,).
 
-    importance: ||d logit / d f_t||_2 min-max normalised to [0, 1] (T = 1: [1.0]). raw: before that.
-    grad_x_input: |sum_c g_t,c f_t,c| normalised to [0, 1]; grad_x_input_raw: before that.
-    frame_p_fake: p(fake) of the LSTM output at step t (frames 1..t seen). p_fake: the clip's p(fake).
+    importance: the ``method`` (default DEFAULT_METHOD) values, signed (positive = towards FAKE).
+    methods: every method's values by name (METHODS). frame_p_fake: p(fake) of the LSTM output at step t
+    (frames 1..t seen). p_fake: the clip's p(fake). margin / baseline_margin: m(f), m(baseline);
+    completeness_error: sum(IG) - (margin - baseline_margin). top: positions of the TOP_K largest
+    positive values of ``importance`` (the frames that moved the verdict towards FAKE most), largest first.
     """
 
     importance: np.ndarray
-    raw: np.ndarray
-    grad_x_input: np.ndarray
-    grad_x_input_raw: np.ndarray
+    method: str
+    methods: dict[str, np.ndarray]
     frame_p_fake: np.ndarray
     p_fake: float
+    margin: float
+    baseline_margin: float
+    completeness_error: float
+    top: list[int]
     target: int
+    baseline: str = DEFAULT_BASELINE
+    steps: int = DEFAULT_STEPS
+    tolerance: float = field(default=COMPLETENESS_TOL)
+
+    @property
+    def grad_norm(self) -> np.ndarray:
+        return self.methods["grad_norm"]
 
 
 def minmax(v: np.ndarray) -> np.ndarray:
@@ -48,27 +84,27 @@ def minmax(v: np.ndarray) -> np.ndarray:
     return ((v - v.min()) / span).astype(np.float32)
 
 
-def temporal_importance(model: nn.Module, features: torch.Tensor,
-                        target: str | int = "fake") -> TemporalResult:
+def temporal_importance(model: nn.Module, features: torch.Tensor, target: str | int = "fake",
+                        method: str = DEFAULT_METHOD, baseline: str = DEFAULT_BASELINE,
+                        steps: int = DEFAULT_STEPS) -> TemporalResult:
     """features: (1, T, C) from ``model.forward_features`` (inference tensors are fine) -> TemporalResult.
 
-    The model stays in eval mode (dropout off). cuDNN refuses an RNN backward in eval mode, so it is
-    disabled around the backward (no effect on CPU).
+    target ("fake"/"real") only changes ``grad_norm`` (whose logit's sensitivity); the signed methods
+    always explain the margin fake - real. The model stays in eval mode (dropout off).
     """
     idx = target_index(target)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if features.dim() != 3 or features.shape[0] != 1:
         raise ValueError(f"features must be (1, T, C), not {tuple(features.shape)}")
-    with eval_mode(model), torch.autocast("cpu", enabled=False), torch.backends.cudnn.flags(enabled=False):
-        # clone() outside inference mode turns an inference tensor into one autograd can use.
-        f = features.detach().float().clone().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model.forward_head(f)  # (1, 2)
-            (g,) = torch.autograd.grad(logits[0, idx], f)
-        with torch.no_grad():
-            frame_p = torch.softmax(model.frame_logits(f), -1)[0, :, 1]  # (T,)
-    g, fv = g[0].float(), f.detach()[0]
-    raw = g.norm(dim=1).cpu().numpy().astype(np.float32)
-    gxi = (g * fv).sum(dim=1).abs().cpu().numpy().astype(np.float32)
-    p = float(torch.softmax(logits.detach(), -1)[0, 1])
-    frame_p_fake = frame_p.cpu().numpy().astype(np.float32)
-    return TemporalResult(minmax(raw), raw, minmax(gxi), gxi, frame_p_fake, p, idx)
+    ig = integrated_gradients(model, features, baseline, steps)
+    occ = occlusion(model, features, baseline)
+    norm, gxi = gradients(model, features, idx)
+    with eval_mode(model), torch.autocast("cpu", enabled=False), torch.no_grad():
+        f = features.detach().float()
+        frame_p = torch.softmax(model.frame_logits(f), -1)[0, :, 1].cpu().numpy().astype(np.float32)
+        p = float(torch.softmax(model.forward_head(f), -1)[0, 1])
+    methods = {"integrated_gradients": ig.attribution, "occlusion": occ, "grad_x_input": gxi, "grad_norm": norm}
+    imp = methods[method]
+    return TemporalResult(imp, method, methods, frame_p, p, ig.margin, ig.baseline_margin, ig.error,
+                          top_frames(imp, TOP_K), idx, baseline, steps)

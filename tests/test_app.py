@@ -95,7 +95,8 @@ def _report(explained: bool, faces: bool = True) -> Report:
                       np.zeros((t, 112, 112, 3), np.uint8))
     if explained:
         face.explanation = {"crop_overlays": np.full((t, 112, 112, 3), 200, np.uint8),
-                            "temporal_importance": np.linspace(0, 1, t), "frame_p_fake": np.full(t, 0.7)}
+                            "temporal_importance": np.array([-0.5, 0.2, -0.1, 0.9]),
+                            "temporal_method": "integrated_gradients", "frame_p_fake": np.full(t, 0.7)}
     return Report(file={"name": "x.mp4"}, video={"fps": 5.0},
                   model={"display_name": "m", "weights_sha256": "ab"},
                   verdict="FAKE" if faces else "NO_FACE", p_fake=0.8 if faces else None, threshold=0.5,
@@ -106,10 +107,27 @@ def _report(explained: bool, faces: bool = True) -> Report:
 def test_helpers_with_explanations(tmp_path):
     r = _report(explained=True)
     cams = app_logic.gradcam_gallery(r)
-    assert len(cams) == 4 and cams[1][1] == "face 0 · frame 5 · 1.00 s"
+    # The frames that pushed towards FAKE most come first (values -0.5, 0.2, -0.1, 0.9: frames 15 then 5),
+    # then the rest in time order.
+    assert [c[1] for c in cams] == ["face 0 · frame 15 · 3.00 s · #1 moved the verdict most",
+                                    "face 0 · frame 5 · 1.00 s · #2 moved the verdict most",
+                                    "face 0 · frame 0 · 0.00 s", "face 0 · frame 10 · 2.00 s"]
     fig = app_logic.temporal_figure(r)
-    assert [tr.name for tr in fig.data] == ["face 0: temporal importance", "face 0: p(fake) per frame"]
-    assert list(fig.data[0].x) == [0.0, 1.0, 2.0, 3.0]
+    assert [tr.name for tr in fig.data] == ["face 0: integrated_gradients (+ towards FAKE)",
+                                            "face 0: moved the verdict most", "face 0: p(fake) per frame",
+                                            "towards REAL"]
+    bars, top = fig.data[0], fig.data[1]
+    assert bars.type == "bar" and list(bars.x) == [0.0, 1.0, 2.0, 3.0] and list(bars.y) == [-0.5, 0.2, -0.1, 0.9]
+    assert list(bars.marker.color) == ["#1f77b4", "#d62728", "#1f77b4", "#d62728"]  # blue = towards REAL
+    assert list(top.x) == [3.0, 1.0] and list(top.text) == ["#1", "#2"]
+    note = fig.layout.annotations[-1].text
+    assert "not measured" in note
+    r.explanations = {"method": {"temporal": {"method": "integrated_gradients"}},
+                      "faithfulness": {"measured_on": "dev fakes", "temporal": {"integrated_gradients": {
+                          "k3": {"top_drop": 0.8, "random_drop": 0.1}}},
+                          "spatial": {"top_drop": 0.4, "random_blobs_drop": 0.2}}}
+    note = app_logic.temporal_figure(r).layout.annotations[-1].text.replace("<br>", " ")
+    assert "-0.80" in note and "-0.10" in note and "dev fakes" in note and "Grad-CAM" in note
     boxed = app_logic.draw_boxes(r)
     assert boxed[0, 20, 70].tolist() != [0, 0, 0]  # box edge drawn
     assert app_logic.p_fake_colour(0.0) == (0, 255, 0) and app_logic.p_fake_colour(1.0) == (255, 0, 0)

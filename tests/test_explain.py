@@ -85,9 +85,10 @@ def test_only_frame_k_matters():
     crops = _crops(t, 64, seed=3)
     feats = model.forward_features(torch.from_numpy(crops).permute(0, 3, 1, 2)[None])
     tem = temporal_importance(model, feats, "fake")
-    assert int(np.argmax(tem.importance)) == k and tem.importance[k] == 1.0
-    assert np.allclose(np.delete(tem.raw, k), 0) and tem.raw[k] > 0
-    assert int(np.argmax(tem.grad_x_input)) == k
+    norm = tem.methods["grad_norm"]
+    assert np.allclose(np.delete(norm, k), 0) and norm[k] > 0
+    for name in ("integrated_gradients", "occlusion", "grad_x_input"):  # signed: zero where nothing is read
+        assert np.allclose(np.delete(tem.methods[name], k), 0, atol=1e-6)
     assert tem.frame_p_fake.shape == (t,) and ((tem.frame_p_fake >= 0) & (tem.frame_p_fake <= 1)).all()
     cam = gradcam(model, crops, "fake")
     assert np.allclose(np.delete(cam.peaks, k), 0)  # raw maps keep which frame mattered
@@ -99,9 +100,11 @@ def test_temporal_on_lstm_and_inference_tensors(small_model):
     det = Detector(small_model, small_model.spec, precision="fp32")
     feats = det.features(_crops(6))  # an inference tensor, as the pipeline caches it
     tem = temporal_importance(det.model, feats, "fake")
-    assert tem.importance.shape == tem.raw.shape == tem.grad_x_input.shape == (6,)
-    assert tem.importance.min() == 0 and tem.importance.max() == 1
+    assert all(v.shape == (6,) and v.dtype == np.float32 for v in tem.methods.values())
+    assert tem.method == "integrated_gradients" and tem.importance is tem.methods[tem.method]
+    assert (tem.methods["grad_norm"] >= 0).all()
     assert abs(tem.p_fake - det.p_fake(feats)) < 1e-5
+    assert all(tem.importance[t] > 0 for t in tem.top) and len(tem.top) <= 3
     assert not det.model.training
 
 
@@ -109,7 +112,8 @@ def test_image_t1(small_model):
     crops = _crops(1)
     feats = small_model.forward_features(torch.from_numpy(crops).permute(0, 3, 1, 2)[None]).detach()
     tem = temporal_importance(small_model, feats)
-    assert tem.importance.tolist() == [1.0]
+    # One frame: the mean baseline is the frame itself, so there is nothing to attribute between frames.
+    assert tem.importance.tolist() == [0.0] and tem.top == [] and tem.methods["grad_norm"].shape == (1,)
     r = gradcam(small_model, crops)
     assert r.maps.shape == (1, 64, 64) and np.isfinite(r.maps).all()
 
@@ -161,6 +165,11 @@ def test_explain_report_and_export(small_model, tmp_path):
     d = json.loads(json.dumps(report.to_dict()))
     pf = d["explanations"]["per_face"][0]
     assert len(pf["temporal_importance"]) == len(pf["frame_p_fake"]) == len(pf["cam_peak"]) == 3
+    assert pf["temporal_method"] == "integrated_gradients" and pf["temporal_importance"] == pf["integrated_gradients"]
+    assert all(len(pf[k]) == 3 for k in ("occlusion", "grad_x_input", "grad_norm"))
+    assert set(pf["top_frames"]) <= {10, 20, 30}
+    assert abs(pf["completeness"]["sum_minus_delta"]) < 1e-2
+    assert "SENSITIVITY" in d["explanations"]["method"]["temporal"]["methods"]["grad_norm"]
     assert "explain/face0_f00010_crop.png" in pf["overlays"]
     assert "explain/face0_f00030_frame.png" in pf["overlays"]
     written = write_explanations(report, tmp_path)
@@ -177,3 +186,32 @@ def test_render_html_without_explanations(small_model):
     report, _, _ = _synthetic_report(small_model, t=2)
     page = render_html(report)
     assert "FAKE" in page and "Grad-CAM overlays" not in page and "<script>" not in page
+
+
+def test_html_signed_bars_and_faithfulness_sentence():
+    from detector.render.page import faithfulness_sentence, svg_bars, top_positions
+
+    svg = svg_bars([0.5, -0.25, 0.0, 1.0], [0, 10, 20, 30], top=[3, 0])
+    assert svg.count('fill="#d62728"') == 2 and svg.count('fill="#1f77b4"') == 2  # red above, blue below
+    assert "#1</text>" in svg and "#2</text>" in svg and "#3</text>" not in svg
+    assert top_positions({"temporal_importance": [0.5, -0.25, 0.0, 1.0]}) == [3, 0]
+    assert top_positions({"top_frames": [2], "temporal_importance": [0.5, -0.25, 0.0, 1.0]}) == [2]
+    assert "not measured" in faithfulness_sentence({})
+    ex = {"method": {"temporal": {"method": "occlusion"}},
+          "faithfulness": {"measured_on": "x", "temporal": {"integrated_gradients": {"k3": {}}}}}
+    assert "not for occlusion" in faithfulness_sentence(ex)
+
+
+def test_html_report_shows_top_frames(small_model):
+    from detector.render import render_html
+    from explain import explain_report
+
+    report, det, feats = _synthetic_report(small_model)
+    explain_report(report, det, feats, target="fake")
+    page = render_html(report)
+    pf = report.explanations["per_face"][0]
+    assert "Which frames moved the verdict (integrated_gradients, signed)" in page
+    assert "Faithfulness not measured" in page or "Faithfulness" in page
+    if pf["top_frames"]:
+        assert "The frames that moved the verdict most" in page
+        assert f"#1 frame {pf['top_frames'][0]}" in page

@@ -14,7 +14,8 @@ import numpy as np
 
 THUMB = 96  # px, crop thumbnails in the page
 FRAME_THUMB = 320  # px wide, full-frame overlays in the page
-TOP_FRAMES = 3  # full-frame overlays shown per face (the most important frames)
+TOP_FRAMES = 3  # frames shown first per face: those that pushed the verdict towards FAKE most
+TOWARDS_FAKE, TOWARDS_REAL = "#d62728", "#1f77b4"  # red, blue
 
 
 def _img(rgb: np.ndarray, width: int | None = None, title: str = "") -> str:
@@ -73,13 +74,86 @@ def svg_curves(series: dict[str, list[float]], x_labels: list[int], threshold: f
     return "".join(parts)
 
 
+def top_positions(explanation: dict, k: int = TOP_FRAMES) -> list[int]:
+    """Positions in the track of the frames that pushed towards FAKE most, largest first: the explanation's
+    ``top_frames`` when it has them, else the k largest positive ``temporal_importance`` values."""
+    if explanation.get("top_frames") is not None:
+        return [int(t) for t in explanation["top_frames"]][:k]
+    v = explanation.get("temporal_importance")
+    if v is None:
+        return []
+    v = np.asarray(v, dtype=np.float64)
+    return [int(t) for t in np.argsort(-v, kind="stable")[:k] if v[t] > 0]
+
+
+def faithfulness_sentence(explanations: dict) -> str:
+    """One sentence: how well the shown attribution was measured to find what the model uses (deletion
+    test of benchmarks/bench_faithfulness.py, as stored in the weights' sidecar), or that it was not."""
+    method = explanations.get("method", {}).get("temporal", {}).get("method", "the attribution")
+    f = explanations.get("faithfulness")
+    if not f:
+        return (f"Faithfulness not measured: no deletion test of {method} is recorded for this model "
+                "(benchmarks/bench_faithfulness.py), so read the bars as the model's view, unverified.")
+    k3 = f.get("temporal", {}).get(method, {}).get("k3")
+    if not k3:
+        return (f"Faithfulness: a deletion test is recorded for this model, but not for {method} "
+                "(see explanations.faithfulness in the JSON report).")
+    text = (f"Faithfulness, measured on {f.get('measured_on', 'a benchmark')}: overwriting the 3 frames "
+            f"{method} ranks highest with their neighbours moved the fake logit margin by {-k3['top_drop']:+.2f} "
+            f"on average, vs {-k3['random_drop']:+.2f} for 3 random frames")
+    sp = f.get("spatial", {})
+    if "top_drop" in sp and "random_blobs_drop" in sp:
+        text += (f"; filling the top 20% Grad-CAM pixels with the crop's mean colour moved it by "
+                 f"{-sp['top_drop']:+.2f}, vs {-sp['random_blobs_drop']:+.2f} for random patches")
+    return text + "."
+
+
+def svg_bars(values: list[float], x_labels: list[int], top: list[int] = (), width: int = 640,
+             height: int = 200) -> str:
+    """Inline SVG of signed per-frame values as bars around a zero line: red above (towards FAKE), blue
+    below (towards REAL); the `top` positions are labelled #1, #2, ... (x_labels: video frame indices)."""
+    pad_l, pad_r, pad_t, pad_b = 44, 10, 16, 34
+    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+    n = max(len(values), 1)
+    span = max((abs(float(v)) for v in values), default=0.0) or 1.0
+    slot = w / n
+    mid = pad_t + h / 2
+
+    def y(v: float) -> float:
+        return mid - (h / 2) * float(v) / span
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img">',
+             f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" fill="#fafafa" stroke="#ccc"/>',
+             f'<line x1="{pad_l}" x2="{pad_l + w}" y1="{mid:.1f}" y2="{mid:.1f}" stroke="#666"/>']
+    for v in (span, 0.0, -span):
+        parts.append(f'<text x="{pad_l - 4}" y="{y(v) + 4:.1f}" font-size="10" text-anchor="end">{v:+.2g}</text>')
+    for i, v in enumerate(values):
+        top_y, bottom_y = sorted((y(v), mid))
+        c = TOWARDS_FAKE if v > 0 else TOWARDS_REAL
+        parts.append(f'<rect x="{pad_l + slot * i + slot * 0.15:.1f}" y="{top_y:.1f}" width="{slot * 0.7:.1f}" '
+                     f'height="{max(bottom_y - top_y, 0.5):.1f}" fill="{c}"><title>frame {int(x_labels[i])}: '
+                     f'{float(v):+.4f}</title></rect>')
+    for rank, i in enumerate(top, 1):
+        parts.append(f'<text x="{pad_l + slot * (i + 0.5):.1f}" y="{max(y(values[i]) - 3, pad_t + 9):.1f}" '
+                     f'font-size="10" font-weight="bold" text-anchor="middle">#{rank}</text>')
+    step = max(1, n // 10)
+    for i in range(0, len(x_labels), step):
+        parts.append(f'<text x="{pad_l + slot * (i + 0.5):.1f}" y="{pad_t + h + 12}" font-size="10" '
+                     f'text-anchor="middle">{int(x_labels[i])}</text>')
+    parts.append(f'<text x="{pad_l + w / 2:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">'
+                 'video frame (red: towards FAKE, blue: towards REAL)</text></svg>')
+    return "".join(parts)
+
+
 _CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
 h1{font-size:1.4em}.FAKE{color:#b00}.REAL{color:#070}.NO_FACE{color:#666}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
 font-size:.9em;vertical-align:top}.strip{display:flex;flex-wrap:wrap;gap:3px}.strip figure{margin:0;
 text-align:center;font-size:.7em}.strip img{width:96px;height:96px;display:block}
 .warn{background:#fff4e0;border-left:4px solid #f90;padding:.4em .8em;margin:.3em 0}
-.frames img{margin:2px}code{font-size:.85em;word-break:break-all}"""
+.frames img{margin:2px}.frames figure{display:inline-block;margin:2px;text-align:center;font-size:.8em}
+code{font-size:.85em;word-break:break-all}"""
 
 
 def _row(k: str, v) -> str:
@@ -121,7 +195,9 @@ def render_html(report) -> str:
         out.append(f"<p>Explanations for the <b>{e(str(ex.get('target')))}</b> class. "
                    f"Spatial: {e(str(ex['method']['gradcam']['description']))}; layer "
                    f"<code>{e(str(ex['method']['gradcam']['layer']))}</code>. "
-                   f"Temporal: {e(str(ex['method']['temporal']['description']))}. "
+                   f"Temporal ({e(str(ex['method']['temporal'].get('method', '')))}): "
+                   f"{e(str(ex['method']['temporal']['description']))}; "
+                   f"{e(str(ex['method']['temporal'].get('sign', '')))}. "
                    "Heatmap colours: red = high, blue = low.</p>")
     for face in report.faces:
         out.append(f"<h2>Face {e(str(face.track_id))}: p_fake {face.p_fake:.3f}, "
@@ -131,14 +207,21 @@ def render_html(report) -> str:
         if not fx or not pf:
             continue
         out.append(_strip("Grad-CAM overlays", fx["crop_overlays"], face.frame_indices))
-        series = {"temporal importance": pf["temporal_importance"], "p_fake up to frame": pf["frame_p_fake"],
-                  "grad x input": pf["grad_x_input"]}
-        out.append("<h3>Per frame</h3>" + svg_curves(series, face.frame_indices, report.threshold))
-        if fx.get("frame_overlays") is not None:
-            top = np.argsort(-np.asarray(fx["temporal_importance"]), kind="stable")[:TOP_FRAMES]
-            imgs = "".join(_img(fx["frame_overlays"][t], FRAME_THUMB, f"frame {face.frame_indices[t]}")
-                           for t in sorted(top))
-            out.append(f"<h3>Most important frames (in the full frame)</h3><div class='frames'>{imgs}</div>")
+        top = top_positions(fx)  # positions in the track (the JSON's top_frames are video frame indices)
+        method = pf.get("temporal_method", "attribution")
+        out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
+                   + svg_bars(pf["temporal_importance"], face.frame_indices, top)
+                   + f"<p>{e(faithfulness_sentence(ex))}</p>")
+        out.append("<h3>p(fake) per frame</h3>"
+                   + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices, report.threshold))
+        if top:
+            images = fx["frame_overlays"] if fx.get("frame_overlays") is not None else fx["crop_overlays"]
+            width = FRAME_THUMB if fx.get("frame_overlays") is not None else None
+            imgs = "".join(f"<figure>{_img(images[t], width, f'frame {face.frame_indices[t]}')}"
+                           f"<figcaption>#{r} frame {int(face.frame_indices[t])}</figcaption></figure>"
+                           for r, t in enumerate(top, 1))
+            out.append(f"<h3>The frames that moved the verdict most (towards FAKE)</h3>"
+                       f"<div class='frames'>{imgs}</div>")
     out.append("</body></html>")
     return "\n".join(out)
 

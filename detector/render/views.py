@@ -15,12 +15,13 @@ OpenCV's wheel cannot write H.264, so the clip is encoded with imageio-ffmpeg's 
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from detector.render.page import render_html
+from detector.render.page import faithfulness_sentence, render_html, top_positions
 from detector.report import FAKE, NO_FACE, REAL, Report
 from detector.spec import ModelSpec
 
@@ -71,23 +72,45 @@ def face_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
     return items
 
 
+MOVED_MOST = "moved the verdict most"
+
+
 def gradcam_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
-    """(Grad-CAM overlay uint8 (112, 112, 3) RGB, caption) per face and frame; [] without explanations."""
+    """(Grad-CAM overlay uint8 (112, 112, 3) RGB, caption) per face and frame; [] without explanations.
+
+    Per face, the frames whose attribution pushed the verdict towards FAKE most come first (largest
+    first, captioned "moved the verdict most"), then the others in time order.
+    """
     fps = float(report.video.get("fps") or 0.0)
     items = []
     for face in report.faces:
-        overlays = (face.explanation or {}).get("crop_overlays")
+        exp = face.explanation or {}
+        overlays = exp.get("crop_overlays")
         if overlays is None:
             continue
-        for idx, ov in zip(face.frame_indices, np.asarray(overlays)):
-            items.append((np.ascontiguousarray(ov, dtype=np.uint8),
-                          f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s"))
+        overlays = np.asarray(overlays)
+        top = top_positions(exp)
+        for rank, t in enumerate(top, 1):
+            idx = face.frame_indices[t]
+            items.append((np.ascontiguousarray(overlays[t], dtype=np.uint8),
+                          f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s · "
+                          f"#{rank} {MOVED_MOST}"))
+        for t, idx in enumerate(face.frame_indices):
+            if t not in top:
+                items.append((np.ascontiguousarray(overlays[t], dtype=np.uint8),
+                              f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s"))
     return items
 
 
 # ---------------------------------------------------------------- temporal chart
+TOWARDS_FAKE, TOWARDS_REAL = "#d62728", "#1f77b4"  # red, blue
+
+
 def temporal_figure(report: Report):
-    """Plotly figure: temporal importance and per-frame p(fake) against seconds, one trace pair per face.
+    """Plotly figure: per face, signed per-frame attribution as bars (red = pushed towards FAKE, blue =
+    towards REAL; the default method of the report, in logit-margin units) against seconds, the frames
+    that moved the verdict most marked, and the per-frame p(fake) on a right-hand 0-1 axis. Under the
+    chart, one sentence says how faithful the attribution was measured to be.
 
     Without explanations each face gets one flat line at its track p_fake, so the chart still shows
     which frames each track covers.
@@ -96,31 +119,57 @@ def temporal_figure(report: Report):
 
     fps = float(report.video.get("fps") or 0.0)
     fig = go.Figure()
+    explained = any((f.explanation or {}).get("temporal_importance") is not None for f in report.faces)
+    p_axis = "y2" if explained else "y"
+    method = "attribution"
     for face in report.faces:
         x = [seconds(i, fps) for i in face.frame_indices]
-        hover = [f"frame {i}" for i in face.frame_indices]
+        hover = [f"face {face.track_id} · frame {i}" for i in face.frame_indices]
         exp = face.explanation or {}
         imp, pf = exp.get("temporal_importance"), exp.get("frame_p_fake")
         if imp is not None:
-            fig.add_trace(go.Scatter(x=x, y=np.asarray(imp, dtype=float).tolist(), mode="lines+markers",
-                                     name=f"face {face.track_id}: temporal importance", text=hover))
+            v = np.asarray(imp, dtype=float)
+            method = str(exp.get("temporal_method") or method)
+            fig.add_trace(go.Bar(x=x, y=v.tolist(), name=f"face {face.track_id}: {method} (+ towards FAKE)",
+                                 marker={"color": [TOWARDS_FAKE if a > 0 else TOWARDS_REAL for a in v]},
+                                 text=hover, offsetgroup=str(face.track_id),
+                                 hovertemplate="%{text}<br>%{y:+.3f}<extra></extra>"))
+            top = top_positions(exp)
+            if top:
+                fig.add_trace(go.Scatter(
+                    x=[x[t] for t in top], y=[float(v[t]) for t in top], mode="markers+text",
+                    name=f"face {face.track_id}: {MOVED_MOST}", marker={"symbol": "star", "size": 14,
+                                                                       "color": "black"},
+                    text=[f"#{r}" for r in range(1, len(top) + 1)], textposition="top center"))
         if pf is not None:
             fig.add_trace(go.Scatter(x=x, y=np.asarray(pf, dtype=float).tolist(), mode="lines+markers",
                                      name=f"face {face.track_id}: p(fake) per frame", text=hover,
-                                     line={"dash": "dot"}))
+                                     line={"dash": "dot", "color": "grey"}, yaxis=p_axis))
         if imp is None and pf is None:
             fig.add_trace(go.Scatter(x=x, y=[face.p_fake] * len(x), mode="lines+markers",
                                      name=f"face {face.track_id}: track p(fake)", text=hover))
-    fig.add_hline(y=report.threshold, line={"dash": "dash", "color": "grey"},
-                  annotation_text=f"threshold {report.threshold:.2f}")
-    title = "Temporal importance and per-frame p(fake)"
-    if report.faces and all(f.explanation is None for f in report.faces):
-        title = "Track p(fake) over the sampled frames (explanations off)"
-    elif not report.faces:
-        title = "No face found"
-    fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="value (0–1)",
-                      yaxis={"range": [0, 1.05]}, height=360, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.25})
+    layout = {"xaxis_title": "time (s)", "height": 420, "barmode": "group",
+              "margin": {"l": 60, "r": 60, "t": 50, "b": 130}, "legend": {"orientation": "h", "y": -0.2}}
+    if explained:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"color": TOWARDS_REAL},
+                                 name="towards REAL", showlegend=True, hoverinfo="skip"))
+        fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=report.threshold,
+                      y1=report.threshold, line={"dash": "dash", "color": "grey"})
+        layout.update(title="Which frames moved the verdict (signed) and per-frame p(fake)",
+                      yaxis={"title": f"{method} (logit margin; + = towards FAKE)", "zeroline": True},
+                      yaxis2={"title": f"p(fake) · threshold {report.threshold:.2f}", "overlaying": "y",
+                              "side": "right", "range": [0, 1.05], "showgrid": False})
+        sentence = faithfulness_sentence(report.explanations or {})
+        fig.add_annotation(text="<br>".join(textwrap.wrap(sentence, 120)), xref="paper", yref="paper", x=0,
+                           y=-0.42, showarrow=False, align="left", xanchor="left", yanchor="top",
+                           font={"size": 11})
+    else:
+        fig.add_hline(y=report.threshold, line={"dash": "dash", "color": "grey"},
+                      annotation_text=f"threshold {report.threshold:.2f}")
+        title = ("Track p(fake) over the sampled frames (explanations off)" if report.faces
+                 else "No face found")
+        layout.update(title=title, yaxis_title="p(fake)", yaxis={"range": [0, 1.05]})
+    fig.update_layout(**layout)
     return fig
 
 
