@@ -147,8 +147,11 @@ def _plot_roc(y, p, meth, methods, path: Path) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="metrics of a model on prepared clips (video- and frame-level)")
-    p.add_argument("prepared", type=Path)
+    from detector.training import evaluate_clips
+
+    p = sub.add_parser("evaluate", help="metrics of a model on prepared clips (video- and frame-level), or with "
+                                        "--clips DIR on raw clips through the product's own analyze_video")
+    p.add_argument("prepared", type=Path, nargs="?", help="prepared folder (omit with --clips)")
     p.add_argument("--weights", type=Path, help="default: the bundled weights")
     p.add_argument("--split", default="test")
     p.add_argument("--json-out", type=Path)
@@ -156,11 +159,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--update-sidecar", action="store_true",
                    help="store these figures in the weights' JSON sidecar (metrics.<split>); the tensor file "
                         "and its sha256 are unchanged")
+    evaluate_clips.add_arguments(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from detector.errors import InputError
     from detector.weights import DEFAULT_WEIGHTS, load_weights
+
+    if (a.clips is None) == (a.prepared is None):
+        raise InputError("evaluate needs either a PREPARED folder or --clips DIR (not both)")
+    if a.clips is not None:
+        from detector.training.evaluate_clips import cmd
+
+        return cmd(a)
 
     model, spec = load_weights(a.weights or DEFAULT_WEIGHTS)
     res = evaluate(model, spec, a.prepared, a.split, a.roc)
