@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.train",
-                   "detector.training.evaluate", "detector.training.calibrate"):
+                   "detector.training.evaluate_clips", "detector.training.calibrate"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

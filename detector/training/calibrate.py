@@ -143,7 +143,8 @@ def fit_calibration(margins: np.ndarray, y: np.ndarray, target_fpr: float = 0.05
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit calibration + threshold + INCONCLUSIVE band on validation clip scores "
                                          "(an `evaluate --clips` JSON) and store them in the weights' sidecar")
-    p.add_argument("--scores", type=Path, required=True, help="JSON written by `evaluate --clips ... --json-out`")
+    p.add_argument("--scores", type=Path, required=True, action="append",
+                   help="JSON written by `evaluate --clips ... --json-out` (repeat to pool several, e.g. shards)")
     p.add_argument("--weights", type=Path, help="default: the bundled weights")
     p.add_argument("--target-fpr", type=float, default=0.05, help="max share of validation real clips called FAKE")
     p.add_argument("--target-fnr", type=float, default=0.05,
@@ -160,16 +161,16 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
 
     weights = a.weights or DEFAULT_WEIGHTS
     spec = read_spec(weights)
-    try:
-        res = json.loads(a.scores.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{a.scores}: cannot read scores ({e})") from None
-    if res.get("weights_sha256") and spec.weights_sha256 and res["weights_sha256"] != spec.weights_sha256:
-        raise InputError(f"{a.scores} was scored with weights {res['weights_sha256'][:12]}…, not "
-                         f"{spec.weights_sha256[:12]}… ({Path(weights).name}); re-run evaluate --clips")
-    rows = [r for r in res.get("clips", []) if r.get("margin") is not None and r.get("label") in ("real", "fake")]
+    files = [_read_scores(f, spec.weights_sha256, Path(weights).name) for f in a.scores]
+    res = files[0]
+    if len({f.get("frames") for f in files}) > 1:
+        raise InputError("the --scores files were made with different --frames; pool only one frame count")
+    # The same clip scored in two pooled files counts once (same content = same sha256).
+    clips = {r.get("sha256") or (f["clips_dir"], r["path"]): r for f in files for r in f.get("clips", [])}
+    res = res | {"clips": list(clips.values()), "clips_dir": ", ".join(sorted({f["clips_dir"] for f in files}))}
+    rows = [r for r in res["clips"] if r.get("margin") is not None and r.get("label") in ("real", "fake")]
     if not rows:
-        raise InputError(f"{a.scores}: no scored clips with a face (is it an `evaluate --clips` JSON?)")
+        raise InputError(f"{a.scores[0]}: no scored clips with a face (is it an `evaluate --clips` JSON?)")
     m = np.array([r["margin"] for r in rows])
     y = np.array([r["label"] == "fake" for r in rows], int)
     try:
@@ -183,7 +184,7 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
         "n_excluded": n_skipped, "excluded_why": "NO_FACE or failed clips have no score"})
     block.update({"date": _dt.date.today().isoformat(), "weights_sha256": spec.weights_sha256,
                   "command": "deepfake-forensics " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["calibrate"]
-                  else f"deepfake-forensics calibrate --scores {a.scores}"})
+                  else "deepfake-forensics calibrate " + " ".join(f"--scores {f}" for f in a.scores)})
     block["validation"] = v = _rounded(block["validation"])  # a, b, threshold, band_low stay exact
     print(f"{block['method']}: a={block['a']:.4f} b={block['b']:.4f}; threshold {block['threshold']:.4f} "
           f"(raw p_fake {calibrate_raw(block):.4f}), "
@@ -198,6 +199,19 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
     store_calibration(weights, block)
     print(f"stored in {Path(weights).with_suffix('.json').name} (tensor file unchanged)")
     return 0
+
+
+def _read_scores(path: Path, sha: str, weights_name: str) -> dict:
+    from detector.errors import InputError
+
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read scores ({e})") from None
+    if res.get("weights_sha256") and sha and res["weights_sha256"] != sha:
+        raise InputError(f"{path} was scored with weights {res['weights_sha256'][:12]}…, not {sha[:12]}… "
+                         f"({weights_name}); re-run evaluate --clips")
+    return res
 
 
 def calibrate_raw(block: dict) -> float:

@@ -33,7 +33,7 @@ import numpy as np
 
 from detector import calibration as cal
 from detector.errors import InputError
-from detector.training.evaluate import _plot_roc, binary_metrics
+from detector.training.evaluate import _plot_roc, add_prepared_arguments, binary_metrics, cmd_prepared
 
 SCORING = ("NO_FACE and failed clips have no score: they are excluded from ROC-AUC, EER, log loss, accuracy "
            "and the FAKE rates, counted under no_face / failed and listed in clips[] (status)")
@@ -362,6 +362,21 @@ def print_summary(res: dict) -> None:
     t = res["timings"]
     print(f"  time: {t['this_run_s']} s for {t['clips_this_run']} clips this run; "
           f"per clip mean {t['per_clip_mean_s']} s, median {t['per_clip_median_s']} s on {t['machine']}")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`evaluate`: PREPARED crops (evaluate.py) or, with --clips DIR, raw clips through analyze_video (here)."""
+    p = sub.add_parser("evaluate", help="metrics of a model on prepared clips (video- and frame-level), or with "
+                                        "--clips DIR on raw clips through the product's own analyze_video")
+    add_prepared_arguments(p)
+    add_arguments(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    if (a.clips is None) == (a.prepared is None):
+        raise InputError("evaluate needs either a PREPARED folder or --clips DIR (not both)")
+    return cmd(a) if a.clips is not None else cmd_prepared(a)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
