@@ -111,7 +111,7 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
                    "detector.training.train", "detector.training.train_pack", "detector.training.clipset",
-                   "detector.training.evaluate") if training else ():
+                   "detector.training.evaluate_clips", "detector.training.calibrate") if training else ():
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

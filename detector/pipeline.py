@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector import __version__
+from detector import calibration as cal
 from detector.errors import InputError
 from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
 from detector.hashing import sha256_file
-from detector.report import FAKE, NO_FACE, REAL, FaceResult, Report
+from detector.report import NO_FACE, FaceResult, Report
 from detector.spec import ModelSpec
 from detector.video import VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices
 from detector.weights import DEFAULT_WEIGHTS, load_weights
@@ -87,6 +88,12 @@ class Detector:
         with torch.inference_mode():
             return float(torch.softmax(self.model.forward_head(features), -1)[0, 1])
 
+    @torch.inference_mode()
+    def margin(self, features: torch.Tensor) -> float:
+        """Fake-minus-real logit of features (1, T, C): the score calibration works on (raw p = sigmoid)."""
+        logits = self.model.forward_head(features)[0].double()
+        return float(logits[1] - logits[0])
+
     def model_info(self) -> dict:
         s = self.spec
         return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
@@ -141,7 +148,9 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     """Analyse every face in a video (or, for an image path, the one frame).
 
     Returns a Report whose verdict is FAKE if any face track's p_fake >= threshold, REAL if all are
-    below, NO_FACE if no face was found. Raises InputError subclasses for bad input.
+    below, NO_FACE if no face was found; with a calibrated sidecar p_fake is the calibrated probability
+    and scores in the validation-defined band below the threshold are INCONCLUSIVE (see
+    detector/calibration.py). Raises InputError subclasses for bad input.
     """
     return classify(prepare(path, config, progress), config, progress, detector)
 
@@ -205,20 +214,27 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
     progress(0.5, f"classifying {len(tracks)} face track(s)")
     t = time.perf_counter()
     det = detector or get_detector(config.weights, config.precision)
-    threshold = det.spec.threshold if config.threshold is None else config.threshold
+    calib = det.spec.calibration if cal.is_calibrated(det.spec.calibration) else {}
+    threshold = config.threshold if config.threshold is not None else \
+        float(calib["threshold"]) if calib else det.spec.threshold
+    band = None if config.threshold is not None else cal.band(calib)
     results, feats = [], []
     for tr in tracks:
         crops = track_crops(frames, tr, config.faces)
         f = det.features(crops)
         feats.append(f)
-        results.append(FaceResult(tr.track_id, det.p_fake(f), [indices[p] for p in tr.positions],
-                                  [b.as_list() for b in tr.boxes], [not d for d in tr.detected], crops))
+        m = det.margin(f)
+        results.append(FaceResult(tr.track_id, cal.calibrate(m, calib), [indices[p] for p in tr.positions],
+                                  [b.as_list() for b in tr.boxes], [not d for d in tr.detected], crops,
+                                  p_fake_raw=cal.sigmoid(m), margin=m))
     timings["model"] = time.perf_counter() - t
     if not det.spec.trained:
         warnings.append("the model is UNTRAINED (random weights): its probabilities mean nothing")
+    p_raw = None
     if results:
-        p = max(r.p_fake for r in results)
-        verdict = FAKE if p >= threshold else REAL
+        p = max(r.p_fake for r in results)  # calibration is increasing: the same face has the max raw p
+        p_raw = max(r.p_fake_raw for r in results)
+        verdict = cal.decide(p, threshold, band[0] if band else None)
     else:
         p, verdict = None, NO_FACE
         warnings.append(f"no face found in {len(frames)} sampled frames; try more frames (--frames 60), "
@@ -226,7 +242,8 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
     report = Report(file=file, video=video, model=det.model_info(), verdict=verdict, p_fake=p,
                     threshold=threshold, faces=results, timings_s=timings,
                     sampling={"requested": config.frames, "used": len(indices), "indices": indices},
-                    warnings=warnings, software=_software(), frames=frames)
+                    warnings=warnings, software=_software(), frames=frames, p_fake_raw=p_raw,
+                    calibration=cal.report_block(calib, det.spec.metrics, threshold, config.threshold is not None))
     if config.explain and results:
         from explain import explain_report
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SCHEMA_VERSION = 1
-REAL, FAKE, NO_FACE = "REAL", "FAKE", "NO_FACE"
+REAL, FAKE, NO_FACE, INCONCLUSIVE = "REAL", "FAKE", "NO_FACE", "INCONCLUSIVE"
 
 
 @dataclass
@@ -23,6 +23,9 @@ class FaceResult:
     frame_indices: indices in the video (0-based) of the frames the model saw, length T_track.
     boxes: [x0, y0, x1, y1] in full-frame pixels per frame. crops: uint8 (T_track, 112, 112, 3) RGB.
     interpolated: True where the box was interpolated between detections.
+
+    p_fake: calibrated when the weights carry a calibration, else the raw softmax probability;
+    p_fake_raw: the model's own softmax probability; margin: its fake-minus-real logit.
     """
 
     track_id: int
@@ -32,11 +35,18 @@ class FaceResult:
     interpolated: list[bool]
     crops: np.ndarray | None = field(default=None, repr=False)
     explanation: dict | None = field(default=None, repr=False)
+    p_fake_raw: float | None = None
+    margin: float | None = None
 
     def to_dict(self) -> dict:
-        return {"track_id": self.track_id, "p_fake": round(self.p_fake, 6),
-                "frame_indices": self.frame_indices, "boxes": self.boxes,
-                "interpolated": self.interpolated, "n_frames": len(self.frame_indices)}
+        d = {"track_id": self.track_id, "p_fake": round(self.p_fake, 6),
+             "frame_indices": self.frame_indices, "boxes": self.boxes,
+             "interpolated": self.interpolated, "n_frames": len(self.frame_indices)}
+        if self.p_fake_raw is not None:
+            d["p_fake_raw"] = round(self.p_fake_raw, 6)
+        if self.margin is not None:
+            d["logit_margin"] = round(self.margin, 6)
+        return d
 
 
 @dataclass
@@ -56,6 +66,9 @@ class Report:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     # Frames as sampled (uint8 (T, H, W, 3) RGB), for overlays; not in JSON.
     frames: np.ndarray | None = field(default=None, repr=False)
+    # The model's uncalibrated max p_fake, and what the threshold means (detector.calibration.report_block).
+    p_fake_raw: float | None = None
+    calibration: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = {
@@ -65,7 +78,9 @@ class Report:
             "model": self.model,
             "verdict": self.verdict,
             "p_fake": None if self.p_fake is None else round(self.p_fake, 6),
+            "p_fake_raw": None if self.p_fake_raw is None else round(self.p_fake_raw, 6),
             "threshold": self.threshold,
+            "calibration": self.calibration,
             "faces": [f.to_dict() for f in self.faces],
             "sampling": self.sampling,
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
@@ -85,6 +100,8 @@ class Report:
         name = self.file.get("name", "?")
         lines = [f"{name}: {self.verdict}" + ("" if self.p_fake is None else f"  p_fake={self.p_fake:.3f}"
                                               f" (threshold {self.threshold:.2f})")]
+        if self.calibration.get("meaning"):
+            lines.append(f"  meaning: {self.calibration['meaning']}")
         for f in self.faces:
             lines.append(f"  face {f.track_id}: p_fake={f.p_fake:.3f} over {len(f.frame_indices)} frames "
                          f"[{f.frame_indices[0]}..{f.frame_indices[-1]}]")

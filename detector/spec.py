@@ -36,6 +36,9 @@ class ModelSpec:
     channel_order: str = "RGB"
     labels: tuple[str, str] = ("REAL", "FAKE")
     threshold: float = 0.5
+    # Platt/temperature parameters, threshold and INCONCLUSIVE band fitted on validation clips (see
+    # detector/calibration.py); {} = not calibrated, `threshold` above applies to the raw probability.
+    calibration: dict = field(default_factory=dict)
     trained: bool = False
     trained_on: str = "nothing: randomly initialised, UNTRAINED; its outputs mean nothing"
     training: dict = field(default_factory=dict)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: `import detector` must 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "resnext50_lstm.grid-sbi-swap_20.safetensors"
 __all__ = ["DEFAULT_WEIGHTS", "IMAGENET_MEAN", "IMAGENET_STD", "ModelSpec", "load_weights", "read_spec",
-           "save_weights", "sidecar_path", "store_metrics"]
+           "save_weights", "sidecar_path", "store_calibration", "store_metrics"]
 
 
 def sidecar_path(weights_path: str | os.PathLike) -> Path:
@@ -55,6 +55,13 @@ def store_metrics(path: str | os.PathLike, key: str, entry: dict) -> ModelSpec:
     """Set `metrics[key]` in the sidecar of weights `path`; the tensor file and its sha256 stay as they are."""
     spec = read_spec(path)
     spec = dataclasses.replace(spec, metrics={**spec.metrics, key: entry})
+    sidecar_path(path).write_text(spec.to_json() + "\n")
+    return spec
+
+
+def store_calibration(path: str | os.PathLike, block: dict) -> ModelSpec:
+    """Set the sidecar's `calibration` block (see detector/calibration.py); the tensor file stays as it is."""
+    spec = dataclasses.replace(read_spec(path), calibration=block)
     sidecar_path(path).write_text(spec.to_json() + "\n")
     return spec
 

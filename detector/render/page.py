@@ -33,6 +33,11 @@ def _img(rgb: np.ndarray, width: int | None = None, title: str = "") -> str:
 _COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
 
 
+def raw_threshold(report) -> float:
+    """The threshold on the scale of the per-frame curves, which are raw model probabilities (uncalibrated)."""
+    return float((report.calibration or {}).get("threshold_raw", report.threshold))
+
+
 def svg_curves(series: dict[str, list[float]], x_labels: list[int], threshold: float | None = None,
                width: int = 640, height: int = 180) -> str:
     """Inline SVG line chart of curves in [0, 1] over frames (x_labels: video frame indices)."""
@@ -147,7 +152,8 @@ def svg_bars(values: list[float], x_labels: list[int], top: list[int] = (), widt
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
-h1{font-size:1.4em}.FAKE{color:#b00}.REAL{color:#070}.NO_FACE{color:#666}
+h1{font-size:1.4em}.FAKE{color:#b00}.REAL{color:#070}.NO_FACE{color:#666}.INCONCLUSIVE{color:#a60}
+.meaning{background:#eef4ff;border-left:4px solid #47c;padding:.4em .8em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
 font-size:.9em;vertical-align:top}.strip{display:flex;flex-wrap:wrap;gap:3px}.strip figure{margin:0;
 text-align:center;font-size:.7em}.strip img{width:96px;height:96px;display:block}
@@ -172,6 +178,12 @@ def render_html(report) -> str:
            f"<style>{_CSS}</style></head><body>",
            f"<h1>Deepfake forensics report: <span class='{e(verdict)}'>{e(verdict)}</span></h1>",
            f"<p>p_fake = <b>{e(p)}</b> (threshold {e(f'{report.threshold:.2f}')})</p>"]
+    cal = getattr(report, "calibration", None) or {}
+    if cal.get("meaning"):
+        says = cal["meaning"]
+        out.append(f"<p class='meaning'>What this means: {e(says[:1].upper() + says[1:])}.</p>")
+    if getattr(report, "p_fake_raw", None) is not None and cal.get("calibrated"):
+        out.append(f"<p>calibrated p_fake; the model's raw p_fake was {report.p_fake_raw:.3f}</p>")
     for w in report.warnings:
         out.append(f"<div class='warn'>{e(str(w))}</div>")
     out.append("<table>")
@@ -213,7 +225,8 @@ def render_html(report) -> str:
                    + svg_bars(pf["temporal_importance"], face.frame_indices, top)
                    + f"<p>{e(faithfulness_sentence(ex))}</p>")
         out.append("<h3>p(fake) per frame</h3>"
-                   + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices, report.threshold))
+                   + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices,
+                                raw_threshold(report)))
         if top:
             images = fx["frame_overlays"] if fx.get("frame_overlays") is not None else fx["crop_overlays"]
             width = FRAME_THUMB if fx.get("frame_overlays") is not None else None

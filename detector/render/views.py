@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.render.page import faithfulness_sentence, render_html, top_positions
-from detector.report import FAKE, NO_FACE, REAL, Report
+from detector.render.page import faithfulness_sentence, raw_threshold, render_html, top_positions
+from detector.report import FAKE, INCONCLUSIVE, NO_FACE, REAL, Report
 from detector.spec import ModelSpec
 
 BOXED_FPS = 4.0
@@ -35,6 +35,9 @@ def label_value(report: Report) -> dict[str, float] | str:
     if report.verdict == NO_FACE or report.p_fake is None:
         return f"{NO_FACE}: no face found in {len(report.sampling.get('indices', []))} sampled frames"
     p = float(report.p_fake)
+    if report.verdict == INCONCLUSIVE:  # a FAKE/REAL bar chart would read as a verdict; say it in words
+        lo, hi = (report.calibration.get("band") or [report.threshold, report.threshold])[:2]
+        return f"{INCONCLUSIVE}: p(fake) {p:.2f} lies in [{lo:.2f}, {hi:.2f}), where the model cannot tell"
     return {FAKE: round(p, 4), REAL: round(1.0 - p, 4)}
 
 
@@ -47,10 +50,19 @@ def timings_markdown(report: Report) -> str:
     head = f"**{report.verdict}**"
     if report.p_fake is not None:
         head += f" — p(fake) = {report.p_fake:.3f} (threshold {report.threshold:.2f})"
-    lines = [head, "", "| stage | time |", "|---|---|", *rows]
+    lines = [head, ""]
+    if verdict_meaning(report):
+        lines += [f"_What this means: {verdict_meaning(report)}._", ""]
+    lines += ["| stage | time |", "|---|---|", *rows]
     if report.warnings:
         lines += ["", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(lines)
+
+
+def verdict_meaning(report: Report) -> str:
+    """The plain sentence saying how often this threshold flags real clips, and on which data ("" if none)."""
+    m = (report.calibration or {}).get("meaning", "")
+    return m[:1].upper() + m[1:]
 
 
 # ---------------------------------------------------------------- galleries
@@ -153,19 +165,19 @@ def temporal_figure(report: Report):
     if explained:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"color": TOWARDS_REAL},
                                  name="towards REAL", showlegend=True, hoverinfo="skip"))
-        fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=report.threshold,
-                      y1=report.threshold, line={"dash": "dash", "color": "grey"})
+        fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=raw_threshold(report),
+                      y1=raw_threshold(report), line={"dash": "dash", "color": "grey"})
         layout.update(title="Which frames moved the verdict (signed) and per-frame p(fake)",
                       yaxis={"title": f"{method} (logit margin; + = towards FAKE)", "zeroline": True},
-                      yaxis2={"title": f"p(fake) · threshold {report.threshold:.2f}", "overlaying": "y",
+                      yaxis2={"title": f"raw p(fake) · threshold {raw_threshold(report):.2f}", "overlaying": "y",
                               "side": "right", "range": [0, 1.05], "showgrid": False})
         sentence = faithfulness_sentence(report.explanations or {})
         fig.add_annotation(text="<br>".join(textwrap.wrap(sentence, 120)), xref="paper", yref="paper", x=0,
                            y=-0.42, showarrow=False, align="left", xanchor="left", yanchor="top",
                            font={"size": 11})
     else:
-        fig.add_hline(y=report.threshold, line={"dash": "dash", "color": "grey"},
-                      annotation_text=f"threshold {report.threshold:.2f}")
+        fig.add_hline(y=raw_threshold(report), line={"dash": "dash", "color": "grey"},
+                      annotation_text=f"threshold {raw_threshold(report):.2f} (raw p)")
         title = ("Track p(fake) over the sampled frames (explanations off)" if report.faces
                  else "No face found")
         layout.update(title=title, yaxis_title="p(fake)", yaxis={"range": [0, 1.05]})
@@ -260,11 +272,14 @@ def model_card_markdown(spec: ModelSpec) -> str:
               f"- **Trained on:** {spec.trained_on}"]
     if spec.training:
         lines.append("- **Training:** " + ", ".join(f"{k}: {v}" for k, v in spec.training.items()))
-    if spec.metrics:
+    lines += calibration_markdown(spec)
+    lines += devset_markdown(spec.metrics.get("devset"))
+    other = {k: v for k, v in spec.metrics.items() if k != "devset"}
+    if other:
         lines += ["", "**Measured metrics**", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                  for k, v in spec.metrics.items()]
-    else:
+                  for k, v in other.items()]
+    elif not spec.metrics:
         lines.append("- **Measured metrics:** none recorded")
     if spec.limits:
         lines += ["", "**Limits**", *[f"- {x}" for x in spec.limits]]
@@ -274,3 +289,45 @@ def model_card_markdown(spec: ModelSpec) -> str:
     lines += ["", "_A detector's score is evidence, not proof: check the Grad-CAM overlays and the "
                   "temporal chart before trusting a verdict._"]
     return "\n".join(lines)
+
+
+def calibration_markdown(spec: ModelSpec) -> list[str]:
+    """Model-card lines on the calibration: threshold, band and the rates measured on validation clips."""
+    c = spec.calibration
+    if not c or "threshold" not in c:
+        return ["- **Calibration:** none: p(fake) is the raw model probability and the threshold "
+                f"{spec.threshold:.2f} was not chosen on measured false-alarm rates"]
+    v = c.get("validation", {})
+    return [f"- **Calibration:** {c.get('method')} (a = {c['a']:.3f}, b = {c['b']:.3f}) fitted on "
+            f"{v.get('data', 'validation clips')}: threshold **{c['threshold']:.3f}**, INCONCLUSIVE below it down "
+            f"to {c.get('band_low', c['threshold']):.3f}; on those clips {v.get('false_alarms')} of "
+            f"{v.get('n_real')} real are flagged FAKE and {v.get('detected')} of {v.get('n_fake')} fakes caught "
+            f"({c.get('date', '')})"]
+
+
+def devset_markdown(dev: dict | None) -> list[str]:
+    """Model-card table: dev-set figures overall and per family (public clips, never trained on)."""
+    if not dev:
+        return []
+
+    def pct(x) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    fam = dev.get("per_family", {})
+    auc = dev.get("roc_auc")
+    lines = ["", f"**Dev set** ({dev.get('data', 'public clips')}; never trained on; threshold "
+                 f"{dev.get('threshold', 0):.3f}{', calibrated' if dev.get('calibrated') else ', raw'}; "
+                 f"T = {dev.get('frames')}; {dev.get('date', '')})", "",
+             "| clips | n | NO_FACE | called FAKE | INCONCLUSIVE | ROC-AUC vs real |", "|---|---|---|---|---|---|",
+             f"| all real | {dev.get('n_real')} | {dev.get('no_face', {}).get('n_real', '')} | "
+             f"{dev.get('flagged_real')} ({pct(dev.get('fpr'))}) | {dev.get('inconclusive_real')} | |",
+             f"| all fake | {dev.get('n_fake')} | {dev.get('no_face', {}).get('n_fake', '')} | "
+             f"{dev.get('detected_fake')} ({pct(dev.get('tpr'))}) | {dev.get('inconclusive_fake')} | "
+             f"{'n/a' if auc is None else f'{auc:.3f}'} |"]
+    for g, d in fam.items():
+        if g == "real":
+            continue
+        a = d.get("roc_auc_vs_all_real")
+        lines.append(f"| {g} | {d.get('n_scored')} | {d.get('n_no_face')} | {d.get('called_fake')} "
+                     f"({pct(d.get('fake_rate'))}) | {d.get('inconclusive')} | {'n/a' if a is None else f'{a:.3f}'} |")
+    return lines

@@ -146,20 +146,19 @@ def _plot_roc(y, p, meth, methods, path: Path) -> None:
     plt.close(fig)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="metrics of a model on prepared clips (video- and frame-level)")
-    p.add_argument("prepared", type=Path)
+def add_prepared_arguments(p: argparse.ArgumentParser) -> None:
+    """The PREPARED mode's arguments of `evaluate` (the parser itself is built in evaluate_clips.py)."""
+    p.add_argument("prepared", type=Path, nargs="?", help="prepared folder (omit with --clips)")
     p.add_argument("--weights", type=Path, help="default: the bundled weights")
     p.add_argument("--split", default="test")
     p.add_argument("--json-out", type=Path)
     p.add_argument("--roc", type=Path, help="ROC curve PNG")
     p.add_argument("--update-sidecar", action="store_true",
-                   help="store these figures in the weights' JSON sidecar (metrics.<split>); the tensor file "
-                        "and its sha256 are unchanged")
-    p.set_defaults(func=_cmd_evaluate)
+                   help="store these figures in the weights' JSON sidecar (metrics.<split>, or metrics.devset "
+                        "with --clips); the tensor file and its sha256 are unchanged")
 
 
-def _cmd_evaluate(a: argparse.Namespace) -> int:
+def cmd_prepared(a: argparse.Namespace) -> int:
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
     model, spec = load_weights(a.weights or DEFAULT_WEIGHTS)

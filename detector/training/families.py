@@ -24,7 +24,8 @@ clean-vs-noisy is never the cue. ``match_sharpness`` then re-sharpens (or soften
 high-frequency energy of its face equals its real frame's: blends, decoders and warps all smooth, and a
 first recipe without this learned "blurry face = fake", which ranks real-world fakes *below* real video
 (public generators' faces are sharper than compressed real footage: measured on the dev set, sharpness
-alone separates its portrait-animation fakes from its real clips with ROC-AUC 0.80, the wrong way). All images uint8 (H, W, 3) RGB; landmarks float32 (68, 2) in pixels.
+alone separates its portrait-animation fakes from its real clips with ROC-AUC 0.80, the wrong way).
+All images uint8 (H, W, 3) RGB; landmarks float32 (68, 2) in pixels.
 """
 
 from __future__ import annotations

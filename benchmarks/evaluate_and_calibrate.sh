@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Evaluate and calibrate a weights file in one go (README: "Evaluate and calibrate"); `make calibrate` runs it.
+#
+#   1. validation clips: real clips of the held-out VALIDATION identities (never the dev set), re-encoded,
+#      plus fakes synthesised from them (`synth`, a fresh seed: half SBI, half face swap), under data/calib/
+#   2. evaluate --clips on them (through analyze_video), 3. calibrate on those scores (sidecar),
+#   4. evaluate --clips on the dev set with its manifest, before (raw) and after calibration, and store
+#      metrics.devset in the sidecar (--update-sidecar). The tensor file is never changed.
+#
+# Re-runs resume: finished steps and already scored clips are skipped (outputs are keyed by the weights'
+# sha256). Environment: WEIGHTS, VAL_IDS (comma-separated identity folders under GRID and CREMAD),
+# GRID, CREMAD, DEVSET, MANIFEST, PER_ID (max real clips per identity), MAX_REAL, FRAMES, SEED.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PY:-.venv/bin/python}
+WEIGHTS=${WEIGHTS:-weights/resnext50_lstm.grid-sbi-swap_20.safetensors}
+# Validation identities of the bundled default (its sidecar's trained_on names them). CREMA-D actors go
+# in the same list (e.g. VAL_IDS=s5,s16,1015): each id is looked up under GRID, then under CREMAD.
+VAL_IDS=${VAL_IDS:-s5,s16,s20,s30,s33}
+GRID=${GRID:-../shared/data/grid}
+CREMAD=${CREMAD:-../shared/data/cremad}
+DEVSET=${DEVSET:-data/devset}
+MANIFEST=${MANIFEST:-../shared/devset/MANIFEST.tsv}
+PER_ID=${PER_ID:-18}
+MAX_REAL=${MAX_REAL:-40}
+FRAMES=${FRAMES:-20}
+SEED=${SEED:-1}   # training fakes used seed 0: validation fakes here are fresh draws
+
+SHA=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['weights_sha256'][:12])" "${WEIGHTS%.*}.json")
+OUT=data/eval/$SHA
+CAL=data/calib/$(echo "$VAL_IDS" | tr ',' '_')_seed$SEED
+mkdir -p "$OUT" "$CAL"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+DF=("$PY" -m detector)
+
+# 1. validation clips -------------------------------------------------------------------------------
+if [ ! -f "$CAL/synth/manifest.jsonl" ]; then
+    rm -rf "$CAL/src"
+    for id in ${VAL_IDS//,/ }; do
+        src=$GRID/$id; [ -d "$src" ] || src=$CREMAD/$id
+        [ -d "$src" ] || { echo "validation identity $id not found under $GRID or $CREMAD" >&2; exit 2; }
+        mkdir -p "$CAL/src/$id"
+        for f in "$src"/*; do ln -sf "$(realpath "$f")" "$CAL/src/$id/"; done
+    done
+    nice -n 10 "${DF[@]}" synth --real "$CAL/src" --out "$CAL/synth" --seed "$SEED" --max-per-identity "$PER_ID"
+fi
+# One fake per real clip, alternating SBI / swap, at most MAX_REAL real clips: links, no copies.
+"$PY" - "$CAL" "$MAX_REAL" <<'EOF'
+import json, os, sys
+from pathlib import Path
+cal, max_real = Path(sys.argv[1]), int(sys.argv[2])
+rows = [json.loads(x) for x in (cal / "synth/manifest.jsonl").read_text().splitlines()]
+have = {r["path"] for r in rows}
+reals = sorted(r["path"] for r in rows if r["label"] == 0)[:max_real]
+val = cal / "val"
+for i, p in enumerate(reals):
+    rel = p.removeprefix("real/")
+    pick = [f"fake/{m}/{rel}" for m in (("sbi", "swap") if i % 2 == 0 else ("swap", "sbi"))]
+    for q in [p] + [next(f for f in pick if f in have)]:
+        dst = val / q
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            os.symlink((cal / "synth" / q).resolve(), dst)
+print(f"validation folder {val}: {len(reals)} real + {len(reals)} fake clips")
+EOF
+
+# 2. score the validation clips ---------------------------------------------------------------------
+nice -n 10 "${DF[@]}" evaluate --clips "$CAL/val" --weights "$WEIGHTS" --frames "$FRAMES" \
+    --json-out "$OUT/val.json" --roc "$OUT/val_roc.png" \
+    --data "held-out validation identities ${VAL_IDS} (real, re-encoded) + SBI/face-swap fakes made from them (synth --seed $SEED)"
+
+# 3. calibrate on them ------------------------------------------------------------------------------
+"${DF[@]}" calibrate --scores "$OUT/val.json" --weights "$WEIGHTS" --target-fpr "${TARGET_FPR:-0.05}" \
+    | tee "$OUT/calibrate.txt"
+
+# 4. the dev set (never used for fitting), stored in the sidecar -------------------------------------
+if [ -d "$DEVSET/real" ]; then
+    nice -n 10 "${DF[@]}" evaluate --clips "$DEVSET" --manifest "$MANIFEST" --weights "$WEIGHTS" --frames "$FRAMES" \
+        --json-out "$OUT/devset.json" --roc "$OUT/devset_roc.png" --update-sidecar \
+        --data "public dev set (../shared/devset, 74 clips)" | tee "$OUT/devset.txt"
+else
+    echo "no $DEVSET/real: restore the dev set first (DEVELOPERS.md); skipped the dev-set step" >&2
+fi
+echo "outputs in $OUT"
