@@ -88,10 +88,12 @@ class Detector:
         with torch.inference_mode():
             return float(torch.softmax(self.model.forward_head(features), -1)[0, 1])
 
-    @torch.inference_mode()
     def margin(self, features: torch.Tensor) -> float:
         """Fake-minus-real logit of features (1, T, C): the score calibration works on (raw p = sigmoid)."""
-        logits = self.model.forward_head(features)[0].double()
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model.forward_head(features)[0].double()
         return float(logits[1] - logits[0])
 
     def model_info(self) -> dict:
