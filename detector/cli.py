@@ -33,30 +33,18 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_analyze)
 
 
-def _expand(paths: list[str]) -> list[Path]:
-    from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
-        else:
-            out.append(p)
-    return out
-
-
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from detector.errors import InputError
     from detector.faces import FaceConfig
     from detector.pipeline import AnalysisConfig, get_detector
-    from detector.video import VideoLimits
+    from detector.video import VideoLimits, expand_paths
     from detector.weights import DEFAULT_WEIGHTS
 
     config = AnalysisConfig(frames=args.frames, faces=FaceConfig(detector=args.detector),
                             limits=VideoLimits(int(args.max_mb * 2**20), args.max_seconds),
                             weights=str(args.weights or DEFAULT_WEIGHTS), threshold=args.threshold,
                             precision=args.precision, explain=args.explain, explain_target=args.target)
-    files = _expand(args.paths)
+    files = expand_paths(args.paths)
     if not files:
         raise InputError(f"no video or image files found in {' '.join(args.paths)}")
     batch = len(files) > 1
@@ -99,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_analyze(sub)
+    from detector.scan import add_parser as add_scan  # Ray itself is imported only when a scan runs
+
+    add_scan(sub)
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.train",
                    "detector.training.evaluate"):
