@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PORT ?= 7860
 
 .DEFAULT_GOAL := help
-.PHONY: help setup app test test-fast browser bench lint clean
+.PHONY: help setup app test test-fast browser bench bench-load lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test-fast: setup ## unit tests only (no slow, no browser)
 bench: setup ## benchmarks: analysis stages vs the reference way, explanation cost
 	$(PY) benchmarks/bench_analyze.py
 	$(PY) benchmarks/bench_explain.py
+
+bench-load: setup ## the served app under 8 concurrent API requests: latency, peak RSS, files left behind
+	$(PY) benchmarks/bench_load.py --n 8
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache tests/artifacts
