@@ -13,37 +13,27 @@ import os
 import sys
 from pathlib import Path
 
+from detector.options import add_analysis_options, analysis_config
+
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="analyse videos or images; prints a summary or JSON")
     p.add_argument("paths", nargs="+", help="video/image files or folders (folders: every video inside)")
-    p.add_argument("--frames", type=int, default=20, help="frames sampled evenly over the clip (default 20)")
     p.add_argument("--json", action="store_true", help="print the JSON report (one line per file in batch)")
     p.add_argument("--out", type=Path, help="folder for face crops (and explanation files with --explain)")
-    p.add_argument("--explain", action="store_true", help="Grad-CAM overlays + temporal importance (+HTML)")
     p.add_argument("--target", choices=["fake", "real"], default="fake", help="class explained (default fake)")
-    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="face detector (hog: fast)")
-    p.add_argument("--weights", type=Path, help="weights .safetensors (default: bundled)")
-    p.add_argument("--threshold", type=float, help="p_fake threshold (default: the weights' own)")
-    p.add_argument("--max-mb", type=float, default=500, help="refuse files over this size (MiB)")
-    p.add_argument("--max-seconds", type=float, default=900, help="refuse clips longer than this")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    add_analysis_options(p)
     p.set_defaults(func=_cmd_analyze)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from detector.errors import InputError
-    from detector.faces import FaceConfig
-    from detector.pipeline import AnalysisConfig, get_detector
-    from detector.video import VideoLimits, expand_paths
-    from detector.weights import DEFAULT_WEIGHTS
+    from detector.pipeline import get_detector
+    from detector.video import expand_paths
 
-    config = AnalysisConfig(frames=args.frames, faces=FaceConfig(detector=args.detector),
-                            limits=VideoLimits(int(args.max_mb * 2**20), args.max_seconds),
-                            weights=str(args.weights or DEFAULT_WEIGHTS), threshold=args.threshold,
-                            precision=args.precision, explain=args.explain, explain_target=args.target)
+    config = analysis_config(args, explain_target=args.target)
     files = expand_paths(args.paths)
     if not files:
         raise InputError(f"no video or image files found in {' '.join(args.paths)}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from detector.errors import ForensicsError, InputError
+from detector.options import add_analysis_options, analysis_config
 
 if TYPE_CHECKING:  # torch is imported by the workers and by _cmd_scan, not when the CLI registers us
     from detector.pipeline import AnalysisConfig
@@ -282,7 +283,8 @@ def run_scan(paths: list[str], config: AnalysisConfig, opts: ScanOptions, log: T
     from detector.video import expand_paths
 
     t0 = time.perf_counter()
-    files = expand_paths(paths)
+    # Absolute paths: workers (on other machines, too) do not share this process's working directory.
+    files = [Path(os.path.abspath(f)) for f in expand_paths(paths)]
     if not files:
         raise InputError(f"no video or image files found in {' '.join(map(str, paths))}")
     opts.out.parent.mkdir(parents=True, exist_ok=True)
@@ -462,16 +464,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "machine; HOST:PORT: join that cluster")
     p.add_argument("--workers", type=int, help="Ray actors, each with its own model (default: one per CPU)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per worker (default 1)")
-    p.add_argument("--frames", type=int, default=20, help="frames sampled evenly over each clip (default 20)")
-    p.add_argument("--explain", action="store_true", help="Grad-CAM + temporal importance in the reports")
     p.add_argument("--html-index", type=Path, help="index page (default: --out with .html)")
     p.add_argument("--no-pages", action="store_true", help="JSONL only: no index, per-file pages, thumbnails")
-    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="face detector (hog: fast)")
-    p.add_argument("--weights", type=Path, help="weights .safetensors (default: bundled)")
-    p.add_argument("--threshold", type=float, help="p_fake threshold (default: the weights' own)")
-    p.add_argument("--max-mb", type=float, default=500, help="refuse files over this size (MiB)")
-    p.add_argument("--max-seconds", type=float, default=900, help="refuse clips longer than this")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    add_analysis_options(p)
     p.set_defaults(func=_cmd_scan)
 
 
@@ -480,16 +475,10 @@ def _interrupt(_signum, _frame) -> None:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from detector.faces import FaceConfig
-    from detector.pipeline import AnalysisConfig
-    from detector.video import VideoLimits
-    from detector.weights import DEFAULT_WEIGHTS, read_spec
+    from detector.weights import read_spec
 
-    weights = str(args.weights or DEFAULT_WEIGHTS)
-    read_spec(weights)  # a missing or broken sidecar fails here, in one line, before Ray starts
-    config = AnalysisConfig(frames=args.frames, faces=FaceConfig(detector=args.detector),
-                            limits=VideoLimits(int(args.max_mb * 2**20), args.max_seconds), weights=weights,
-                            threshold=args.threshold, precision=args.precision, explain=args.explain)
+    config = analysis_config(args)
+    read_spec(config.weights)  # a missing or broken sidecar fails here, in one line, before Ray starts
     opts = ScanOptions(out=args.out, ray=args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                        html_index=args.html_index, pages=not args.no_pages)
     # `kill PID` (SIGTERM) stops like Ctrl-C: lines written stay, the local Ray is shut down. (SIGKILL can
