@@ -7,7 +7,7 @@ tensors and a Hugging Face Space starts in seconds.
 Run:  python app.py          (GRADIO_SERVER_PORT / GRADIO_SERVER_NAME choose where it listens)
 Load: DEEPFAKE_FORENSICS_CONCURRENCY (analyses at once, default 1), DEEPFAKE_FORENSICS_QUEUE_SIZE (requests
       waiting, default 16; past it a request is told the app is busy, try again) and
-      DEEPFAKE_FORENSICS_CACHE_MAX_AGE_S (Gradio's copies of uploads and outputs are deleted after it, 3600).
+      DEEPFAKE_FORENSICS_CACHE_MAX_AGE_S (Gradio's copies of uploads and outputs are deleted after it, 3600, >= 600).
 API:  gradio_client.Client(url).predict(handle_file("clip.mp4"), None, 20, "HOG", True, api_name="/analyze")
 """
 
@@ -47,7 +47,10 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
 # holds its frames and activations (peak RSS stays under 2.5 GB with 8 requests queued; bench_load.py).
 CONCURRENCY = _env_int("DEEPFAKE_FORENSICS_CONCURRENCY", 1)
 QUEUE_SIZE = _env_int("DEEPFAKE_FORENSICS_QUEUE_SIZE", 16)
-CACHE_MAX_AGE_S = _env_int("DEEPFAKE_FORENSICS_CACHE_MAX_AGE_S", 3600, minimum=60)
+# Not below 10 minutes: Gradio names cached outputs by content, so a response may point at a copy made
+# for an earlier request, and a sweep during a long wait deletes it before the client reads it
+# (measured: at 60 s under load every client got 403 on a gallery image).
+CACHE_MAX_AGE_S = _env_int("DEEPFAKE_FORENSICS_CACHE_MAX_AGE_S", 3600, minimum=600)
 
 
 def _explain_available() -> bool:
@@ -120,6 +123,20 @@ def serve_analyze(video: str | None, image: str | None, frames: int, face_detect
         yield analyze(video, image, frames, face_detector, explain, progress, out_dir=work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        _release_memory()
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS after a request. Gradio runs requests on varying threads, each
+    with its own glibc malloc arena, so without this the RSS creeps up request after request."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 MODEL_CARD, TRAINED = _model_card()

@@ -10,7 +10,7 @@ when --cache-age is given).
 
     python benchmarks/bench_load.py --n 8                      # the figure: 8 requests at once
     python benchmarks/bench_load.py --n 8 --queue-size 2       # past the queue size: busy messages
-    python benchmarks/bench_load.py --n 8 --cache-age 60       # and watch delete_cache empty the cache
+    python benchmarks/bench_load.py --n 8 --cache-age 600      # and wait for delete_cache to empty the cache
 
 Bounded on purpose: at most 32 requests, and --timeout seconds for the whole run (the server is stopped
 either way). The server listens on 127.0.0.1 only.
@@ -147,7 +147,7 @@ def main() -> int:
                               stderr=subprocess.STDOUT)
     monitor = None
     try:
-        wait_ready(url, server, min(180.0, args.timeout))
+        wait_ready(url, server, min(600.0, args.timeout))  # the app starts in ~10 s, far longer under load
         idle_rss = PeakRSS(server.pid).rss()
         monitor = PeakRSS(server.pid)
         monitor.start()

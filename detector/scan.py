@@ -194,12 +194,22 @@ def _start_ray(opts: ScanOptions, log: TextIO):
     if opts.ray == LOCAL:
         workers = opts.workers or max(1, (os.cpu_count() or 1) // opts.cpus_per_worker)
         root = str(Path(__file__).resolve().parent.parent)
-        ray.init(num_cpus=workers * opts.cpus_per_worker, include_dashboard=False,
-                 object_store_memory=OBJECT_STORE_MB * 2**20, _node_ip_address="127.0.0.1",
-                 # Workers import this very checkout (not another install of the package on sys.path).
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                     [root, *filter(None, [os.environ.get("PYTHONPATH")])]), "RAY_USAGE_STATS_ENABLED": "0"}},
-                 **common)
+        kwargs = dict(num_cpus=workers * opts.cpus_per_worker, include_dashboard=False,
+                      object_store_memory=OBJECT_STORE_MB * 2**20, _node_ip_address="127.0.0.1",
+                      # Workers import this very checkout (not another install of the package on sys.path).
+                      runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                          [root, *filter(None, [os.environ.get("PYTHONPATH")])]),
+                          "RAY_USAGE_STATS_ENABLED": "0"}}, **common)
+        # Ray gives its node a fixed 30 s to come up; on an overloaded machine that can fail once.
+        for attempt in (1, 2):
+            try:
+                ray.init(**kwargs)
+                break
+            except Exception as e:  # noqa: BLE001 - Ray raises plain Exception here
+                ray.shutdown()
+                if attempt == 2:
+                    raise ForensicsError(f"could not start a local Ray: {str(e).splitlines()[0]}") from None
+                log.write(f"scan: local Ray did not start ({str(e).splitlines()[0][:80]}); trying once more\n")
     else:
         address = opts.ray
         try:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import tempfile
@@ -20,10 +21,10 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples
 
 @pytest.fixture
 def private_tmp(tmp_path, monkeypatch):
-    """tempfile writes under tmp_path/work for the duration of a test."""
+    """mkdtemp makes its folders under tmp_path/work (inside the system temp dir, where Gradio may read)."""
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    monkeypatch.setattr(tempfile, "mkdtemp", functools.partial(tempfile.mkdtemp, dir=str(work)))
     return work
 
 
