@@ -288,8 +288,11 @@ def plan(files: list[Path], done: set[str]) -> tuple[list[tuple[Path, str]], lis
     return todo, errors, skipped
 
 
-def run_scan(paths: list[str], config: AnalysisConfig, opts: ScanOptions, log: TextIO = sys.stderr) -> ScanSummary:
-    """Scan every video/image under `paths` on Ray; append to opts.out; write the index; return a summary."""
+def run_scan(paths: list[str], config: AnalysisConfig, opts: ScanOptions, log: TextIO | None = None) -> ScanSummary:
+    """Scan every video/image under `paths` on Ray; append to opts.out; write the index; return a summary.
+
+    Progress and notices go to `log` (default: sys.stderr as it is at call time)."""
+    log = log or sys.stderr
     from detector.video import expand_paths
 
     t0 = time.perf_counter()

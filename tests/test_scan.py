@@ -1,6 +1,6 @@
 """`deepfake-forensics scan`: resumable JSONL on Ray, error lines for bad files, the HTML index.
 
-The end-to-end test starts a local Ray with 2 workers (about 30-60 s on 2 busy cores: Ray's start-up and
+The end-to-end test starts a local Ray with 2 workers (45 s to 3.5 min on 2 shared cores: Ray's start-up and
 two model loads dominate), so it is marked slow; the bookkeeping it relies on is tested without Ray.
 """
 
