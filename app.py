@@ -5,6 +5,9 @@ A thin UI over `detector.analyze_video`; the figures, galleries, boxed clip and 
 tensors and a Hugging Face Space starts in seconds.
 
 Run:  python app.py          (GRADIO_SERVER_PORT / GRADIO_SERVER_NAME choose where it listens)
+Load: DEEPFAKE_FORENSICS_CONCURRENCY (analyses at once, default 1), DEEPFAKE_FORENSICS_QUEUE_SIZE (requests
+      waiting, default 16; past it a request is told the app is busy, try again) and
+      DEEPFAKE_FORENSICS_CACHE_MAX_AGE_S (Gradio's copies of uploads and outputs are deleted after it, 3600, >= 600).
 API:  gradio_client.Client(url).predict(handle_file("clip.mp4"), None, 20, "HOG", True, api_name="/analyze")
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +30,27 @@ from detector.weights import DEFAULT_WEIGHTS, read_spec
 log = logging.getLogger("deepfake_forensics.app")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 DETECTORS = {"BlazeFace": "blazeface", "HOG": "hog", "CNN": "cnn"}
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise SystemExit(f"{name} must be a whole number >= {minimum}, not {raw!r}")
+    return value
+
+
+# One analysis at a time by default: torch already uses every core for one, and each running analysis
+# holds its frames and activations (peak RSS stays under 2.5 GB with 8 requests queued; bench_load.py).
+CONCURRENCY = _env_int("DEEPFAKE_FORENSICS_CONCURRENCY", 1)
+QUEUE_SIZE = _env_int("DEEPFAKE_FORENSICS_QUEUE_SIZE", 16)
+# Not below 10 minutes: Gradio names cached outputs by content, so a response may point at a copy made
+# for an earlier request, and a sweep during a long wait deletes it before the client reads it
+# (measured: at 60 s under load every client got 403 on a gallery image).
+CACHE_MAX_AGE_S = _env_int("DEEPFAKE_FORENSICS_CACHE_MAX_AGE_S", 3600, minimum=600)
 
 
 def _explain_available() -> bool:
@@ -47,8 +72,10 @@ def _model_card() -> tuple[str, bool]:
 
 
 def analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
-            progress: gr.Progress = gr.Progress()):
-    """One request: analyse the upload, then render every output from the Report."""
+            progress: gr.Progress = gr.Progress(), out_dir: str | None = None):
+    """One request: analyse the upload, then render every output from the Report.
+
+    Files (boxed clip, JSON, HTML) go to out_dir, or a new temporary folder the caller owns."""
     path = video or image
     if not path:
         raise gr.Error("Upload a video or an image first.")
@@ -64,7 +91,7 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
                                 faces=FaceConfig(detector=DETECTORS[face_detector]))
         report = analyze_video(path, config, progress=lambda f, m: progress(0.85 * f, desc=m))
         report.warnings.extend(notes)
-        out = tempfile.mkdtemp(prefix="dff_")
+        out = out_dir or tempfile.mkdtemp(prefix="dff_")
         progress(0.87, desc="drawing face boxes")
         boxed = views.boxed_video(report, out)
         progress(0.95, desc="writing reports")
@@ -83,9 +110,39 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
     return outputs
 
 
+def serve_analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
+                  progress: gr.Progress = gr.Progress()):
+    """The served handler: `analyze` in a work folder that is removed once the response is served.
+
+    A generator on purpose: Gradio copies the returned files into its own cache while post-processing
+    a yielded value and only then asks for the next one, so the `finally` runs after the copy (and on
+    errors). Gradio's copies and the uploads are removed by `delete_cache` after CACHE_MAX_AGE_S.
+    """
+    work = tempfile.mkdtemp(prefix="dff_")
+    try:
+        yield analyze(video, image, frames, face_detector, explain, progress, out_dir=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        _release_memory()
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS after a request. Gradio runs requests on varying threads, each
+    with its own glibc malloc arena, so without this the RSS creeps up request after request."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+
+
 MODEL_CARD, TRAINED = _model_card()
 
-with gr.Blocks(title="Deepfake forensics") as demo:
+# delete_cache=(every, older than): uploads and Gradio's copies of our outputs live at most ~1.25 × the age.
+with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S // 4), CACHE_MAX_AGE_S)) as demo:
     gr.Markdown("# Deepfake forensics\nUpload a video (or a single image). Each face is tracked, scored by a "
                 "ResNeXt50 + LSTM, and explained with Grad-CAM and temporal importance."
                 + ("" if TRAINED else "\n\n> ⚠️ **The loaded model is UNTRAINED (random weights): "
@@ -119,12 +176,14 @@ with gr.Blocks(title="Deepfake forensics") as demo:
     inputs = [video_in, image_in, frames_in, detector_in, explain_in]
     gr.Examples([[str(p), None, 20, "HOG", True] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))],
                 inputs=inputs, label="Examples (GRID corpus, CC BY 4.0)", cache_examples=False)
-    run_btn.click(analyze, inputs=inputs,
+    run_btn.click(serve_analyze, inputs=inputs,
                   outputs=[verdict_out, timings_out, faces_out, cams_out, plot_out, boxed_out, json_out,
                            html_out],
                   api_name="analyze")
 
-demo.queue(default_concurrency_limit=1, max_size=16)
+# Past QUEUE_SIZE waiting requests Gradio turns new ones away: the browser shows "This application is
+# currently busy. Please try again.", gradio_client raises QueueError("Queue is full! Please try again.").
+demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

@@ -13,53 +13,30 @@ import os
 import sys
 from pathlib import Path
 
+from detector.options import add_analysis_options, analysis_config
+
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="analyse videos or images; prints a summary or JSON")
     p.add_argument("paths", nargs="+", help="video/image files or folders (folders: every video inside)")
-    p.add_argument("--frames", type=int, default=20, help="frames sampled evenly over the clip (default 20)")
     p.add_argument("--json", action="store_true", help="print the JSON report (one line per file in batch)")
     p.add_argument("--out", type=Path, help="folder for face crops (and explanation files with --explain)")
-    p.add_argument("--explain", action="store_true", help="Grad-CAM overlays + temporal importance (+HTML)")
     p.add_argument("--target", choices=["fake", "real"], default="fake", help="class explained (default fake)")
-    p.add_argument("--detector", choices=["blazeface", "hog", "cnn"], default="blazeface",
-                   help="face detector (blazeface: fastest, default; hog/cnn: dlib)")
-    p.add_argument("--weights", type=Path, help="weights .safetensors (default: bundled)")
-    p.add_argument("--threshold", type=float, help="p_fake threshold (default: the weights' own)")
-    p.add_argument("--max-mb", type=float, default=500, help="refuse files over this size (MiB)")
-    p.add_argument("--max-seconds", type=float, default=900, help="refuse clips longer than this")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    add_analysis_options(p)
     p.set_defaults(func=_cmd_analyze)
-
-
-def _expand(paths: list[str]) -> list[Path]:
-    from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
-        else:
-            out.append(p)
-    return out
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from detector.errors import InputError
-    from detector.faces import FaceConfig
-    from detector.pipeline import AnalysisConfig, classify, get_detector, prepare
-    from detector.video import VideoLimits
-    from detector.weights import DEFAULT_WEIGHTS
+    from detector.pipeline import classify, get_detector, prepare
+    from detector.video import expand_paths
 
-    config = AnalysisConfig(frames=args.frames, faces=FaceConfig(detector=args.detector),
-                            limits=VideoLimits(int(args.max_mb * 2**20), args.max_seconds),
-                            weights=str(args.weights or DEFAULT_WEIGHTS), threshold=args.threshold,
-                            precision=args.precision, explain=args.explain, explain_target=args.target)
-    files = _expand(args.paths)
+    config = analysis_config(args, explain_target=args.target)
+    files = expand_paths(args.paths)
     if not files:
         raise InputError(f"no video or image files found in {' '.join(args.paths)}")
     batch = len(files) > 1
@@ -108,6 +85,9 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_analyze(sub)
+    from detector.scan import add_parser as add_scan  # Ray itself is imported only when a scan runs
+
+    add_scan(sub)
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
                    "detector.training.train", "detector.training.train_pack", "detector.training.clipset",

@@ -217,3 +217,15 @@ def read_image(path: str | os.PathLike, max_bytes: int | None = 50 * 1024 * 1024
 
 def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files as given, and for each folder every video or image inside it (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
+                          + IMAGE_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
