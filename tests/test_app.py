@@ -55,7 +55,8 @@ def test_handler_outputs(outputs):
         assert isinstance(label, dict) and set(label) == {"FAKE", "REAL"}
         assert label["FAKE"] + label["REAL"] == pytest.approx(1.0, abs=1e-3)
     # What the verdict means, beside it (the threshold's measured false-alarm rate, or "not calibrated")
-    assert "What this means" in timings and report["calibration"]["meaning"] in timings
+    meaning = report["calibration"]["meaning"]
+    assert "What this means" in timings and (meaning[:1].upper() + meaning[1:]) in timings
     # Timings by stage
     for stage in ("decode", "faces", "model", "total"):
         assert stage in timings
