@@ -320,6 +320,17 @@ def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.G
     return np.stack([match_sharpness(f, r) for f, r in zip(out, frames)]) if match else out
 
 
+def _per_frame(fn, p: dict, frames, lms, rng: np.random.Generator, flicker: bool) -> np.ndarray:
+    """fn(frame, lms, params, rng) on every frame with the clip's parameters (same mask draw per frame);
+    with flicker the blend ratio jitters from frame to frame."""
+    seed = int(rng.integers(1 << 31))
+    out = []
+    for f, lm in zip(frames, lms):
+        q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) if flicker else 0), 0.2, 1))}
+        out.append(fn(f, lm, q, np.random.default_rng(seed)))
+    return np.stack(out)
+
+
 def _fake_clip(family, frames, lms, rng, other):
     t = len(frames)
     if family == "animate":
@@ -332,21 +343,9 @@ def _fake_clip(family, frames, lms, rng, other):
         return synth.swap_clip(frames, lms, other[0], other[1])
     flicker = rng.random() < 0.5
     if family == "region":
-        p = region_params(rng)
-        seed = int(rng.integers(1 << 31))
-        out = []
-        for f, lm in zip(frames, lms):
-            q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) if flicker else 0), 0.2, 1))}
-            out.append(region_blend(f, lm, q, np.random.default_rng(seed)))
-        return np.stack(out)
+        return _per_frame(region_blend, region_params(rng), frames, lms, rng, flicker)
     if family == "resynth":
-        p = resynth_params(rng)
-        seed = int(rng.integers(1 << 31))
-        out = []
-        for f, lm in zip(frames, lms):
-            q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) if flicker else 0), 0.2, 1))}
-            out.append(resynth(f, lm, q, np.random.default_rng(seed)))
-        return np.stack(out)
+        return _per_frame(resynth, resynth_params(rng), frames, lms, rng, flicker)
     if family == "warp":
         size = _face_size(lms[0])
         seed = int(rng.integers(1 << 31))

@@ -365,6 +365,23 @@ def plot_curves(run: Path) -> Path:
     return run / "curves.png"
 
 
+def build_for_training(cfg: TrainConfig, seq_len: int, input_size: int, device: str):
+    """(model on `device`, channels_last; its spec; a recipe note): from the registry, or warm-started from
+    `cfg.init` (same architecture, checked key by key)."""
+    from detector.weights import check_state_dict, load_weights
+
+    spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=int(input_size),
+                    **({"backbone": cfg.backbone} if cfg.backbone else {}))
+    model = build_model(spec)
+    init_note = ""
+    if cfg.init:
+        src, src_spec = load_weights(cfg.init)
+        check_state_dict(model, src.state_dict(), Path(cfg.init).name)
+        model.load_state_dict(src.state_dict())
+        init_note = f"initialised from {src_spec.name} (sha256 {src_spec.weights_sha256[:12]}); "
+    return model.to(device).to(memory_format=torch.channels_last), spec, init_note
+
+
 def _load_splits(prepared: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     parts = [load_prepared(prepared, s) for s in splits]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
@@ -390,18 +407,7 @@ def train(prepared: Path, run: Path, cfg: TrainConfig = TrainConfig(), budget_mi
     xtr, ytr, rows = _load_splits(prepared, train_splits)
     xva, yva = load_prepared(prepared, val_split)[:2] if val_split else (None, None)
     seq_len = xtr.shape[1]
-    spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=xtr.shape[2],
-                    **({"backbone": cfg.backbone} if cfg.backbone else {}))
-    model = build_model(spec)
-    init_note = ""
-    if cfg.init:
-        from detector.weights import check_state_dict, load_weights
-
-        src, src_spec = load_weights(cfg.init)
-        check_state_dict(model, src.state_dict(), Path(cfg.init).name)
-        model.load_state_dict(src.state_dict())
-        init_note = f"initialised from {src_spec.name} (sha256 {src_spec.weights_sha256[:12]}); "
-    model = model.to(device).to(memory_format=torch.channels_last)
+    model, spec, init_note = build_for_training(cfg, seq_len, xtr.shape[2], device)
     # Keep ~15% of the budget for stage 2 and saving (20% with online clips, whose features cost more).
     deadline = t_start + budget_min * 60 * (0.80 if cfg.online_fakes else 0.85)
     online = online_fakes_for(xtr, ytr, rows, run) if cfg.online_fakes else None

@@ -36,6 +36,7 @@ from detector.training.train import (
     _device,
     _to_tensor,
     augment,
+    build_for_training,
     cache_features,
     plot_curves,
     train_frames,
@@ -183,8 +184,7 @@ def per_family_auc(model, head, x, y, fams, device) -> dict:
 def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackConfig(), budget_min: float = 90.0,
                out: Path | None = None, spec_extra: dict | None = None):
     """Both stages on the pack; returns (model, spec) and writes `out` when given."""
-    from detector.model import build_model, spec_for
-    from detector.weights import check_state_dict, load_weights, save_weights
+    from detector.weights import save_weights
 
     torch.manual_seed(cfg.seed)
     device = _device()
@@ -194,16 +194,7 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     t_start = time.time()
     stills, clips = load_pack(pack)
     t = int(clips["crops"].shape[1])
-    spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=t, input_size=int(stills["crops"].shape[1]),
-                    **({"backbone": cfg.backbone} if cfg.backbone else {}))
-    model = build_model(spec)
-    init_note = ""
-    if cfg.init:
-        src, src_spec = load_weights(cfg.init)
-        check_state_dict(model, src.state_dict(), Path(cfg.init).name)
-        model.load_state_dict(src.state_dict())
-        init_note = f"backbone initialised from {src_spec.name} (sha256 {src_spec.weights_sha256[:12]}); "
-    model = model.to(device).to(memory_format=torch.channels_last)
+    model, spec, init_note = build_for_training(cfg, t, stills["crops"].shape[1], device)
     train_pool, val_pool = _pool(stills, clips, "train"), _pool(stills, clips, "val")
     xv, yv, fv = val_frames(val_pool, pc)
     deadline = t_start + budget_min * 60 * 0.85  # the rest: stage-2 clips, features, LSTM, saving
