@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detector.faces import FaceConfig  # noqa: E402
+from detector.machine import cpu_name  # noqa: E402
 from detector.pipeline import AnalysisConfig, Detector, classify, get_detector, prepare  # noqa: E402
 
 
@@ -146,9 +146,7 @@ def main() -> None:
     fast = Detector(base.model, base.spec, "auto")
     slow = Detector(base.model, base.spec, "fp32")
     tmp = Path(tempfile.mkdtemp())
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    print(f"CPU {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"CPU {cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     print(f"model {base.spec.display_name}, bf16 autocast: {fast.use_bf16}; face detector {a.detector}; "
           f"medians of {a.repeats} interleaved runs after warm-up")
     print(f"{'clip':<26}{'T':>4} | {'ours: decode faces model total':>34} | {'reference':>34} | total ratio")

@@ -35,6 +35,9 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from detector.machine import cpu_name  # noqa: E402  (the project's own: no torch, no gradio)
+
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.mp4"))
 MAX_REQUESTS = 32
 
@@ -168,7 +171,7 @@ def main() -> int:
 
         ok = [r for r in results if r.get("ok")]
         print(f"server: python app.py on {url} (concurrency {args.concurrency or 'default'}, queue size "
-              f"{args.queue_size or 'default'}); CPU: {_cpu_name()}, {os.cpu_count()} cores")
+              f"{args.queue_size or 'default'}); CPU: {cpu_name()}, {os.cpu_count()} cores")
         print(f"requests: {args.n} at once, {args.frames} frames, explanations "
               f"{'off' if args.no_explain else 'on'}; {len(ok)}/{args.n} succeeded in {wall:.1f} s wall")
         errors: dict[str, int] = {}
@@ -205,16 +208,6 @@ def main() -> int:
             server.kill()
         log.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

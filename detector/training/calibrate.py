@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.calibration import FAKE, INCONCLUSIVE, calibrate, decide
+from detector.calibration import FAKE, INCONCLUSIVE, calibrate, decide, raw_threshold
 
 
 def _sig(x: np.ndarray) -> np.ndarray:
@@ -187,7 +187,7 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
                   else "deepfake-forensics calibrate " + " ".join(f"--scores {f}" for f in a.scores)})
     block["validation"] = v = _rounded(block["validation"])  # a, b, threshold, band_low stay exact
     print(f"{block['method']}: a={block['a']:.4f} b={block['b']:.4f}; threshold {block['threshold']:.4f} "
-          f"(raw p_fake {calibrate_raw(block):.4f}), "
+          f"(raw p_fake {raw_threshold(block['threshold'], block):.4f}), "
           f"INCONCLUSIVE band [{block['band_low']:.4f}, {block['threshold']:.4f})")
     print(f"validation ({v['n_real']} real, {v['n_fake']} fake, {n_skipped} without score): "
           f"{v['false_alarms']} real flagged ({v['false_alarm_rate']:.1%}), {v['detected']} fakes caught "
@@ -212,12 +212,6 @@ def _read_scores(path: Path, sha: str, weights_name: str) -> dict:
         raise InputError(f"{path} was scored with weights {res['weights_sha256'][:12]}…, not {sha[:12]}… "
                          f"({weights_name}); re-run evaluate --clips")
     return res
-
-
-def calibrate_raw(block: dict) -> float:
-    from detector.calibration import raw_threshold
-
-    return raw_threshold(block["threshold"], block)
 
 
 def _rounded(d):

@@ -115,7 +115,7 @@ def evaluate(model, spec, prepared: Path, split: str = "test", roc_png: Path | N
         sel = ident == i
         yi, pi = y[sel], pv[sel]
         out["per_identity"][i] = {"n_real": int((yi == 0).sum()), "n_fake": int((yi == 1).sum()),
-                                  "roc_auc": _finite(roc_auc(yi, pi)),
+                                  "roc_auc": nan_to_none(roc_auc(yi, pi)),
                                   "accuracy": float(((pi >= spec.threshold) == yi).mean()),
                                   "mean_p_fake_real": float(pi[yi == 0].mean()) if (yi == 0).any() else None,
                                   "mean_p_fake_fake": float(pi[yi == 1].mean()) if (yi == 1).any() else None}
@@ -188,9 +188,9 @@ def cmd_prepared(a: argparse.Namespace) -> int:
     return 0
 
 
-def _finite(v: float) -> float | None:
-    """None for NaN (an identity with one class has no ROC-AUC), so the JSON stays valid."""
-    return None if np.isnan(v) else v
+def nan_to_none(v):
+    """None for a float NaN (a group with one class has no ROC-AUC), so the JSON stays valid; else v."""
+    return None if isinstance(v, float) and np.isnan(v) else v
 
 
 def _rounded(m: dict) -> dict:

@@ -22,9 +22,7 @@ import argparse
 import csv
 import datetime as _dt
 import json
-import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,8 @@ import numpy as np
 
 from detector import calibration as cal
 from detector.errors import InputError
-from detector.training.evaluate import _plot_roc, add_prepared_arguments, binary_metrics, cmd_prepared
+from detector.machine import cpu_name
+from detector.training.evaluate import _plot_roc, add_prepared_arguments, binary_metrics, cmd_prepared, nan_to_none
 
 SCORING = ("NO_FACE and failed clips have no score: they are excluded from ROC-AUC, EER, log loss, accuracy "
            "and the FAKE rates, counted under no_face / failed and listed in clips[] (status)")
@@ -171,26 +170,12 @@ def _group_figures(group: list[dict], scored: list[dict], threshold: float) -> d
     if fakes and reals:  # this group's fakes against every real clip
         yy = np.array([0] * len(reals) + [1] * len(fakes))
         pp = np.array([r["p_fake"] for r in reals + fakes])
-        d["roc_auc_vs_all_real"] = _nan_none(binary_metrics(yy, pp, threshold)["roc_auc"])
+        d["roc_auc_vs_all_real"] = nan_to_none(binary_metrics(yy, pp, threshold)["roc_auc"])
     return d
 
 
-def _nan_none(v):
-    return None if isinstance(v, float) and math.isnan(v) else v
-
-
 def _finite(m: dict) -> dict:
-    return {k: _nan_none(v) for k, v in m.items()}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
+    return {k: nan_to_none(v) for k, v in m.items()}
 
 
 class _Bar:
@@ -273,7 +258,7 @@ def evaluate_clips(root: Path, manifest: Path | None = None, json_out: Path | No
                           "per_clip_mean_s": round(float(np.mean(secs)), 3) if secs else None,
                           "per_clip_median_s": round(float(np.median(secs)), 3) if secs else None,
                           "stage_mean_s": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
-                          "machine": _cpu()}
+                          "machine": f"{cpu_name()} ({os.cpu_count()} logical CPUs)"}
         out["complete"] = len(ordered) == len(clips)
         out["date"] = _dt.date.today().isoformat()
         out["clips"] = ordered

@@ -119,22 +119,28 @@ def _log(run: Path, row: dict) -> None:
 
 
 @torch.no_grad()
+def frame_logits(model, head, frames: np.ndarray, device: str, batch: int = 64) -> torch.Tensor:
+    """Single-frame logits of backbone + frame head: frames uint8 (N, S, S, 3) RGB -> fp32 (N, 2), eval mode."""
+    model.eval()
+    head.eval()
+    out = []
+    for i in range(0, len(frames), batch):
+        with _autocast(device):
+            out.append(head(model.frame_features(_to_tensor(frames[i:i + batch], device))).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def frame_val_metrics(model, head, x: np.ndarray, y: np.ndarray, device: str,
                       max_frames: int = 1200) -> tuple[float, float]:
     """(loss, ROC-AUC) of single-frame predictions on a fixed sample of validation frames."""
     from detector.training.evaluate import roc_auc
 
-    model.eval()
-    head.eval()
     n, t = x.shape[:2]
     rng = np.random.default_rng(123)  # the same validation frames every time
     idx = rng.choice(n * t, min(max_frames, n * t), replace=False)
     frames, labels = x.reshape(n * t, *x.shape[2:])[idx], np.repeat(y, t)[idx]
-    logits = []
-    for i in range(0, len(frames), 64):
-        with _autocast(device):
-            logits.append(head(model.frame_features(_to_tensor(frames[i:i + 64], device))).float().cpu())
-    logits = torch.cat(logits)
+    logits = frame_logits(model, head, frames, device)
     loss = nn.functional.cross_entropy(logits, torch.from_numpy(labels)).item()
     return loss, roc_auc(labels, torch.softmax(logits, -1)[:, 1].numpy())
 

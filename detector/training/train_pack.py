@@ -32,12 +32,12 @@ from detector.training import families as F
 from detector.training.pack import load_pack
 from detector.training.train import (
     TrainConfig,
-    _autocast,
     _device,
-    _to_tensor,
+    _log,
     augment,
     build_for_training,
     cache_features,
+    frame_logits,
     plot_curves,
     train_frames,
     train_sequence,
@@ -82,6 +82,14 @@ def _draw_other(pool, ident: str, rng: np.random.Generator):
     return None
 
 
+def _swap_partner(pool, fam: str, ident: str, rng: np.random.Generator):
+    """(family, other): a face of another identity for a swap; without one, the swap becomes a self-blend."""
+    if fam != "swap":
+        return fam, None
+    other = _draw_other(pool, ident, rng)
+    return ("swap", other) if other is not None else ("sbi", None)
+
+
 def _family(pc: PackConfig, rng: np.random.Generator) -> str:
     names, w = zip(*pc.weights)
     return str(rng.choice(names, p=np.asarray(w) / sum(w)))
@@ -98,10 +106,7 @@ def pack_batch(pool, cfg: TrainConfig, pc: PackConfig, rng: np.random.Generator)
     reals, fakes = [], []
     while len(reals) < half:
         img, lms, ident = _draw_real(pool, pc.still_share, rng)
-        fam = _family(pc, rng)
-        other = _draw_other(pool, ident, rng) if fam == "swap" else None
-        if fam == "swap" and other is None:
-            fam = "sbi"
+        fam, other = _swap_partner(pool, _family(pc, rng), ident, rng)
         reals.append(img)
         fakes.append(F.fake_frame(fam, img, lms, rng, other))
     batch = np.stack([_finish(f, rng) for f in reals + fakes])
@@ -115,10 +120,7 @@ def val_frames(pool, pc: PackConfig, seed: int = 99):
     names = [n for n, _ in pc.weights]
     for k in range(pc.val_frames):
         img, lms, ident = _draw_real(pool, pc.still_share, rng)
-        fam = names[k % len(names)]
-        other = _draw_other(pool, ident, rng) if fam == "swap" else None
-        if other is None and fam == "swap":
-            fam = "sbi"
+        fam, other = _swap_partner(pool, names[k % len(names)], ident, rng)
         xs += [_finish(img, rng), _finish(F.fake_frame(fam, img, lms, rng, other), rng)]
         ys += [0, 1]
         fams += ["real", fam]
@@ -162,18 +164,10 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
     return np.stack(xs), np.array(ys, np.int64), np.array(fams), np.array(srcs)
 
 
-@torch.no_grad()
-def per_family_auc(model, head, x, y, fams, device) -> dict:
+def auc_by_family(y: np.ndarray, p: np.ndarray, fams: np.ndarray) -> dict:
+    """ROC-AUC of all rows, and of each family's fakes against every real row (fams: 'real' or a family)."""
     from detector.training.evaluate import roc_auc
 
-    model.eval()
-    head.eval()
-    flat = x.reshape(-1, *x.shape[2:])
-    logits = []
-    for i in range(0, len(flat), 64):
-        with _autocast(device):
-            logits.append(head(model.frame_features(_to_tensor(flat[i:i + 64], device))).float().cpu())
-    p = torch.softmax(torch.cat(logits), -1)[:, 1].numpy()
     out = {"all": round(roc_auc(y, p), 4)}
     for f in sorted(set(fams) - {"real"}):
         m = (fams == "real") | (fams == f)
@@ -203,8 +197,9 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     model.backbone.load_state_dict(best1["backbone"])
     head = torch.nn.Linear(model.backbone.num_features, 2).to(device)
     head.load_state_dict(best1["head"])
-    frame_auc = per_family_auc(model, head, xv, yv, fv, device)
-    _log_json(run, {"stage": 1, "final_val_frame_auc_per_family": frame_auc})
+    pf = torch.softmax(frame_logits(model, head, xv.reshape(-1, *xv.shape[2:]), device), -1)[:, 1].numpy()
+    frame_auc = auc_by_family(yv, pf, fv)
+    _log(run, {"stage": 1, "final_val_frame_auc_per_family": frame_auc})
     xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", pc.pseudo_train, pc, t, cfg.seed + 1)
     xva, yva, fva_fam, sva = clip_set(stills, clips, "val", pc.pseudo_val, pc, t, cfg.seed + 2)
     ftr, fva = cache_features(model, xtr, device), cache_features(model, xva, device)
@@ -214,15 +209,12 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
         pv = torch.softmax(model.forward_head(fva.to(device)), -1)[:, 1].cpu().numpy()
     from detector.training.evaluate import roc_auc
 
-    clip_auc = {"all": round(roc_auc(yva, pv), 4)}
-    for f in sorted(set(fva_fam) - {"real"}):
-        m = (fva_fam == "real") | (fva_fam == f)
-        clip_auc[f] = round(roc_auc(yva[m], pv[m]), 4)
+    clip_auc = auc_by_family(yva, pv, fva_fam)
     for src in ("clip", "still"):
         m = sva == src
         if len(set(yva[m])) == 2:
             clip_auc[f"source_{src}"] = round(roc_auc(yva[m], pv[m]), 4)
-    _log_json(run, {"stage": 2, "val_clip_auc_per_family": clip_auc})
+    _log(run, {"stage": 2, "val_clip_auc_per_family": clip_auc})
     plot_curves(run)
     wall = time.time() - t_start
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
@@ -242,12 +234,6 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     if out is not None:
         spec = save_weights(model, spec, out)
     return model, spec
-
-
-def _log_json(run: Path, row: dict) -> None:
-    with open(run / "log.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row), flush=True)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
