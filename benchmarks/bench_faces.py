@@ -4,7 +4,13 @@ For every clip, T frames are sampled as the analysis samples them; HOG (the prev
 face_recognition on a 480-px copy, upsample 1) and each other detector run on the same frames in the
 same process. A HOG box counts as found when a box of the other detector overlaps it with IoU >= 0.3.
 "extra" boxes are ones HOG did not find (a HOG miss or a false positive: look at them). NO_FACE: no
-track survives tracking (the analysis verdict would be NO_FACE). It also prints the median offset and
+track survives tracking (the analysis verdict would be NO_FACE).
+
+Recall of each detector, on equal terms: every box that only one of HOG and the other detector found is
+put to a third one, dlib's CNN (mmod, on the same 480-px copy, run only on those frames). The reference
+faces are the boxes both found plus the single-detector boxes the CNN confirms (IoU >= 0.3); each
+detector's recall is the share of the reference it found, and its unconfirmed boxes are its likely false
+positives. (A face all three miss is missing from both recalls alike.) It also prints the median offset and
 scale from BlazeFace's raw boxes to HOG's (the correction in detector/faces.py _BlazeFace.SPECS).
 
     python benchmarks/bench_faces.py [--devset data/devset] [--grid ../shared/data/grid --grid-every 4]
@@ -42,7 +48,9 @@ def _match(ref: list, other: list) -> tuple[int, list[tuple]]:
 
 
 def evaluate(clips: list[Path], frames: int, detectors: list[str]) -> None:
-    stats = {d: {"hog": 0, "found": 0, "extra": 0, "time": [], "noface": [], "missed": {}} for d in detectors}
+    stats = {d: {"hog": 0, "found": 0, "extra": 0, "time": [], "noface": [], "missed": {}, "ref": 0,
+                 "rec_hog": 0, "rec_other": 0, "fp_hog": 0, "fp_other": 0} for d in detectors}
+    cnn_cfg = F.FaceConfig(detector="cnn", use_encodings=False)
     hog_noface, geo = [], {"short": [], "full": []}
     for clip in clips:
         try:
@@ -63,13 +71,23 @@ def evaluate(clips: list[Path], frames: int, detectors: list[str]) -> None:
             dets = F.detect_all(imgs, cfg)
             s = stats[name]
             s["time"].append((time.perf_counter() - t) / t_hog)
-            for ref, ds in zip(hog_boxes, dets):
-                n, _ = _match(ref, [d.box for d in ds])
+            for img, ref, ds in zip(imgs, hog_boxes, dets):
+                other = [d.box for d in ds]
+                n, pairs = _match(ref, other)
                 s["hog"] += len(ref)
                 s["found"] += n
                 s["extra"] += len(ds) - n
                 if n < len(ref):
                     s["missed"][clip.name] = s["missed"].get(clip.name, 0) + len(ref) - n
+                only_hog = [r for r in ref if all(r is not p[0] for p in pairs)]
+                only_other = [o for o in other if all(o is not p[1] for p in pairs)]
+                cnn = [d.box for d in F.detect_all(img[None], cnn_cfg)[0]] if only_hog or only_other else []
+                ok_hog, ok_other = _match(only_hog, cnn)[0], _match(only_other, cnn)[0]
+                s["ref"] += n + ok_hog + ok_other
+                s["rec_hog"] += n + ok_hog
+                s["rec_other"] += n + ok_other
+                s["fp_hog"] += len(only_hog) - ok_hog
+                s["fp_other"] += len(only_other) - ok_other
             if not F.track_faces(dets, cfg):
                 s["noface"].append(clip.name)
         if "blazeface" in detectors:  # raw model boxes vs HOG (correction removed), for SPECS
@@ -93,6 +111,10 @@ def evaluate(clips: list[Path], frames: int, detectors: list[str]) -> None:
               f"time vs HOG median {statistics.median(s['time']):.3f} (clip-level), NO_FACE clips "
               f"{len(s['noface'])} {s['noface']}")
         print(f"{'':>10}  missed HOG boxes per clip: {s['missed']}")
+        ref = max(1, s["ref"])
+        print(f"{'':>10}  against {s['ref']} reference faces (both, or one + CNN-confirmed): recall {name} "
+              f"{s['rec_other'] / ref:.4f} vs HOG {s['rec_hog'] / ref:.4f}; unconfirmed boxes {name} "
+              f"{s['fp_other']}, HOG {s['fp_hog']}")
     for kind, g in geo.items():
         if g:
             a = np.median(np.array(g), axis=0)

@@ -1,7 +1,8 @@
 """ResNeXt50 + LSTM video classifier, and the legacy reference layout.
 
-Architecture (ReLSTM and RLNet papers): per-frame ResNeXt50_32x4d trunk (torchvision
-architecture, no ImageNet weights here), global average pool -> 2048 features, an LSTM **with
+Architecture (ReLSTM and RLNet papers): per-frame ResNeXt50_32x4d trunk (torchvision's
+architecture and key names, built in detector/backbones.py without importing torchvision; no ImageNet
+weights here), global average pool -> 2048 features, an LSTM **with
 batch_first=True** so it runs across the T frames, the mean of its outputs over time, dropout, and a
 Linear head with 2 logits, index 1 = FAKE.
 
@@ -20,40 +21,22 @@ taken: **only the last frame decides**. Its output is re-ordered to our conventi
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
+from detector.backbones import Trunk as Backbone
 from detector.spec import ModelSpec
 
 FAKE = 1
 
 
-class Backbone(nn.Module):
-    """ResNet-family trunk without its pool and fc: uint8-free float (B, 3, H, W) -> (B, 2048, H/32, W/32)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        factory = {"resnext50_32x4d": torchvision.models.resnext50_32x4d,
-                   "resnet50": torchvision.models.resnet50,
-                   "resnet18": torchvision.models.resnet18}
-        if name not in factory:
-            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(factory)}")
-        net = factory[name](weights=None)
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.num_features = net.fc.in_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-
 class _Normalize(nn.Module):
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], bgr: bool = False) -> None:
         super().__init__()
-        # Non-persistent: the sidecar holds mean/std, the safetensors file only learned weights.
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255.0, persistent=False)
+        # Non-persistent: the sidecar holds mean/std, the safetensors file only learned weights. Scaled in
+        # Python, not by a tensor op: under load_weights' meta-device context an op goes through
+        # torch's function mode, whose first use imports torch._dynamo (~2 s of a cold start).
+        self.register_buffer("mean", torch.tensor([m * 255.0 for m in mean]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([s * 255.0 for s in std]).view(1, 3, 1, 1), persistent=False)
         self.bgr = bgr
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

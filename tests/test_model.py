@@ -148,3 +148,33 @@ def test_no_pickle_loading_in_package():
         for line in py.read_text().splitlines():
             if re.search(r"torch\.load\(", line):
                 assert "weights_only=True" in line, f"{py.name}: {line.strip()}"
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnext50_32x4d"])
+def test_own_trunk_matches_torchvision(name):
+    """detector/backbones.py keeps torchvision's keys, shapes and numbers, so weights load either way."""
+    torchvision = pytest.importorskip("torchvision")
+    from detector.backbones import Trunk
+
+    ref = getattr(torchvision.models, name)(weights=None).eval()
+    ref_state = {k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}
+    ours = Trunk(name).eval()
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in
+                                                                         ref_state.items()}
+    ours.load_state_dict(ref_state)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = torch.nn.Sequential(*list(ref.children())[:-2])(x)
+        assert torch.allclose(ours(x), want, atol=1e-5)
+    assert ours.num_features == ref.fc.in_features
+
+
+def test_cli_model_path_does_not_import_torchvision():
+    """torchvision pulls torch._dynamo (~1.4 s of a cold start): building a model must not import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from detector.weights import load_weights, DEFAULT_WEIGHTS; load_weights(DEFAULT_WEIGHTS); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
