@@ -1,0 +1,73 @@
+"""Which simple pixel statistics separate the dev set's fakes from its reals, per family (for choosing a recipe).
+
+Not a detector and never fitted: each statistic is computed by a fixed formula on the cached face crops
+of `devset_quick.py cache` (the product's face path, 20 frames, 112 px) and its ROC-AUC is printed as is
+(AUC < 0.5 means fakes score lower). It tells where evidence exists at the model's input size and which
+way it points, so that a training family can be made to teach it:
+- `lapvar`: log Laplacian variance of the crop (sharpness);
+- `grain_corr`: correlation of the high-pass residual (grey - Gaussian blur sigma 1) of the face centre
+  between consecutive frames: grain that moves with the face instead of renewing (warping animators);
+- `temporal_diff`: log mean absolute difference between consecutive frames;
+- `mouth_vs_eyes_hf`: log ratio of high-pass energy in the mouth box to the eye box (a re-synthesised
+  mouth is smoother than the rest of the face);
+- `centre_vs_border_hf`: log ratio of high-pass energy in the face centre to the top/bottom border rows
+  (a pasted face whose noise differs from its surroundings).
+
+    python benchmarks/devset_cues.py        # needs data/devset_crops.npz (devset_quick.py cache)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from detector.training.evaluate import roc_auc  # noqa: E402
+
+CACHE = ROOT / "data" / "devset_crops.npz"
+
+
+def _highpass(g: np.ndarray) -> np.ndarray:
+    return g - cv2.GaussianBlur(g, (0, 0), 1.0)
+
+
+def cues(clip: np.ndarray) -> dict[str, float]:
+    """clip: uint8 (T, 112, 112, 3) RGB face crops -> one value per statistic."""
+    g = clip.astype(np.float32).mean(-1)
+    h = np.stack([_highpass(f) for f in g])
+    centre = h[:, 20:92, 20:92].reshape(len(h), -1)
+    corr = [np.corrcoef(centre[t], centre[t + 1])[0, 1] for t in range(len(h) - 1)]
+    energy = lambda a: float((a ** 2).mean())  # noqa: E731
+    border = np.concatenate([h[:, :15].ravel(), h[:, -15:].ravel()])
+    return {
+        "lapvar": float(np.log(np.mean([cv2.Laplacian(f, cv2.CV_32F).var() for f in g]))),
+        "grain_corr": float(np.mean(corr)),
+        "temporal_diff": float(np.log(np.abs(np.diff(g, axis=0)).mean() + 1e-3)),
+        "mouth_vs_eyes_hf": float(np.log(energy(h[:, 70:95, 35:77]) / energy(h[:, 35:55, 30:82]))),
+        "centre_vs_border_hf": float(np.log(energy(h[:, 30:82, 30:82]) / energy(border))),
+    }
+
+
+def main() -> None:
+    if not CACHE.is_file():
+        sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
+    d = np.load(CACHE)
+    y, fam = d["label"], d["family"]
+    rows = [cues(c) for c in d["crops"]]
+    real = y == 0
+    families = sorted(set(fam[~real]))
+    print(f"{len(y)} clips ({real.sum()} real); ROC-AUC of each statistic, fakes vs every real clip")
+    print(f"{'statistic':<22}{'all':>7}" + "".join(f"{f:>20}" for f in families))
+    for k in rows[0]:
+        v = np.array([r[k] for r in rows])
+        cells = "".join(f"{roc_auc(y[real | (fam == f)], v[real | (fam == f)]):>20.3f}" for f in families)
+        print(f"{k:<22}{roc_auc(y, v):>7.3f}{cells}")
+
+
+if __name__ == "__main__":
+    main()
