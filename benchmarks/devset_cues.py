@@ -14,6 +14,11 @@ way it points, so that a training family can be made to teach it:
   (a pasted face whose noise differs from its surroundings).
 
     python benchmarks/devset_cues.py        # needs data/devset_crops.npz (devset_quick.py cache)
+    python benchmarks/devset_cues.py --synthetic data/pack   # the same on the training families' clips
+
+`--synthetic` prints the same table for the stage-2 clips of held-out validation identities
+(train_pack.clip_set: real clips and still pseudo-clips, one paired fake clip of every family): a
+family whose statistic points the other way from the dev set's fakes teaches a cue that fails there.
 """
 
 from __future__ import annotations
@@ -53,12 +58,29 @@ def cues(clip: np.ndarray) -> dict[str, float]:
     }
 
 
+def _synthetic(pack: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from detector.training.pack import load_pack
+    from detector.training.train_pack import PackConfig, clip_set
+
+    stills, clips = load_pack(pack)
+    x, y, fam, _ = clip_set(stills, clips, "val", 120, PackConfig(), int(clips["crops"].shape[1]), seed=12)
+    return x, y, fam
+
+
 def main() -> None:
-    if not CACHE.is_file():
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--synthetic", type=Path, help="a training pack: measure its families' clips instead")
+    a = ap.parse_args()
+    if a.synthetic:
+        crops, y, fam = _synthetic(a.synthetic)
+    elif CACHE.is_file():
+        d = np.load(CACHE)
+        crops, y, fam = d["crops"], d["label"], d["family"]
+    else:
         sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
-    d = np.load(CACHE)
-    y, fam = d["label"], d["family"]
-    rows = [cues(c) for c in d["crops"]]
+    rows = [cues(c) for c in crops]
     real = y == 0
     families = sorted(set(fam[~real]))
     print(f"{len(y)} clips ({real.sum()} real); ROC-AUC of each statistic, fakes vs every real clip")
