@@ -58,12 +58,13 @@ def cues(clip: np.ndarray) -> dict[str, float]:
     }
 
 
-def _synthetic(pack: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _synthetic(pack: Path, match: bool | str = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from detector.training.pack import load_pack
     from detector.training.train_pack import PackConfig, clip_set
 
     stills, clips = load_pack(pack)
-    x, y, fam, _ = clip_set(stills, clips, "val", 120, PackConfig(), int(clips["crops"].shape[1]), seed=12)
+    t = int(clips["crops"].shape[1])
+    x, y, fam, _ = clip_set(stills, clips, "val", 120, PackConfig(clip_match=match), t, seed=12)
     return x, y, fam
 
 
@@ -72,9 +73,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synthetic", type=Path, help="a training pack: measure its families' clips instead")
+    ap.add_argument("--match", default="centre", choices=["centre", "regions", "none"],
+                    help="with --synthetic: how the fake clips are matched in sharpness")
     a = ap.parse_args()
     if a.synthetic:
-        crops, y, fam = _synthetic(a.synthetic)
+        crops, y, fam = _synthetic(a.synthetic, {"centre": True, "regions": "regions", "none": False}[a.match])
     elif CACHE.is_file():
         d = np.load(CACHE)
         crops, y, fam = d["crops"], d["label"], d["family"]

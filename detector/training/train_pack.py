@@ -55,6 +55,7 @@ class PackConfig:
     pseudo_train: int = 320  # pseudo-clips from training stills for stage 2
     pseudo_val: int = 120
     val_frames: int = 600  # real validation frames (each with one fake) for stage-1 model selection
+    clip_match: bool | str = True  # stage-2 fake clips: sharpness matched in the face centre, or "regions"
 
 
 def _pool(stills: dict, clips: dict, split: str):
@@ -149,7 +150,7 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
                 fam = "sbi"
             else:
                 other = (reals[j][0], reals[j][1])
-        fake = F.fake_clip(fam, fr, lm, rng, other)
+        fake = F.fake_clip(fam, fr, lm, rng, other, match=pc.clip_match)
         if src == "clip" or fam == "animate":  # real clips: the codec damage of a re-encode, both classes
             p = F.degrade_params(rng)
             fr = np.stack([F.degrade(f, rng, p) for f in fr])

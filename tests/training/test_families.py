@@ -100,6 +100,29 @@ def test_fake_clips(crop_clips, family):
     assert _diff(clip, crops[0]).mean() > 0.3
 
 
+def _region_sharpness(img, centre):
+    lap = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)
+    h, w = img.shape[:2]
+    m = np.zeros((h, w), bool)
+    m[h // 4:h - h // 4, w // 4:w - w // 4] = True
+    return np.log(lap[m if centre else ~m].var() + 1e-3)
+
+
+def test_region_matching_fixes_a_soft_periphery_that_centre_matching_leaves(crop_clips):
+    """A fake with the real centre and a blurred periphery: centre matching cannot see the difference,
+    matching by regions brings the periphery's sharpness back towards the real frame's."""
+    real = crop_clips[0][0, 0]
+    fake = cv2.GaussianBlur(real, (0, 0), 0.8)  # softer than the real frame, within the amounts' reach
+    fake[28:84, 28:84] = real[28:84, 28:84]
+    gap = lambda img: abs(_region_sharpness(img, False) - _region_sharpness(real, False))  # noqa: E731
+    assert gap(F.match_sharpness(fake, real)) > 0.5  # the periphery stays soft
+    fixed = F.match_sharpness_regions(fake, real)
+    assert gap(fixed) < 0.5 * gap(fake)
+    assert abs(_region_sharpness(fixed, True) - _region_sharpness(real, True)) < 0.3
+    assert F.fake_clip("animate", crop_clips[0][0], crop_clips[1][0], np.random.default_rng(0),
+                       match="regions").shape == crop_clips[0][0].shape
+
+
 def test_unknown_family_and_swap_without_other(crop_clips):
     crops, lms = crop_clips
     with pytest.raises(ValueError, match="unknown family"):
