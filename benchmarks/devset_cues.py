@@ -32,8 +32,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detector.training.evaluate import roc_auc  # noqa: E402
-
 CACHE = ROOT / "data" / "devset_crops.npz"
 
 
@@ -83,15 +81,16 @@ def main() -> None:
         crops, y, fam = d["crops"], d["label"], d["family"]
     else:
         sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
+    from detector.training.train_pack import auc_by_family
+
     rows = [cues(c) for c in crops]
     real = y == 0
     families = sorted(set(fam[~real]))
     print(f"{len(y)} clips ({real.sum()} real); ROC-AUC of each statistic, fakes vs every real clip")
     print(f"{'statistic':<22}{'all':>7}" + "".join(f"{f:>20}" for f in families))
     for k in rows[0]:
-        v = np.array([r[k] for r in rows])
-        cells = "".join(f"{roc_auc(y[real | (fam == f)], v[real | (fam == f)]):>20.3f}" for f in families)
-        print(f"{k:<22}{roc_auc(y, v):>7.3f}{cells}")
+        auc = auc_by_family(y, np.array([r[k] for r in rows]), fam)
+        print(f"{k:<22}{auc['all']:>7.3f}" + "".join(f"{auc[f]:>20.3f}" for f in families))
 
 
 if __name__ == "__main__":

@@ -19,25 +19,25 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from detector.training.evaluate import roc_auc  # noqa: E402
+from devset_cues import _highpass  # noqa: E402
+from devset_quick import CACHE, report  # noqa: E402
+
 from detector.training.pack import load_pack  # noqa: E402
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set  # noqa: E402
-
-CACHE = ROOT / "data" / "devset_crops.npz"
 
 
 def residual_pairs(clips: np.ndarray) -> torch.Tensor:
     """uint8 (N, T, S, S, 3) RGB -> float (N, T-1, 2, S, S): high-pass of frames t-1 and t, per pair."""
     g = clips.astype(np.float32).mean(-1)
-    hp = np.stack([[f - cv2.GaussianBlur(f, (0, 0), 1.0) for f in c] for c in g]) / 8.0
+    hp = np.stack([[_highpass(f) for f in c] for c in g]) / 8.0
     return torch.from_numpy(np.stack([hp[:, :-1], hp[:, 1:]], 2))
 
 
@@ -103,15 +103,7 @@ def main() -> None:
     print(f"trained {step} steps in {a.minutes:.0f} min")
     print(f"held-out validation identities: {auc_by_family(yva, clip_scores(net, pva), fva)}")
     if CACHE.is_file():
-        d = np.load(CACHE)
-        y, fam = d["label"], d["family"]
-        p = clip_scores(net, residual_pairs(d["crops"]))
-        real = y == 0
-        line = f"dev set: AUC {roc_auc(y, p):.3f}"
-        for f in sorted(set(fam[~real])):
-            m = real | (fam == f)
-            line += f" | {f} {roc_auc(y[m], p[m]):.3f}"
-        print(line)
+        report("dev set", clip_scores(net, residual_pairs(np.load(CACHE)["crops"])))
     else:
         print(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` for the dev-set figure")
 

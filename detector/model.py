@@ -29,14 +29,21 @@ from detector.spec import ModelSpec
 FAKE = 1
 
 
+def pixel_stat(values: tuple[float, ...]) -> torch.Tensor:
+    """A per-channel mean or std on the 0-1 scale as a (1, 3, 1, 1) buffer on the 0-255 scale.
+
+    Scaled in Python, not by a tensor op: under load_weights' meta-device context an op goes through
+    torch's function mode, whose first use imports torch._dynamo (~2 s of a cold start).
+    """
+    return torch.tensor([v * 255.0 for v in values]).view(1, 3, 1, 1)
+
+
 class _Normalize(nn.Module):
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], bgr: bool = False) -> None:
         super().__init__()
-        # Non-persistent: the sidecar holds mean/std, the safetensors file only learned weights. Scaled in
-        # Python, not by a tensor op: under load_weights' meta-device context an op goes through
-        # torch's function mode, whose first use imports torch._dynamo (~2 s of a cold start).
-        self.register_buffer("mean", torch.tensor([m * 255.0 for m in mean]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([s * 255.0 for s in std]).view(1, 3, 1, 1), persistent=False)
+        # Non-persistent: the sidecar holds mean/std, the safetensors file only learned weights.
+        self.register_buffer("mean", pixel_stat(mean), persistent=False)
+        self.register_buffer("std", pixel_stat(std), persistent=False)
         self.bgr = bgr
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -120,15 +120,15 @@ def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
 
 def _materialise_buffers(model: torch.nn.Module, spec: ModelSpec) -> None:
     """Non-persistent buffers (the normalisation's mean/std) are not in the file: rebuild them on the CPU."""
-    import torch
+    from detector.model import pixel_stat
 
     for module in model.modules():
         for name, buf in list(module.named_buffers(recurse=False)):
             if buf.is_meta:
                 if name not in ("mean", "std"):
                     raise WeightsError(f"buffer {name!r} of {type(module).__name__} is not in the weights file")
-                values = spec.mean if name == "mean" else spec.std
-                module.register_buffer(name, torch.tensor(values).view(1, 3, 1, 1) * 255.0, persistent=False)
+                module.register_buffer(name, pixel_stat(spec.mean if name == "mean" else spec.std),
+                                       persistent=False)
 
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:

@@ -150,10 +150,14 @@ def warp(frame: np.ndarray, field) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- sharpness matching
+def _centre(h: int, w: int) -> tuple[slice, slice]:
+    """The central half of an (h, w) crop: where the face is, for sharpness matching."""
+    return slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
+
+
 def sharpness(img: np.ndarray) -> float:
     """Variance of the Laplacian of the central half of a uint8 RGB crop (the face), a focus measure."""
-    h, w = img.shape[:2]
-    g = cv2.cvtColor(np.ascontiguousarray(img[h // 4:h - h // 4, w // 4:w - w // 4]), cv2.COLOR_RGB2GRAY)
+    g = cv2.cvtColor(np.ascontiguousarray(img[_centre(*img.shape[:2])]), cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(g.astype(np.float32), cv2.CV_32F).var())
 
 
@@ -192,7 +196,7 @@ def match_sharpness_regions(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     lap = lambda a: cv2.Laplacian(grey(a), cv2.CV_32F)  # noqa: E731
     h, w = fake.shape[:2]
     centre = np.zeros((h, w), bool)
-    centre[h // 4:h - h // 4, w // 4:w - w // 4] = True
+    centre[_centre(h, w)] = True
     lf, d, lr = lap(x), lap(x) - lap(blur), lap(real.astype(np.float32))
     amounts = np.array((0.0,) + _AMOUNTS, np.float32)
     picked = []
