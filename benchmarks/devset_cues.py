@@ -15,10 +15,20 @@ way it points, so that a training family can be made to teach it:
 
     python benchmarks/devset_cues.py        # needs data/devset_crops.npz (devset_quick.py cache)
     python benchmarks/devset_cues.py --synthetic data/pack   # the same on the training families' clips
+    python benchmarks/devset_cues.py --native data/devset    # full-resolution frames, not 112-px crops
 
 `--synthetic` prints the same table for the stage-2 clips of held-out validation identities
 (train_pack.clip_set: real clips and still pseudo-clips, one paired fake clip of every family): a
 family whose statistic points the other way from the dev set's fakes teaches a cue that fails there.
+
+`--native` asks what the 112-px crop throws away: on 6 evenly spread frames of each dev clip, at the
+video's own resolution, around the main face track's box (`native_cues`):
+- `fine_over_mid_face`: high-pass energy of the finest octave (grey - blur sigma 0.7) over that of a
+  coarser one (grey - blur sigma 2) inside the face: low when the face was rendered at a lower resolution
+  and up-sampled into the frame (lip-sync and swap generators work at 96-256 px);
+- `fine_over_mid_ring`: the same in a ring around the face (hair, neck, background);
+- `face_vs_ring_fine`: log ratio of the face's finest-octave energy to the ring's;
+- `face_px`: width of the face box in pixels.
 """
 
 from __future__ import annotations
@@ -56,6 +66,54 @@ def cues(clip: np.ndarray) -> dict[str, float]:
     }
 
 
+def native_cues(frame: np.ndarray, box: tuple[float, float, float, float]) -> dict[str, float]:
+    """frame: uint8 (H, W, 3) RGB at the video's resolution; box: (x0, y0, x1, y1) face box in its pixels."""
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    fine = (g - cv2.GaussianBlur(g, (0, 0), 0.7)) ** 2
+    mid = (g - cv2.GaussianBlur(g, (0, 0), 2.0)) ** 2
+    x0, y0, x1, y1 = box
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+
+    def inside(f: float) -> np.ndarray:
+        m = np.zeros(g.shape, bool)
+        r0, r1 = (max(0, int(cy + s * f * h / 2)) for s in (-1, 1))
+        c0, c1 = (max(0, int(cx + s * f * w / 2)) for s in (-1, 1))
+        m[r0:r1, c0:c1] = True
+        return m
+
+    face, ring = inside(0.7), inside(1.8) & ~inside(1.15)
+    ring = ring if ring.any() else ~inside(1.15)
+    return {"fine_over_mid_face": float(fine[face].mean() / (mid[face].mean() + 1e-6)),
+            "fine_over_mid_ring": float(fine[ring].mean() / (mid[ring].mean() + 1e-6)),
+            "face_vs_ring_fine": float(np.log((fine[face].mean() + 1e-3) / (fine[ring].mean() + 1e-3))),
+            "face_px": float(w)}
+
+
+def _native(devset: Path, frames: int = 6) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """native_cues per dev clip (median over `frames` frames of its main face track), labels, families."""
+    import csv
+
+    from devset_quick import MANIFEST
+
+    from detector.faces import FaceConfig, find_face_tracks
+    from detector.video import probe, read_frames, sample_indices
+
+    rows, y, fam = [], [], []
+    for r in csv.DictReader(open(MANIFEST), delimiter="\t"):
+        path = str(devset / r["local_file"].removeprefix("clips/"))
+        info = probe(path)
+        imgs, _ = read_frames(path, sample_indices(info.frame_count, frames), info)
+        tracks = find_face_tracks(imgs, FaceConfig(use_encodings=False))
+        if not tracks:
+            continue
+        tr = max(tracks, key=lambda t: (len(t), t.boxes[0].area))
+        per = [native_cues(imgs[i], (b.x0, b.y0, b.x1, b.y1)) for i, b in zip(tr.positions, tr.boxes)]
+        rows.append({k: float(np.median([p[k] for p in per])) for k in per[0]})
+        y.append(int(r["label"] == "fake"))
+        fam.append(r["family"])
+    return rows, np.array(y), np.array(fam)
+
+
 def _synthetic(pack: Path, match: bool | str = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from detector.training.pack import load_pack
     from detector.training.train_pack import PackConfig, clip_set
@@ -73,8 +131,13 @@ def main() -> None:
     ap.add_argument("--synthetic", type=Path, help="a training pack: measure its families' clips instead")
     ap.add_argument("--match", default="centre", choices=["centre", "regions", "none"],
                     help="with --synthetic: how the fake clips are matched in sharpness")
+    ap.add_argument("--native", type=Path, help="the restored dev set (data/devset): measure full-resolution frames")
     a = ap.parse_args()
-    if a.synthetic:
+    rows = None
+    if a.native:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        rows, y, fam = _native(a.native)
+    elif a.synthetic:
         crops, y, fam = _synthetic(a.synthetic, {"centre": True, "regions": "regions", "none": False}[a.match])
     elif CACHE.is_file():
         d = np.load(CACHE)
@@ -83,7 +146,7 @@ def main() -> None:
         sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
     from detector.training.train_pack import auc_by_family
 
-    rows = [cues(c) for c in crops]
+    rows = rows or [cues(c) for c in crops]
     real = y == 0
     families = sorted(set(fam[~real]))
     print(f"{len(y)} clips ({real.sum()} real); ROC-AUC of each statistic, fakes vs every real clip")

@@ -8,6 +8,10 @@ seconds, per family. It reads data/devset (restored, never committed) and ../sha
 
     python benchmarks/devset_quick.py cache                      # once: data/devset_crops.npz
     python benchmarks/devset_quick.py score weights/X.safetensors runs/pack1/stage1_best.pt ...
+    python benchmarks/devset_quick.py compare weights/DEFAULT.safetensors runs/pack4/out/NEW.safetensors
+
+Every AUC comes with its 95 % bootstrap interval, and `compare` gives the paired interval of the
+difference: with 36 real and 38 fake clips, a change of a few hundredths is noise.
 """
 
 from __future__ import annotations
@@ -69,17 +73,31 @@ def score(target: str) -> np.ndarray:
 
 
 def report(name: str, p: np.ndarray) -> None:
-    from detector.training.evaluate import roc_auc
+    from detector.training.evaluate import roc_auc, roc_auc_ci
 
     d = np.load(CACHE)
     y, fam = d["label"], d["family"]
     real = y == 0
-    line = (f"{name}: AUC {roc_auc(y, p):.3f} | real median p {np.median(p[real]):.3f}, FAKE@0.5 "
-            f"{(p[real] >= 0.5).mean():.0%} of {real.sum()} | fake FAKE@0.5 {(p[~real] >= 0.5).mean():.0%}")
+    lo, hi = roc_auc_ci(y, p)
+    line = (f"{name}: AUC {roc_auc(y, p):.3f} [95% CI {lo:.2f}-{hi:.2f}] | real median p {np.median(p[real]):.3f}, "
+            f"FAKE@0.5 {(p[real] >= 0.5).mean():.0%} of {real.sum()} | fake FAKE@0.5 {(p[~real] >= 0.5).mean():.0%}")
     for f in sorted(set(fam[~real])):
         m = real | (fam == f)
         line += f" | {f} {roc_auc(y[m], p[m]):.3f}"
     print(line, flush=True)
+
+
+def compare(p_old: np.ndarray, p_new: np.ndarray, name: str) -> None:
+    """Paired bootstrap of the AUC difference on the same clips, overall and per family."""
+    from detector.training.evaluate import roc_auc_diff_ci
+
+    d = np.load(CACHE)
+    y, fam = d["label"], d["family"]
+    rows = [("all", np.ones(len(y), bool))] + [(f, (y == 0) | (fam == f)) for f in sorted(set(fam[y == 1]))]
+    for g, m in rows:
+        diff, lo, hi = roc_auc_diff_ci(y[m], p_old[m], p_new[m])
+        print(f"{name} | {g}: AUC difference {diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]"
+              + (" (no evidence of a difference)" if lo <= 0 <= hi else ""), flush=True)
 
 
 def main() -> None:
@@ -90,10 +108,15 @@ def main() -> None:
     c.add_argument("--frames", type=int, default=20)
     s = sub.add_parser("score")
     s.add_argument("targets", nargs="+")
+    c = sub.add_parser("compare", help="paired bootstrap interval of AUC(new) - AUC(old), overall and per family")
+    c.add_argument("old")
+    c.add_argument("new")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if a.cmd == "cache":
         cache(a.devset, a.frames)
+    elif a.cmd == "compare":
+        compare(score(a.old), score(a.new), f"{Path(a.new).name} - {Path(a.old).name}")
     else:
         for t in a.targets:
             report(Path(t).name, score(t))

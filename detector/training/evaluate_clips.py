@@ -32,7 +32,14 @@ import numpy as np
 from detector import calibration as cal
 from detector.errors import InputError
 from detector.machine import cpu_name
-from detector.training.evaluate import _plot_roc, add_prepared_arguments, binary_metrics, cmd_prepared, nan_to_none
+from detector.training.evaluate import (
+    _plot_roc,
+    add_prepared_arguments,
+    binary_metrics,
+    cmd_prepared,
+    nan_to_none,
+    roc_auc_ci,
+)
 
 SCORING = ("NO_FACE and failed clips have no score: they are excluded from ROC-AUC, EER, log loss, accuracy "
            "and the FAKE rates, counted under no_face / failed and listed in clips[] (status)")
@@ -142,6 +149,7 @@ def summarise(rows: list[dict], calib: dict, threshold: float, raw_threshold: fl
            "scoring": SCORING, "threshold": threshold, "band": list(band) if band else None}
     if len(scored):
         m = _finite(binary_metrics(y, p, threshold))
+        m["roc_auc_ci95"] = _ci(y, p)
         rr, rf = _rates(real), _rates(fake)
         m.update({"fpr": rr["fake_rate"], "tpr": rf["fake_rate"], "flagged_real": rr["called_fake"],
                   "detected_fake": rf["called_fake"], "inconclusive_real": rr["inconclusive"],
@@ -171,7 +179,14 @@ def _group_figures(group: list[dict], scored: list[dict], threshold: float) -> d
         yy = np.array([0] * len(reals) + [1] * len(fakes))
         pp = np.array([r["p_fake"] for r in reals + fakes])
         d["roc_auc_vs_all_real"] = nan_to_none(binary_metrics(yy, pp, threshold)["roc_auc"])
+        d["roc_auc_vs_all_real_ci95"] = _ci(yy, pp)
     return d
+
+
+def _ci(y: np.ndarray, p: np.ndarray) -> list | None:
+    """95 % bootstrap interval of the ROC-AUC, rounded; None when a class is missing."""
+    lo, hi = roc_auc_ci(y, p)
+    return None if np.isnan(lo) else [round(lo, 4), round(hi, 4)]
 
 
 def _finite(m: dict) -> dict:
@@ -299,8 +314,8 @@ def _write_json(path: Path, res: dict) -> None:
 def sidecar_entry(res: dict, command: str) -> dict:
     """The `metrics.<key>` entry stored by --update-sidecar (threshold kept exact: reports compare it)."""
     o = res.get("overall", {})
-    keep = ("roc_auc", "eer", "log_loss", "accuracy", "precision", "recall", "f1", "fpr", "tpr", "flagged_real",
-            "detected_fake", "inconclusive_real", "inconclusive_fake")
+    keep = ("roc_auc", "roc_auc_ci95", "eer", "log_loss", "accuracy", "precision", "recall", "f1", "fpr", "tpr",
+            "flagged_real", "detected_fake", "inconclusive_real", "inconclusive_fake")
     entry = {"data": res.get("data") or res["clips_dir"], "n_real": res["n_real"], "n_fake": res["n_fake"],
              "n_no_face": res["no_face"]["n_real"] + res["no_face"]["n_fake"], "no_face": res["no_face"],
              "n_failed": res["failed"]["n"], "scoring": SCORING, "threshold": res["threshold"], "band": res["band"],
@@ -326,6 +341,8 @@ def print_summary(res: dict) -> None:
           f"p_fake, threshold {res['threshold']:.4f})")
     if o:
         auc = "n/a" if o["roc_auc"] is None else f"{o['roc_auc']:.4f}"
+        if o.get("roc_auc_ci95"):
+            auc += " (95% CI {:.3f}-{:.3f})".format(*o["roc_auc_ci95"])
         print(f"  ROC-AUC {auc}, EER {o['eer'] if o['eer'] is None else round(o['eer'], 4)}, "
               f"log loss {o['log_loss']:.4f}, acc {o['accuracy']:.4f}, precision {o['precision']:.4f}, "
               f"recall {o['recall']:.4f}, F1 {o['f1']:.4f}")
@@ -340,10 +357,12 @@ def print_summary(res: dict) -> None:
             print(f"  {key.replace('_', ' ')}:")
             for g, d in res[key].items():
                 auc = d.get("roc_auc_vs_all_real")
+                ci = d.get("roc_auc_vs_all_real_ci95")
                 fr = "n/a" if d["fake_rate"] is None else f"{d['fake_rate']:.2f}"
                 print(f"    {g:<34} n {d['n_scored']:>3} (+{d['n_no_face']} NO_FACE, {d['n_failed']} failed)  "
                       f"FAKE rate {fr}  INCONCLUSIVE {d['inconclusive']}"
-                      + ("" if auc is None else f"  ROC-AUC vs real {auc:.3f}"))
+                      + ("" if auc is None else f"  ROC-AUC vs real {auc:.3f}")
+                      + ("" if not ci else " (95% CI {:.2f}-{:.2f})".format(*ci)))
     t = res["timings"]
     print(f"  time: {t['this_run_s']} s for {t['clips_this_run']} clips this run; "
           f"per clip mean {t['per_clip_mean_s']} s, median {t['per_clip_median_s']} s on {t['machine']}")

@@ -211,15 +211,24 @@ def match_sharpness_regions(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- one fake frame
+def matched(fake: np.ndarray, real: np.ndarray, match: bool | str) -> np.ndarray:
+    """`fake` matched in sharpness to `real`: True in the face centre (`match_sharpness`), "regions" in the
+    centre and the periphery separately (`match_sharpness_regions`), False not at all."""
+    if match not in (True, False, "regions"):
+        raise ValueError(f"match must be True, False or 'regions', not {match!r}")
+    if not match:
+        return fake
+    return match_sharpness_regions(fake, real) if match == "regions" else match_sharpness(fake, real)
+
+
 def fake_frame(family: str, frame: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
-               other: tuple[np.ndarray, np.ndarray] | None = None, match: bool = True) -> np.ndarray:
+               other: tuple[np.ndarray, np.ndarray] | None = None, match: bool | str = True) -> np.ndarray:
     """A fresh fake of `family` made from real `frame` (uint8 (S, S, 3) RGB, lms (68, 2)), matched in
-    sharpness to `frame` unless match=False.
+    sharpness to `frame` as `matched` says (True: face centre; "regions"; False: not at all).
 
     other: (frame, lms) of another identity, needed for "swap" (ValueError without it).
     """
-    out = _fake_frame(family, frame, lms, rng, other)
-    return match_sharpness(out, frame) if match else out
+    return matched(_fake_frame(family, frame, lms, rng, other), frame, match)
 
 
 def _fake_frame(family, frame, lms, rng, other):
@@ -352,10 +361,7 @@ def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.G
     (`match_sharpness_regions`), False not at all.
     """
     out = _fake_clip(family, frames, lms, rng, other)
-    if not match:
-        return out
-    fn = match_sharpness_regions if match == "regions" else match_sharpness
-    return np.stack([fn(f, r) for f, r in zip(out, frames)])
+    return np.stack([matched(f, r, match) for f, r in zip(out, frames)]) if match else out
 
 
 def _per_frame(fn, p: dict, frames, lms, rng: np.random.Generator, flicker: bool) -> np.ndarray:

@@ -56,6 +56,7 @@ class PackConfig:
     pseudo_val: int = 120
     val_frames: int = 600  # real validation frames (each with one fake) for stage-1 model selection
     clip_match: bool | str = True  # stage-2 fake clips: sharpness matched in the face centre, or "regions"
+    frame_match: bool | str = True  # stage-1 fake frames: the same choice (families.matched)
 
 
 def _pool(stills: dict, clips: dict, split: str):
@@ -109,7 +110,7 @@ def pack_batch(pool, cfg: TrainConfig, pc: PackConfig, rng: np.random.Generator)
         img, lms, ident = _draw_real(pool, pc.still_share, rng)
         fam, other = _swap_partner(pool, _family(pc, rng), ident, rng)
         reals.append(img)
-        fakes.append(F.fake_frame(fam, img, lms, rng, other))
+        fakes.append(F.fake_frame(fam, img, lms, rng, other, match=pc.frame_match))
     batch = np.stack([_finish(f, rng) for f in reals + fakes])
     return batch, np.r_[np.zeros(half, np.int64), np.ones(half, np.int64)]
 
@@ -122,7 +123,7 @@ def val_frames(pool, pc: PackConfig, seed: int = 99):
     for k in range(pc.val_frames):
         img, lms, ident = _draw_real(pool, pc.still_share, rng)
         fam, other = _swap_partner(pool, names[k % len(names)], ident, rng)
-        xs += [_finish(img, rng), _finish(F.fake_frame(fam, img, lms, rng, other), rng)]
+        xs += [_finish(img, rng), _finish(F.fake_frame(fam, img, lms, rng, other, match=pc.frame_match), rng)]
         ys += [0, 1]
         fams += ["real", fam]
     return np.stack(xs)[:, None], np.array(ys, np.int64), np.array(fams)
@@ -163,6 +164,10 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
         fams += ["real", fam]
         srcs += [src, src]
     return np.stack(xs), np.array(ys, np.int64), np.array(fams), np.array(srcs)
+
+
+def _match_note(match: bool | str) -> str:
+    return {True: "in the face centre", "regions": "in the face centre and the periphery separately"}.get(match, "not")
 
 
 def auc_by_family(y: np.ndarray, p: np.ndarray, fams: np.ndarray) -> dict:
@@ -222,8 +227,9 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     training = {
         "recipe": init_note + f"stage 1: frame-level (Adam, cosine lr {cfg.frame_lr}, batch {cfg.frame_batch} = "
                   f"{cfg.frame_batch // 2} real frames ({pc.still_share:.0%} stills) + a fresh fake of each, "
-                  f"families {dict(pc.weights)}; flip/rotate/zoom/colour/resolution/sharpen/JPEG/noise on both "
-                  f"classes); stage 2: frozen backbone, LSTM+head on cached features of {len(ytr)} clips (real "
+                  f"families {dict(pc.weights)}, sharpness matched {_match_note(pc.frame_match)}; "
+                  f"flip/rotate/zoom/colour/resolution/sharpen/JPEG/noise on both classes); stage 2: frozen backbone, "
+                  f"LSTM+head on cached features of {len(ytr)} clips (real "
                   f"speaker clips + {pc.pseudo_train} still pseudo-clips, one paired fake clip each of "
                   f"{list(pc.clip_families)}), early stopping on held-out identities",
         "config": dataclasses.asdict(cfg), "pack_config": dataclasses.asdict(pc), "pack": info,
@@ -249,6 +255,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=150)
     p.add_argument("--backbone", help="override the registry's backbone (e.g. resnet18 for quick tests)")
     p.add_argument("--trained-on", default="", help="text for the model card")
+    p.add_argument("--match", default="centre", choices=["centre", "regions"],
+                   help="sharpness matching of every fake (frames and clips): face centre, or centre and "
+                        "periphery separately (families.match_sharpness_regions)")
     p.set_defaults(func=_cmd)
 
 
@@ -258,6 +267,8 @@ def _cmd(a: argparse.Namespace) -> int:
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
     if a.out:
         extra["name"] = a.out.name.removesuffix(".safetensors")
-    _, spec = train_pack(a.pack, a.run, cfg, PackConfig(), a.budget_min, a.out, extra)
+    match = True if a.match == "centre" else "regions"
+    pc = PackConfig(clip_match=match, frame_match=match)
+    _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")
     return 0

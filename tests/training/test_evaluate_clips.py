@@ -89,6 +89,8 @@ def test_counts_no_face_failed_and_rows(first_run):
     o = res["overall"]
     for k in ("roc_auc", "eer", "log_loss", "accuracy", "precision", "recall", "f1", "fpr", "tpr"):
         assert k in o
+    lo, hi = o["roc_auc_ci95"]  # two clips a class: the interval is wide and holds the estimate
+    assert lo <= o["roc_auc"] <= hi
     assert o["confusion"]["tn"] + o["confusion"]["fp"] == 2
     assert o["fpr"] == o["flagged_real"] / 2
     assert set(res["per_family"]) == {"self-blend", "face-swap", "real", "not in manifest"}
@@ -178,3 +180,31 @@ def test_old_sidecar_without_calibration_loads():
 
     s = ModelSpec.from_dict({"name": "x", "threshold": 0.5})
     assert s.calibration == {}
+
+
+def test_auc_intervals_cover_the_estimate_narrow_with_clips_and_pair_models():
+    """Bootstrap intervals of the ROC-AUC: contain the point estimate, shrink as clips are added, are
+    degenerate for a perfect ranking, deterministic per seed; the paired difference of a model with
+    itself is exactly 0, and a clearly better model's interval excludes 0."""
+    from detector.training.evaluate import roc_auc, roc_auc_ci, roc_auc_diff_ci
+
+    rng = np.random.default_rng(0)
+
+    def scores(n, shift):
+        y = np.r_[np.zeros(n, int), np.ones(n, int)]
+        return y, rng.normal(size=2 * n) + shift * y
+
+    y, p = scores(37, 0.8)
+    lo, hi = roc_auc_ci(y, p)
+    assert lo < roc_auc(y, p) < hi and hi - lo > 0.1
+    assert (lo, hi) == roc_auc_ci(y, p)
+    yb, pb = scores(1000, 0.8)
+    assert np.subtract(*roc_auc_ci(yb, pb)[::-1]) < 0.4 * (hi - lo)
+    assert roc_auc_ci(y, y.astype(float)) == (1.0, 1.0)
+    assert all(np.isnan(roc_auc_ci(np.zeros(5, int), np.arange(5.0))))
+    assert roc_auc_diff_ci(y, p, p) == (0.0, 0.0, 0.0)
+    better = p + 3.0 * y
+    diff, dlo, dhi = roc_auc_diff_ci(y, p, better)
+    assert diff > 0 and dlo > 0
+    worse = roc_auc_diff_ci(y, better, p)
+    assert worse[0] == -diff and worse[2] < 0

@@ -123,6 +123,18 @@ def test_region_matching_fixes_a_soft_periphery_that_centre_matching_leaves(crop
                        match="regions").shape == crop_clips[0][0].shape
 
 
+def test_frame_fakes_take_the_same_matching_choice_as_clips(crop_clips):
+    """fake_frame(match=...) is the unmatched fake passed through families.matched; a typo is an error."""
+    frame, lm = crop_clips[0][0, 1], crop_clips[1][0, 1]
+    raw = F.fake_frame("resynth", frame, lm, np.random.default_rng(3), match=False)
+    for match, fn in ((True, F.match_sharpness), ("regions", F.match_sharpness_regions)):
+        got = F.fake_frame("resynth", frame, lm, np.random.default_rng(3), match=match)
+        assert np.array_equal(got, fn(raw, frame))
+    assert not np.array_equal(F.matched(raw, frame, True), F.matched(raw, frame, "regions"))
+    with pytest.raises(ValueError, match="'regions'"):
+        F.matched(raw, frame, "region")
+
+
 def test_unknown_family_and_swap_without_other(crop_clips):
     crops, lms = crop_clips
     with pytest.raises(ValueError, match="unknown family"):
