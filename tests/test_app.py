@@ -162,6 +162,10 @@ def test_model_card_lists_calibration_and_devset_per_family():
     card = app_logic.model_card_markdown(ModelSpec(name="m", trained=True, calibration=cal,
                                                    metrics={"devset": dev}))
     assert "| lip-sync | 17 | 0 | 9 (53%) | 2 | 0.700 |" in card
+    dev = {**dev, "roc_auc_ci95": [0.48, 0.74]}  # figures stored since the intervals: shown with them
+    dev["per_family"]["lip-sync"]["roc_auc_vs_all_real_ci95"] = [0.52, 0.86]
+    card_ci = app_logic.model_card_markdown(ModelSpec(name="m", trained=True, calibration=cal, metrics={"devset": dev}))
+    assert "| 0.610 (95% CI 0.48-0.74) |" in card_ci and "| 0.700 (95% CI 0.52-0.86) |" in card_ci
     assert "2 of 40 real are flagged" in card and "threshold **0.800**" in card
     assert "not calibrated" not in card
     assert "none: p(fake) is the raw" in app_logic.model_card_markdown(ModelSpec(name="m"))

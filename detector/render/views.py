@@ -313,6 +313,9 @@ def devset_markdown(dev: dict | None) -> list[str]:
     def pct(x) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
+    def auc_text(a, ci) -> str:  # the interval says how little a few dozen clips can tell apart
+        return "n/a" if a is None else f"{a:.3f}" + (" (95% CI {:.2f}-{:.2f})".format(*ci) if ci else "")
+
     fam = dev.get("per_family", {})
     auc = dev.get("roc_auc")
     lines = ["", f"**Dev set** ({dev.get('data', 'public clips')}; never trained on; threshold "
@@ -323,11 +326,11 @@ def devset_markdown(dev: dict | None) -> list[str]:
              f"{dev.get('flagged_real')} ({pct(dev.get('fpr'))}) | {dev.get('inconclusive_real')} | |",
              f"| all fake | {dev.get('n_fake')} | {dev.get('no_face', {}).get('n_fake', '')} | "
              f"{dev.get('detected_fake')} ({pct(dev.get('tpr'))}) | {dev.get('inconclusive_fake')} | "
-             f"{'n/a' if auc is None else f'{auc:.3f}'} |"]
+             f"{auc_text(auc, dev.get('roc_auc_ci95'))} |"]
     for g, d in fam.items():
         if g == "real":
             continue
-        a = d.get("roc_auc_vs_all_real")
+        a = auc_text(d.get("roc_auc_vs_all_real"), d.get("roc_auc_vs_all_real_ci95"))
         lines.append(f"| {g} | {d.get('n_scored')} | {d.get('n_no_face')} | {d.get('called_fake')} "
-                     f"({pct(d.get('fake_rate'))}) | {d.get('inconclusive')} | {'n/a' if a is None else f'{a:.3f}'} |")
+                     f"({pct(d.get('fake_rate'))}) | {d.get('inconclusive')} | {a} |")
     return lines

@@ -183,8 +183,11 @@ def _group_figures(group: list[dict], scored: list[dict], threshold: float) -> d
     return d
 
 
-def _ci(y: np.ndarray, p: np.ndarray) -> list | None:
-    """95 % bootstrap interval of the ROC-AUC, rounded; None when a class is missing."""
+def _ci(y: np.ndarray, p: np.ndarray, min_per_class: int = 5) -> list | None:
+    """95 % bootstrap interval of the ROC-AUC, rounded; None when a class has fewer than `min_per_class`
+    clips (a bootstrap of one or two fakes only re-draws the reals and looks falsely precise)."""
+    if min(int((y == 1).sum()), int((y == 0).sum())) < min_per_class:
+        return None
     lo, hi = roc_auc_ci(y, p)
     return None if np.isnan(lo) else [round(lo, 4), round(hi, 4)]
 
