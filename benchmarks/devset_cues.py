@@ -95,7 +95,7 @@ def _native(devset: Path, frames: int = 6) -> tuple[list[dict], np.ndarray, np.n
 
     from devset_quick import MANIFEST
 
-    from detector.faces import FaceConfig, find_face_tracks
+    from detector.faces import FaceConfig, find_face_tracks, main_track
     from detector.video import probe, read_frames, sample_indices
 
     rows, y, fam = [], [], []
@@ -106,7 +106,7 @@ def _native(devset: Path, frames: int = 6) -> tuple[list[dict], np.ndarray, np.n
         tracks = find_face_tracks(imgs, FaceConfig(use_encodings=False))
         if not tracks:
             continue
-        tr = max(tracks, key=lambda t: (len(t), t.boxes[0].area))
+        tr = main_track(tracks)
         per = [native_cues(imgs[i], (b.x0, b.y0, b.x1, b.y1)) for i, b in zip(tr.positions, tr.boxes)]
         rows.append({k: float(np.median([p[k] for p in per])) for k in per[0]})
         y.append(int(r["label"] == "fake"))
@@ -127,6 +127,8 @@ def _synthetic(pack: Path, match: bool | str = True) -> tuple[np.ndarray, np.nda
 def main() -> None:
     import argparse
 
+    from detector.training.families import MATCH_BY_NAME
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synthetic", type=Path, help="a training pack: measure its families' clips instead")
     ap.add_argument("--match", default="centre", choices=["centre", "regions", "none"],
@@ -138,7 +140,7 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         rows, y, fam = _native(a.native)
     elif a.synthetic:
-        crops, y, fam = _synthetic(a.synthetic, {"centre": True, "regions": "regions", "none": False}[a.match])
+        crops, y, fam = _synthetic(a.synthetic, MATCH_BY_NAME[a.match])
     elif CACHE.is_file():
         d = np.load(CACHE)
         crops, y, fam = d["crops"], d["label"], d["family"]

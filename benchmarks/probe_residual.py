@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from devset_cues import _highpass  # noqa: E402
 from devset_quick import CACHE, report  # noqa: E402
 
+from detector.training.families import MATCH_BY_NAME  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set  # noqa: E402
 
@@ -76,7 +77,7 @@ def main() -> None:
     t0 = time.time()
     stills, clips = load_pack(a.pack)
     t = int(clips["crops"].shape[1])
-    pc = PackConfig(clip_match=True if a.match == "centre" else "regions")
+    pc = PackConfig(clip_match=MATCH_BY_NAME[a.match])
     xtr, ytr, ftr, _ = clip_set(stills, clips, "train", a.pseudo, pc, t, seed=11)
     xva, yva, fva, _ = clip_set(stills, clips, "val", 120, pc, t, seed=12)
     ptr, pva = residual_pairs(xtr), residual_pairs(xva)

@@ -28,16 +28,22 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from devset_quick import CACHE, report  # noqa: E402
 
+from detector.training.families import MATCH_BY_NAME  # noqa: E402
 from detector.training.train import TrainConfig, cache_features, train_sequence  # noqa: E402
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set  # noqa: E402
 from detector.weights import DEFAULT_WEIGHTS, load_weights  # noqa: E402
 
 
 def _features(model, pack: Path, match: bool | str, cache: Path) -> dict:
-    """Backbone features (N, T, C) of the train/val stage-2 clips, cached in `cache` (torch.save of tensors,
-    arrays of str/int; written and read only here)."""
-    if cache.is_file():
-        return torch.load(cache, weights_only=False)
+    """Backbone features (N, T, C) fp32 of the train/val stage-2 clips, with labels and families, cached in
+    `cache` (.npz of plain arrays: nothing that needs a pickle to read back)."""
+    if not cache.is_file():
+        _cache_features(model, pack, match, cache)
+    with np.load(cache) as z:
+        return {k: torch.from_numpy(z[k]) if k in ("ftr", "fva") else z[k] for k in z.files}
+
+
+def _cache_features(model, pack: Path, match: bool | str, cache: Path) -> None:
     from detector.training.pack import load_pack
 
     stills, clips = load_pack(pack)
@@ -45,10 +51,8 @@ def _features(model, pack: Path, match: bool | str, cache: Path) -> dict:
     pc = PackConfig(clip_match=match)
     xtr, ytr, ftr, _ = clip_set(stills, clips, "train", pc.pseudo_train, pc, t, seed=1)  # train_pack: cfg.seed + 1
     xva, yva, fva, _ = clip_set(stills, clips, "val", pc.pseudo_val, pc, t, seed=2)
-    z = {"ftr": cache_features(model, xtr, "cpu"), "ytr": ytr, "famtr": ftr,
-         "fva": cache_features(model, xva, "cpu"), "yva": yva, "famva": fva}
-    torch.save(z, cache)
-    return z
+    np.savez(cache, ftr=cache_features(model, xtr, "cpu").numpy(), ytr=ytr, famtr=ftr,
+             fva=cache_features(model, xva, "cpu").numpy(), yva=yva, famva=fva)
 
 
 def _pairs(fams: np.ndarray, keep: list[str] | None) -> np.ndarray:
@@ -74,8 +78,8 @@ def main() -> None:
     if not CACHE.is_file():
         sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
     model, spec = load_weights(a.weights)
-    match = True if a.match == "centre" else "regions"
-    z = _features(model, a.pack, match, ROOT / "data" / f"stage2_feats_{spec.weights_sha256[:12]}_{a.match}.pt")
+    z = _features(model, a.pack, MATCH_BY_NAME[a.match],
+                  ROOT / "data" / f"stage2_feats_{spec.weights_sha256[:12]}_{a.match}.npz")
     dev = cache_features(model, np.load(CACHE)["crops"], "cpu")
     report(f"{spec.name} as shipped", _p_fake(model, dev))
     run = ROOT / "data" / "stage2_ablation_run"  # train_sequence's per-epoch log

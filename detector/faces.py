@@ -414,6 +414,11 @@ def track_crops(frames: np.ndarray, track: FaceTrack, config: FaceConfig = FaceC
                      for p, b in zip(track.positions, track.boxes)])
 
 
+def main_track(tracks: list[FaceTrack]) -> FaceTrack:
+    """The clip's main person: the longest track, then the one whose first box is largest."""
+    return max(tracks, key=lambda t: (len(t), t.boxes[0].area))
+
+
 def find_face_tracks(frames: np.ndarray, config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
     """Detect in every frame (uint8 (T, H, W, 3) RGB) and link into tracks."""
     return track_faces(detect_all(frames, config), config)

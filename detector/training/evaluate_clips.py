@@ -189,7 +189,7 @@ def _ci(y: np.ndarray, p: np.ndarray, min_per_class: int = 5) -> list | None:
     if min(int((y == 1).sum()), int((y == 0).sum())) < min_per_class:
         return None
     lo, hi = roc_auc_ci(y, p)
-    return None if np.isnan(lo) else [round(lo, 4), round(hi, 4)]
+    return [round(lo, 4), round(hi, 4)]
 
 
 def _finite(m: dict) -> dict:

@@ -210,6 +210,10 @@ def match_sharpness_regions(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     return np.clip(x + amount * (x - blur) + 0.5, 0, 255).astype(np.uint8)
 
 
+# The command lines' names for the `match` argument of `matched` / fake_frame / fake_clip.
+MATCH_BY_NAME = {"centre": True, "regions": "regions", "none": False}
+
+
 # ---------------------------------------------------------------- one fake frame
 def matched(fake: np.ndarray, real: np.ndarray, match: bool | str) -> np.ndarray:
     """`fake` matched in sharpness to `real`: True in the face centre (`match_sharpness`), "regions" in the

@@ -101,7 +101,7 @@ def clip_crops(path: str, frames: int) -> np.ndarray | None:
 
     Returns uint8 (frames, 112, 112, 3) RGB (a shorter track repeats its last crop), or None if no face.
     """
-    from detector.faces import FaceConfig, find_face_tracks, track_crops
+    from detector.faces import FaceConfig, find_face_tracks, main_track, track_crops
     from detector.video import probe, read_frames, sample_indices
 
     info = probe(path)
@@ -110,7 +110,7 @@ def clip_crops(path: str, frames: int) -> np.ndarray | None:
     tracks = find_face_tracks(imgs, cfg)
     if not tracks:
         return None
-    tr = max(tracks, key=lambda t: (len(t), t.boxes[0].area))
+    tr = main_track(tracks)
     crops = track_crops(imgs, tr, cfg)
     if len(crops) < frames:
         crops = np.concatenate([crops, np.repeat(crops[-1:], frames - len(crops), 0)])

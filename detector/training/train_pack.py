@@ -267,7 +267,7 @@ def _cmd(a: argparse.Namespace) -> int:
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
     if a.out:
         extra["name"] = a.out.name.removesuffix(".safetensors")
-    match = True if a.match == "centre" else "regions"
+    match = F.MATCH_BY_NAME[a.match]
     pc = PackConfig(clip_match=match, frame_match=match)
     _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")
