@@ -1,3 +1,4 @@
 from detector.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a spawned worker re-imports the main module
+    raise SystemExit(main())

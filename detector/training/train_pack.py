@@ -19,6 +19,7 @@ it and on the public dev set (never trained on), then calibrated (`deepfake-fore
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import time
@@ -115,6 +116,59 @@ def pack_batch(pool, cfg: TrainConfig, pc: PackConfig, rng: np.random.Generator)
     return batch, np.r_[np.zeros(half, np.int64), np.ones(half, np.int64)]
 
 
+# ---------------------------------------------------------------- stage-1 batches in worker processes
+# Why: one batch costs ~0.1 s of numpy/OpenCV on one core (fakes, augmentation, codec damage), about what
+# a GPU needs for the whole ResNeXt50 step: in one process a lent GPU would wait on the CPU most of the
+# time. Workers are spawned, not forked: a child forked after OpenCV's or OpenMP's thread pools have
+# started can deadlock on a lock held at the fork (seen here). Each worker gets the pool arrays once
+# (~100 MB, in memory, from this process: never a file).
+_WORKER: tuple | None = None
+
+
+def _worker_init(pool, cfg: TrainConfig, pc: PackConfig) -> None:
+    global _WORKER
+    import cv2
+
+    cv2.setNumThreads(1)  # the parallelism is across workers
+    _WORKER = (pool, cfg, pc)
+
+
+def _worker_batch(seed: int):
+    pool, cfg, pc = _WORKER
+    return pack_batch(pool, cfg, pc, np.random.default_rng(seed))
+
+
+class BatchPrefetcher:
+    """A `batch_fn(rng)` for `train_frames` whose batches are made by `workers` spawned processes.
+
+    Batch k is `pack_batch(pool, cfg, pc, default_rng(seed_k))` with seed_k the k-th draw from the
+    caller's rng, so the batches depend on that rng alone, not on the number of workers; `depth`
+    batches are in flight at once. Use as a context manager (the workers end with it).
+    """
+
+    def __init__(self, pool, cfg: TrainConfig, pc: PackConfig, workers: int, depth: int | None = None) -> None:
+        import multiprocessing as mp
+        from collections import deque
+
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, not {workers}")
+        self._pool = mp.get_context("spawn").Pool(workers, _worker_init, (pool, cfg, pc))
+        self._depth = depth or 2 * workers
+        self._queue = deque()
+
+    def __call__(self, rng: np.random.Generator):
+        while len(self._queue) < self._depth:
+            self._queue.append(self._pool.apply_async(_worker_batch, (int(rng.integers(1 << 62)),)))
+        return self._queue.popleft().get()
+
+    def __enter__(self) -> BatchPrefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+
 def val_frames(pool, pc: PackConfig, seed: int = 99):
     """Fixed validation frames: x uint8 (N, 1, S, S, 3), y (N,), family per row ('real' for reals)."""
     rng = np.random.default_rng(seed)
@@ -182,8 +236,13 @@ def auc_by_family(y: np.ndarray, p: np.ndarray, fams: np.ndarray) -> dict:
 
 
 def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackConfig(), budget_min: float = 90.0,
-               out: Path | None = None, spec_extra: dict | None = None):
-    """Both stages on the pack; returns (model, spec) and writes `out` when given."""
+               out: Path | None = None, spec_extra: dict | None = None, workers: int = 0):
+    """Both stages on the pack; returns (model, spec) and writes `out` when given.
+
+    workers: 0 makes stage-1 batches in this process; N >= 1 in N spawned processes (`BatchPrefetcher`:
+    for a GPU, which one CPU core cannot keep busy; the batches differ from the in-process draw).
+    """
+
     from detector.weights import save_weights
 
     torch.manual_seed(cfg.seed)
@@ -194,11 +253,14 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     t_start = time.time()
     stills, clips = load_pack(pack)
     t = int(clips["crops"].shape[1])
-    model, spec, init_note = build_for_training(cfg, t, stills["crops"].shape[1], device)
     train_pool, val_pool = _pool(stills, clips, "train"), _pool(stills, clips, "val")
+    batches = BatchPrefetcher(train_pool, cfg, pc, workers) if workers else contextlib.nullcontext(
+        lambda rng: pack_batch(train_pool, cfg, pc, rng))
+    model, spec, init_note = build_for_training(cfg, t, stills["crops"].shape[1], device)
     xv, yv, fv = val_frames(val_pool, pc)
     deadline = t_start + budget_min * 60 * 0.85  # the rest: stage-2 clips, features, LSTM, saving
-    train_frames(model, lambda rng: pack_batch(train_pool, cfg, pc, rng), (xv, yv), run, cfg, deadline, device)
+    with batches as batch_fn:
+        train_frames(model, batch_fn, (xv, yv), run, cfg, deadline, device)
     best1 = torch.load(run / "stage1_best.pt", map_location=device, weights_only=True)
     model.backbone.load_state_dict(best1["backbone"])
     head = torch.nn.Linear(model.backbone.num_features, 2).to(device)
@@ -235,7 +297,7 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
         "config": dataclasses.asdict(cfg), "pack_config": dataclasses.asdict(pc), "pack": info,
         "val_frame_auc_per_family": frame_auc, "val_clip_auc_per_family": clip_auc, "stage2": seq,
         "train_clips_stage2": int(len(ytr)), "val_clips_stage2": int(len(yva)),
-        "wall_time_s": round(wall, 1), "device": device}
+        "wall_time_s": round(wall, 1), "device": device, "batch_workers": workers}
     spec = dataclasses.replace(spec, trained=True, training=training, **(spec_extra or {}))
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     if out is not None:
@@ -255,6 +317,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=150)
     p.add_argument("--backbone", help="override the registry's backbone (e.g. resnet18 for quick tests)")
     p.add_argument("--trained-on", default="", help="text for the model card")
+    p.add_argument("--workers", type=int, default=0,
+                   help="make stage-1 batches in N worker processes (a GPU needs ~8; 0: in this process)")
     p.add_argument("--match", default="centre", choices=["centre", "regions"],
                    help="sharpness matching of every fake (frames and clips): face centre, or centre and "
                         "periphery separately (families.match_sharpness_regions)")
@@ -269,6 +333,6 @@ def _cmd(a: argparse.Namespace) -> int:
         extra["name"] = a.out.name.removesuffix(".safetensors")
     match = F.MATCH_BY_NAME[a.match]
     pc = PackConfig(clip_match=match, frame_match=match)
-    _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra)
+    _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra, a.workers)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")
     return 0

@@ -190,6 +190,50 @@ def test_pack_batch_pairs_each_fake_with_its_real(tmp_path, crop_clips):
     assert np.array_equal(x, x2)
 
 
+def test_carry_pack_round_trips_without_pickles(tmp_path, crop_clips):
+    """The compact pack for a GPU machine: the same arrays as the pack, crops within WebP's error, splits kept."""
+    from detector.training.pack import CARRY_FILE, compact, load_pack
+
+    stills, clips = _tiny_pack(tmp_path, crop_clips)
+    info = compact(tmp_path, tmp_path / "carry", quality=90, splits=("train",))
+    assert info["stills"] == 6 and info["clips"] == 1
+    assert info["bytes"] < 0.2 * (stills["crops"].nbytes + clips["crops"].nbytes)
+    np.load(tmp_path / "carry" / CARRY_FILE, allow_pickle=False)["stills.identity"]  # plain arrays only
+    s2, c2 = load_pack(tmp_path / "carry")  # load_pack reads a carry folder as it reads a pack
+    keep_s, keep_c = stills["split"] == "train", clips["split"] == "train"
+    assert set(s2) == set(stills) and set(c2) == set(clips)
+    for a, b, keep in ((s2, stills, keep_s), (c2, clips, keep_c)):
+        assert a["crops"].shape == b["crops"][keep].shape and a["crops"].dtype == np.uint8
+        err = a["crops"].astype(np.float32) - b["crops"][keep]
+        assert 10 * np.log10(255 ** 2 / np.mean(err ** 2)) > 30  # PSNR in dB
+        assert np.abs(a["landmarks"] - b["landmarks"][keep]).max() < 0.1
+        assert list(a["identity"]) == list(b["identity"][keep]) and set(a["split"]) == {"train"}
+    assert int(c2["dropped"]) == 0
+    with pytest.raises(ValueError, match="quality"):
+        compact(tmp_path, tmp_path / "carry2", quality=0)
+
+
+def test_batch_prefetcher_draws_the_same_batches_whatever_the_workers(tmp_path, crop_clips):
+    """Batch k comes from the k-th seed of the caller's rng: the same with 1 or 2 workers, and as in-process."""
+    from detector.training.train import TrainConfig
+    from detector.training.train_pack import BatchPrefetcher, PackConfig, _pool, pack_batch
+
+    stills, clips = _tiny_pack(tmp_path, crop_clips)
+    pool, cfg, pc = _pool(stills, clips, "train"), TrainConfig(frame_batch=4), PackConfig()
+    runs = []
+    for workers in (1, 2):
+        with BatchPrefetcher(pool, cfg, pc, workers) as fn:
+            rng = np.random.default_rng(5)
+            runs.append([fn(rng) for _ in range(3)])
+    seeds = np.random.default_rng(5).integers(1 << 62, size=3)
+    direct = [pack_batch(pool, cfg, pc, np.random.default_rng(int(s))) for s in seeds]
+    for a, b, c in zip(runs[0], runs[1], direct):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[0], c[0]) and list(a[1]) == [0, 0, 1, 1]
+    assert not np.array_equal(runs[0][0][0], runs[0][1][0])  # successive batches differ
+    with pytest.raises(ValueError, match="workers"):
+        BatchPrefetcher(pool, cfg, pc, 0)
+
+
 @pytest.mark.slow
 def test_train_pack_end_to_end(tmp_path, crop_clips):
     from detector.training.train import TrainConfig
