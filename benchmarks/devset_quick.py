@@ -9,6 +9,9 @@ seconds, per family. It reads data/devset (restored, never committed) and ../sha
     python benchmarks/devset_quick.py cache                      # once: data/devset_crops.npz
     python benchmarks/devset_quick.py score weights/X.safetensors runs/pack1/stage1_best.pt ...
     python benchmarks/devset_quick.py compare weights/DEFAULT.safetensors runs/pack4/out/NEW.safetensors
+    python benchmarks/devset_quick.py cache --windows 3                    # 3 windows of 20 frames 0.15 s apart
+    python benchmarks/devset_quick.py compare W W --windows 3 --old-plain  # windows vs the product's sampling
+    python benchmarks/devset_quick.py compare W W --canon 80 --old-plain   # crops at 80 px and back vs as is
 
 Every AUC comes with its 95 % bootstrap interval, and `compare` gives the paired interval of the
 difference: with 36 real and 38 fake clips, a change of a few hundredths is noise.
@@ -31,31 +34,93 @@ CACHE = ROOT / "data" / "devset_crops.npz"
 MANIFEST = ROOT.parent / "shared" / "devset" / "MANIFEST.tsv"
 
 
-def cache(devset: Path, frames: int) -> None:
+def cache(devset: Path, frames: int, windows: int = 0, spacing_s: float = 0.15) -> None:
+    """Write CACHE (frames spread over the whole clip, as the product samples), or with `windows` K the
+    window cache `window_cache(K, spacing_s)`: crops (N, K, T, S, S, 3), K windows of T frames
+    `spacing_s` apart (the training clips' spacing: 20 frames of a 3-s GRID clip lie ~0.15 s apart),
+    centred in K equal segments of the clip, for the clips of CACHE."""
     from detector.training.prepare import clip_crops
 
     rows = list(csv.DictReader(open(MANIFEST), delimiter="\t"))
+    if windows:
+        paths = [str(p) for p in np.load(CACHE)["path"]]
+        rows = [next(r for r in rows if r["local_file"] == p) for p in paths]
     crops, keep = [], []
     for i, r in enumerate(rows):
         path = devset / r["local_file"].removeprefix("clips/")
-        c = clip_crops(str(path), frames)
+        c = _window_crops(str(path), frames, windows, spacing_s) if windows else clip_crops(str(path), frames)
         print(f"{i + 1}/{len(rows)} {path.name}: {'no face' if c is None else 'ok'}", flush=True)
         if c is not None:
             crops.append(c)
             keep.append(r)
-    np.savez(CACHE, crops=np.stack(crops), label=np.array([int(r["label"] == "fake") for r in keep]),
+    out = window_cache(windows, spacing_s) if windows else CACHE
+    np.savez(out, crops=np.stack(crops), label=np.array([int(r["label"] == "fake") for r in keep]),
              family=np.array([r["family"] for r in keep]), method=np.array([r["method"] for r in keep]),
              path=np.array([r["local_file"] for r in keep]))
 
 
+def window_cache(windows: int, spacing_s: float) -> Path:
+    return CACHE.with_name(f"devset_crops_w{windows}_{spacing_s:g}s.npz")
+
+
+def _window_crops(path: str, frames: int, windows: int, spacing_s: float) -> np.ndarray | None:
+    """uint8 (windows, frames, S, S, 3): the main face in each window; a window without a face repeats another."""
+    from detector.faces import FaceConfig, find_face_tracks, main_track, track_crops
+    from detector.video import probe, read_frames
+
+    info = probe(path)
+    n = info.frame_count
+    step = max(1, round(info.fps * spacing_s))
+    if (frames - 1) * step + 1 > n:  # a short clip: the widest spacing that fits
+        step = max(1, (n - 1) // (frames - 1))
+    span, seg, cfg = (frames - 1) * step + 1, n / windows, FaceConfig(use_encodings=False)
+    out = []
+    for k in range(windows):
+        start = int(min(max(0.0, seg * k + seg / 2 - span / 2), max(0, n - span)))
+        imgs, _ = read_frames(path, sorted({min(n - 1, start + j * step) for j in range(frames)}), info)
+        tracks = find_face_tracks(imgs, cfg)
+        if tracks:
+            c = track_crops(imgs, main_track(tracks), cfg)
+            out.append(np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)])[:frames])
+        else:
+            out.append(None)
+    found = [c for c in out if c is not None]
+    return np.stack([c if c is not None else found[0] for c in out]) if found else None
+
+
+def canonical(x: np.ndarray, side: int) -> np.ndarray:
+    """uint8 (..., S, S, 3) -> each image down-sampled to side x side (INTER_AREA) and back (bilinear); 0: as is.
+
+    Test-time removal of the finest scales, where camera, codec and resampling differ between sources."""
+    if not side:
+        return x
+    import cv2
+
+    flat = x.reshape(-1, *x.shape[-3:])
+    s = flat.shape[1]
+    return np.stack([cv2.resize(cv2.resize(i, (side, side), interpolation=cv2.INTER_AREA), (s, s),
+                                interpolation=cv2.INTER_LINEAR) for i in flat]).reshape(x.shape)
+
+
 @torch.no_grad()
-def score(target: str) -> np.ndarray:
-    """p_fake per cached clip from a weights file (.safetensors) or a stage-1 checkpoint (.pt)."""
+def score(target: str, cache_file: Path = CACHE, canon: int = 0) -> np.ndarray:
+    """p_fake per cached clip from a weights file (.safetensors) or a stage-1 checkpoint (.pt).
+
+    A window cache (crops (N, K, T, S, S, 3)) is scored window by window; a clip's logit is the mean of its
+    K windows' logits. canon: `canonical` applied to every crop first."""
+    crops = canonical(np.load(cache_file)["crops"], canon)
+    if crops.ndim == 6:
+        n, k = crops.shape[:2]
+        p = _score(target, crops.reshape(n * k, *crops.shape[2:])).reshape(n, k).clip(1e-6, 1 - 1e-6)
+        return 1 / (1 + np.exp(-np.log(p / (1 - p)).mean(1)))
+    return _score(target, crops)
+
+
+def _score(target: str, crops: np.ndarray) -> np.ndarray:
     from detector.model import build_model
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
-    d = np.load(CACHE)
-    x = torch.from_numpy(d["crops"]).permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, S, S) uint8
+    x = torch.from_numpy(crops).permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, S, S) uint8
     if target.endswith(".safetensors"):
         model, _ = load_weights(target)
         return np.concatenate([torch.softmax(model(x[i:i + 8]), -1)[:, 1].numpy() for i in range(0, len(x), 8)])
@@ -106,20 +171,35 @@ def main() -> None:
     c = sub.add_parser("cache")
     c.add_argument("--devset", type=Path, default=ROOT / "data" / "devset")
     c.add_argument("--frames", type=int, default=20)
+    c.add_argument("--windows", type=int, default=0, metavar="K",
+                   help="K windows of frames --spacing-s apart instead of frames spread over the clip")
+    c.add_argument("--spacing-s", type=float, default=0.15)
     s = sub.add_parser("score")
     s.add_argument("targets", nargs="+")
     c = sub.add_parser("compare", help="paired bootstrap interval of AUC(new) - AUC(old), overall and per family")
     c.add_argument("old")
     c.add_argument("new")
+    for p in (s, c):
+        p.add_argument("--windows", type=int, default=0, metavar="K",
+                       help="score the window cache of `cache --windows K`")
+        p.add_argument("--spacing-s", type=float, default=0.15)
+        p.add_argument("--canon", type=int, default=0, metavar="SIDE",
+                       help="crops down-sampled to SIDE px and back first")
+    c.add_argument("--old-plain", action="store_true",
+                   help="score OLD on the plain cache as is (compares a sampling or --canon against the product's)")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if a.cmd == "cache":
-        cache(a.devset, a.frames)
-    elif a.cmd == "compare":
-        compare(score(a.old), score(a.new), f"{Path(a.new).name} - {Path(a.old).name}")
+        cache(a.devset, a.frames, a.windows, a.spacing_s)
+        return
+    cache_file = window_cache(a.windows, a.spacing_s) if a.windows else CACHE
+    if a.cmd == "compare":
+        old = score(a.old) if a.old_plain else score(a.old, cache_file, a.canon)
+        compare(old, score(a.new, cache_file, a.canon), f"{Path(a.new).name} - {Path(a.old).name}")
     else:
+        tag = (f", {a.windows} windows" if a.windows else "") + (f", canon {a.canon}" if a.canon else "")
         for t in a.targets:
-            report(Path(t).name, score(t))
+            report(Path(t).name + tag, score(t, cache_file, a.canon))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from devset_quick import CACHE, report  # noqa: E402
+from devset_quick import CACHE, canonical, report  # noqa: E402
 
 from detector.training import families as F  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
@@ -95,7 +95,7 @@ def _logits(net: FrameNet, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def chance_band(n: int) -> None:
+def chance_band(n: int, canon: int = 0) -> None:
     """Dev-set ROC-AUC of n untrained FrameNets (seeds 0..n-1; eval mode: BatchNorm is the identity)."""
     from detector.training.evaluate import roc_auc
 
@@ -104,7 +104,7 @@ def chance_band(n: int) -> None:
     aucs = []
     for seed in range(n):
         torch.manual_seed(seed)
-        p = _logits(FrameNet(), x.reshape(-1, *x.shape[2:])).reshape(x.shape[:2]).mean(1)
+        p = _logits(FrameNet(), canonical(x.reshape(-1, *x.shape[2:]), canon)).reshape(x.shape[:2]).mean(1)
         aucs.append(roc_auc(y, p))
     a = np.sort(aucs)
     print(f"{n} untrained networks, dev-set ROC-AUC: min {a[0]:.3f}, median {np.median(a):.3f}, max {a[-1]:.3f}, "
@@ -117,12 +117,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--pack", type=Path, default=ROOT / "data" / "pack")
     ap.add_argument("--untrained", type=int, default=0, metavar="N", help="only score N untrained networks")
+    ap.add_argument("--canon", type=int, default=0, metavar="SIDE",
+                    help="train and score on crops down-sampled to SIDE px and back (`canonical`); 0: as is")
     a = ap.parse_args()
     if not CACHE.is_file():
         sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
     torch.set_num_threads(2)
     if a.untrained:
-        return chance_band(a.untrained)
+        return chance_band(a.untrained, a.canon)
     torch.manual_seed(0)
     F.fake_frame = _with_candidate(F.fake_frame)  # pack_batch and val_frames look it up in the module
     stills, clips = load_pack(a.pack)
@@ -136,16 +138,18 @@ def main() -> None:
     deadline, step = time.time() + a.minutes * 60, 0
     while time.time() < deadline:
         xb, yb = pack_batch(train_pool, cfg, pc, rng)
+        xb = canonical(xb, a.canon)
         loss = nn.functional.binary_cross_entropy_with_logits(net(_tensor(xb)), torch.from_numpy(yb).float())
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
-    val = auc_by_family(yv, _logits(net, xv[:, 0]), fv)
+    val = auc_by_family(yv, _logits(net, canonical(xv[:, 0], a.canon)), fv)
     print(f"{a.mix}: {step} steps in {a.minutes:g} min; held-out synthetic {val}", flush=True)
     d = np.load(CACHE)["crops"]
     n, t = d.shape[:2]
-    report(f"probe {a.mix}, dev set", _logits(net, d.reshape(n * t, *d.shape[2:])).reshape(n, t).mean(1))
+    tag = f"probe {a.mix}" + (f", canon {a.canon}" if a.canon else "")
+    report(f"{tag}, dev set", _logits(net, canonical(d.reshape(n * t, *d.shape[2:]), a.canon)).reshape(n, t).mean(1))
 
 
 if __name__ == "__main__":
