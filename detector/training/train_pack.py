@@ -317,6 +317,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=150)
     p.add_argument("--backbone", help="override the registry's backbone (e.g. resnet18 for quick tests)")
     p.add_argument("--trained-on", default="", help="text for the model card")
+    p.add_argument("--frame-batch", type=int, default=TrainConfig.frame_batch,
+                   help="stage-1 batch (half real, half their fakes); a GPU is better used at 128")
     p.add_argument("--workers", type=int, default=0,
                    help="make stage-1 batches in N worker processes (a GPU needs ~8; 0: in this process)")
     p.add_argument("--match", default="centre", choices=["centre", "regions"],
@@ -326,8 +328,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd(a: argparse.Namespace) -> int:
+    if a.frame_batch < 2 or a.frame_batch % 2:
+        raise SystemExit(f"--frame-batch must be an even number >= 2 (half real, half fake), not {a.frame_batch}")
     cfg = TrainConfig(frame_steps=a.frame_steps, init=a.init, frame_lr=a.lr, eval_every=a.eval_every,
-                      backbone=a.backbone, online_fakes=False)
+                      backbone=a.backbone, online_fakes=False, frame_batch=a.frame_batch)
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
     if a.out:
         extra["name"] = a.out.name.removesuffix(".safetensors")
