@@ -16,6 +16,8 @@ way it points, so that a training family can be made to teach it:
     python benchmarks/devset_cues.py        # needs data/devset_crops.npz (devset_quick.py cache)
     python benchmarks/devset_cues.py --synthetic data/pack   # the same on the training families' clips
     python benchmarks/devset_cues.py --native data/devset    # full-resolution frames, not 112-px crops
+    python benchmarks/devset_cues.py --gap data/pack         # dev reals against the training reals
+    python benchmarks/devset_cues.py --gap data/pack --cache data/devset_crops_w3_0.15s.npz  # same spacing
 
 `--synthetic` prints the same table for the stage-2 clips of held-out validation identities
 (train_pack.clip_set: real clips and still pseudo-clips, one paired fake clip of every family): a
@@ -124,6 +126,28 @@ def _synthetic(pack: Path, match: bool | str = True) -> tuple[np.ndarray, np.nda
     return x, y, fam
 
 
+def gap(pack: Path, cache: Path = CACHE) -> None:
+    """Each statistic's mean on the pack's held-out real clips (validation identities, the families' reals)
+    against the dev set's real and fake clips, and each clip's summed |z| (z against those training reals):
+    whether the training reals cover real-world real video at all. A window cache (`devset_quick.py cache
+    --windows K`, frames 0.15 s apart as in the training clips) is read through its middle window."""
+    xs, ys, _ = _synthetic(pack)
+    train = np.array([list(cues(c).values()) for c in xs[ys == 0]])
+    d = np.load(cache)
+    crops = d["crops"][:, d["crops"].shape[1] // 2] if d["crops"].ndim == 6 else d["crops"]
+    dev = np.array([list(cues(c).values()) for c in crops])
+    y, fam = d["label"], d["family"]
+    mu, sd = train.mean(0), train.std(0)
+    z = lambda a: np.abs((a - mu) / sd).sum(1)  # noqa: E731
+    fakes = sorted(set(fam[y == 1]))
+    print(f"{'statistic':<22}{'training reals':>16}{'dev reals':>12}" + "".join(f"{f:>20}" for f in fakes))
+    for j, k in enumerate(cues(xs[0])):
+        print(f"{k:<22}{mu[j]:>9.3f} ±{sd[j]:<5.3f}{dev[y == 0, j].mean():>12.3f}"
+              + "".join(f"{dev[fam == f, j].mean():>20.3f}" for f in fakes))
+    print(f"median summed |z|: held-out training reals {np.median(z(train)):.1f}, "
+          f"dev reals {np.median(z(dev[y == 0])):.1f}, dev fakes {np.median(z(dev[y == 1])):.1f}")
+
+
 def main() -> None:
     import argparse
 
@@ -134,7 +158,12 @@ def main() -> None:
     ap.add_argument("--match", default="centre", choices=["centre", "regions", "none"],
                     help="with --synthetic: how the fake clips are matched in sharpness")
     ap.add_argument("--native", type=Path, help="the restored dev set (data/devset): measure full-resolution frames")
+    ap.add_argument("--gap", type=Path, metavar="PACK",
+                    help="how far the dev set's real clips lie from the training pack's held-out real clips")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="with --gap: the dev-set crop cache to read")
     a = ap.parse_args()
+    if a.gap:
+        return gap(a.gap, a.cache)
     rows = None
     if a.native:
         sys.path.insert(0, str(ROOT / "benchmarks"))
