@@ -355,16 +355,18 @@ def animate(frame: np.ndarray, lms: np.ndarray, t: int, rng: np.random.Generator
 
 
 def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
-              other: tuple[np.ndarray, np.ndarray] | None = None, match: bool | str = True) -> np.ndarray:
+              other: tuple[np.ndarray, np.ndarray] | None = None, match: bool | str = True,
+              motion: float = 1.0) -> np.ndarray:
     """A fake clip of `family` made from the real clip `frames` uint8 (T, S, S, 3), lms (T, 68, 2).
 
     Parameters are drawn once per clip; with probability 1/2 the blend strength flickers per frame (2e).
     "animate" drives frame 0 (see `animate`); "swap" needs `other` = (frames, lms) of another identity.
     Each fake frame is matched in sharpness to the real frame at the same time step: match=True in the
     face centre (`match_sharpness`), "regions" in the centre and the periphery separately
-    (`match_sharpness_regions`), False not at all.
+    (`match_sharpness_regions`), False not at all. motion: the movement scale of "animate" (as the real
+    pseudo-clip it pairs with was made).
     """
-    out = _fake_clip(family, frames, lms, rng, other)
+    out = _fake_clip(family, frames, lms, rng, other, motion)
     return np.stack([matched(f, r, match) for f, r in zip(out, frames)]) if match else out
 
 
@@ -379,10 +381,10 @@ def _per_frame(fn, p: dict, frames, lms, rng: np.random.Generator, flicker: bool
     return np.stack(out)
 
 
-def _fake_clip(family, frames, lms, rng, other):
+def _fake_clip(family, frames, lms, rng, other, motion=1.0):
     t = len(frames)
     if family == "animate":
-        return animate(frames[0], lms[0], t, rng)
+        return animate(frames[0], lms[0], t, rng, motion)
     if family == "sbi":
         return synth.sbi_clip(frames, lms, rng)[0]
     if family == "swap":

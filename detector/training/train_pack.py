@@ -55,6 +55,10 @@ class PackConfig:
     clip_families: tuple[str, ...] = ("sbi", "region", "swap", "resynth", "warp", "animate")
     pseudo_train: int = 320  # pseudo-clips from training stills for stage 2
     pseudo_val: int = 120
+    # Movement of the still pseudo-clips (families.pseudo_clip's `motion`; their paired "animate" fakes get
+    # the same). 2.0 brings their frame difference and grain persistence to the dev set's real clips'
+    # (benchmarks/devset_cues.py --gap); 1.0, the default's, leaves them at GRID's.
+    pseudo_motion: float = 1.0
     val_frames: int = 600  # real validation frames (each with one fake) for stage-1 model selection
     clip_match: bool | str = True  # stage-2 fake clips: sharpness matched in the face centre, or "regions"
     frame_match: bool | str = True  # stage-1 fake frames: the same choice (families.matched)
@@ -193,7 +197,7 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
     s = np.flatnonzero(stills["split"] == split)
     reals = [(clips["crops"][i][:t], clips["landmarks"][i][:t], clips["identity"][i], "clip") for i in c]
     for i in rng.choice(s, min(n_pseudo, len(s)), replace=False):
-        fr, lm = F.pseudo_clip(stills["crops"][i], stills["landmarks"][i], t, rng)
+        fr, lm = F.pseudo_clip(stills["crops"][i], stills["landmarks"][i], t, rng, motion=pc.pseudo_motion)
         reals.append((fr, lm, stills["identity"][i], "still"))
     xs, ys, fams, srcs = [], [], [], []
     for k, (fr, lm, ident, src) in enumerate(reals):
@@ -205,7 +209,8 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
                 fam = "sbi"
             else:
                 other = (reals[j][0], reals[j][1])
-        fake = F.fake_clip(fam, fr, lm, rng, other, match=pc.clip_match)
+        motion = pc.pseudo_motion if src == "still" else 1.0
+        fake = F.fake_clip(fam, fr, lm, rng, other, match=pc.clip_match, motion=motion)
         if src == "clip" or fam == "animate":  # real clips: the codec damage of a re-encode, both classes
             p = F.degrade_params(rng)
             fr = np.stack([F.degrade(f, rng, p) for f in fr])

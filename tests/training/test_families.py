@@ -234,6 +234,21 @@ def test_batch_prefetcher_draws_the_same_batches_whatever_the_workers(tmp_path, 
         BatchPrefetcher(pool, cfg, pc, 0)
 
 
+def test_pseudo_motion_moves_the_still_pseudo_clips_more(tmp_path, crop_clips):
+    """PackConfig.pseudo_motion scales the still pseudo-clips' movement (and leaves the speaker clips alone)."""
+    from detector.training.train_pack import PackConfig, clip_set
+
+    stills, clips = _tiny_pack(tmp_path, crop_clips)
+    diff = {}
+    for motion in (1.0, 3.0):
+        x, y, fam, src = clip_set(stills, clips, "train", 4, PackConfig(pseudo_motion=motion), 4, seed=3)
+        real_still, real_clip = (y == 0) & (src == "still"), (y == 0) & (src == "clip")
+        d = lambda m: np.abs(np.diff(x[m].astype(np.float32), axis=1)).mean()  # noqa: E731
+        diff[motion] = (d(real_still), d(real_clip))
+    assert diff[3.0][0] > 1.3 * diff[1.0][0]
+    assert diff[3.0][1] == pytest.approx(diff[1.0][1], rel=0.35)  # speaker clips: only their codec draw differs
+
+
 @pytest.mark.slow
 def test_train_pack_end_to_end(tmp_path, crop_clips):
     from detector.training.train import TrainConfig
