@@ -242,9 +242,8 @@ def test_pseudo_motion_moves_the_still_pseudo_clips_more(tmp_path, crop_clips):
     diff = {}
     for motion in (1.0, 3.0):
         x, y, fam, src = clip_set(stills, clips, "train", 4, PackConfig(pseudo_motion=motion), 4, seed=3)
-        real_still, real_clip = (y == 0) & (src == "still"), (y == 0) & (src == "clip")
-        d = lambda m: np.abs(np.diff(x[m].astype(np.float32), axis=1)).mean()  # noqa: E731
-        diff[motion] = (d(real_still), d(real_clip))
+        diff[motion] = tuple(np.abs(np.diff(x[(y == 0) & (src == k)].astype(np.float32), axis=1)).mean()
+                             for k in ("still", "clip"))
     assert diff[3.0][0] > 1.3 * diff[1.0][0]
     assert diff[3.0][1] == pytest.approx(diff[1.0][1], rel=0.35)  # speaker clips: only their codec draw differs
 
