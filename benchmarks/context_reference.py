@@ -26,7 +26,6 @@ face-tight clip at all.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from devset_quick import CACHE, MANIFEST  # noqa: E402
+from devset_quick import CACHE  # noqa: E402
 
 CONTEXT = ROOT / "data" / "devset_context.npz"
 SHIFTS = ((-1.0, 0.0), (1.0, 0.0), (0.0, 1.0))  # left, right, below, in crop-window widths
@@ -46,16 +45,16 @@ SHIFTS = ((-1.0, 0.0), (1.0, 0.0), (0.0, 1.0))  # left, right, below, in crop-wi
 
 def context_crops(path: str, frames: int) -> tuple[np.ndarray, np.ndarray] | None:
     """uint8 (frames, 3, 112, 112, 3) RGB patches beside/below the main face, and bool (frames, 3) validity."""
-    from detector.faces import FaceConfig, crop_box, find_face_tracks, main_track
+    from detector.faces import FaceConfig, crop_box
+    from detector.training.prepare import main_face
     from detector.video import probe, read_frames, sample_indices
 
     info = probe(path)
     imgs, _ = read_frames(path, sample_indices(info.frame_count, frames), info)
-    cfg = FaceConfig(use_encodings=False)
-    tracks = find_face_tracks(imgs, cfg)
-    if not tracks:
+    tr = main_face(imgs)  # the same track as the face cache's (clip_crops)
+    if tr is None:
         return None
-    tr = main_track(tracks)
+    cfg = FaceConfig()
     size = cfg.crop_size
     out = np.zeros((frames, len(SHIFTS), size, size, 3), np.uint8)
     ok = np.zeros((frames, len(SHIFTS)), bool)
@@ -76,25 +75,24 @@ def context_crops(path: str, frames: int) -> tuple[np.ndarray, np.ndarray] | Non
     return out, ok
 
 
-def cache(devset: Path, frames: int) -> None:
+def cache(devset: Path) -> None:
+    """Context patches at the frames of the face cache (its T), for its clips, in its order."""
     d = np.load(CACHE)
-    rows = {r["local_file"]: r for r in csv.DictReader(open(MANIFEST), delimiter="\t")}
+    frames = d["crops"].shape[1]
     ctx, ok = [], []
-    for i, lf in enumerate(d["path"]):
+    for i, (lf, label) in enumerate(zip(d["path"], d["label"])):
         r = context_crops(str(devset / str(lf).removeprefix("clips/")), frames)
         assert r is not None, f"{lf}: the face cache found a face here; the context pass must too"
         ctx.append(r[0])
         ok.append(r[1])
         print(f"{i + 1}/{len(d['path'])} {Path(str(lf)).name}: {r[1].any(0).sum()} of {len(SHIFTS)} sides valid "
-              f"({rows[str(lf)]['label']})", flush=True)
+              f"({'fake' if label else 'real'})", flush=True)
     np.savez(CONTEXT, ctx=np.stack(ctx), ok=np.stack(ok))
 
 
-def _relative(face: np.ndarray, ctx: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, int]:
-    """face (N,) clip scores, ctx (N, K) per-side clip scores, ok (N, K) -> face - mean valid ctx; #no-context."""
-    has = ok.any(1)
-    ref = np.where(has, (ctx * ok).sum(1) / np.maximum(ok.sum(1), 1), 0.0)
-    return np.where(has, face - ref, face), int((~has).sum())
+def _context_mean(ctx: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """ctx (N, K) per-side clip scores, ok (N, K) validity (at least one side per clip) -> (N,) mean of the valid."""
+    return (ctx * ok).sum(1) / ok.sum(1)
 
 
 @torch.no_grad()
@@ -119,7 +117,7 @@ def score() -> None:
         pf = _logits(net, x.reshape(-1, *x.shape[2:])).reshape(n, t).mean(1)
         pc = _logits(net, ctx.reshape(-1, *ctx.shape[3:])).reshape(n, t, k).mean(1)
         raw_band.append(roc_auc(y, pf))
-        rel_band.append(roc_auc(y, _relative(pf, pc, ok)[0]))
+        rel_band.append(roc_auc(y, pf - _context_mean(pc, ok)))
     for name, b in (("face", raw_band), ("face - context", rel_band)):
         a = np.sort(b)
         print(f"20 untrained FrameNets, {name}: min {a[0]:.3f}, median {np.median(a):.3f}, max {a[-1]:.3f}")
@@ -133,8 +131,8 @@ def score() -> None:
 
     face = clip_logit(x)
     ctx_l = np.stack([clip_logit(ctx[:, :, j]) for j in range(k)], 1)  # (n, K)
-    for name, p in (("face", face), ("context alone", (ctx_l * ok).sum(1) / ok.sum(1)),
-                    ("face - context", _relative(face, ctx_l, ok)[0])):
+    ref = _context_mean(ctx_l, ok)
+    for name, p in (("face", face), ("context alone", ref), ("face - context", face - ref)):
         lo, hi = roc_auc_ci(y, p)
         print(f"default, {name}: ROC-AUC {roc_auc(y, p):.3f} [{lo:.2f}-{hi:.2f}]")
 
@@ -144,12 +142,11 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("cache")
     c.add_argument("--devset", type=Path, default=ROOT / "data" / "devset")
-    c.add_argument("--frames", type=int, default=20)
     sub.add_parser("score")
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.cmd == "cache":
-        cache(a.devset, a.frames)
+        cache(a.devset)
     else:
         score()
 

@@ -132,7 +132,8 @@ def gap(pack: Path, cache: Path = CACHE) -> None:
     whether the training reals cover real-world real video at all. A window cache (`devset_quick.py cache
     --windows K`, frames 0.15 s apart as in the training clips) is read through its middle window."""
     xs, ys, _ = _synthetic(pack)
-    train = np.array([list(cues(c).values()) for c in xs[ys == 0]])
+    rows = [cues(c) for c in xs[ys == 0]]
+    names, train = list(rows[0]), np.array([list(r.values()) for r in rows])
     d = np.load(cache)
     crops = d["crops"][:, d["crops"].shape[1] // 2] if d["crops"].ndim == 6 else d["crops"]
     dev = np.array([list(cues(c).values()) for c in crops])
@@ -141,7 +142,7 @@ def gap(pack: Path, cache: Path = CACHE) -> None:
     z = lambda a: np.abs((a - mu) / sd).sum(1)  # noqa: E731
     fakes = sorted(set(fam[y == 1]))
     print(f"{'statistic':<22}{'training reals':>16}{'dev reals':>12}" + "".join(f"{f:>20}" for f in fakes))
-    for j, k in enumerate(cues(xs[0])):
+    for j, k in enumerate(names):
         print(f"{k:<22}{mu[j]:>9.3f} ±{sd[j]:<5.3f}{dev[y == 0, j].mean():>12.3f}"
               + "".join(f"{dev[fam == f, j].mean():>20.3f}" for f in fakes))
     print(f"median summed |z|: held-out training reals {np.median(z(train)):.1f}, "

@@ -65,7 +65,7 @@ def window_cache(windows: int, spacing_s: float) -> Path:
 
 def _window_crops(path: str, frames: int, windows: int, spacing_s: float) -> np.ndarray | None:
     """uint8 (windows, frames, S, S, 3): the main face in each window; a window without a face repeats another."""
-    from detector.faces import FaceConfig, find_face_tracks, main_track, track_crops
+    from detector.training.prepare import main_face_crops
     from detector.video import probe, read_frames
 
     info = probe(path)
@@ -73,17 +73,12 @@ def _window_crops(path: str, frames: int, windows: int, spacing_s: float) -> np.
     step = max(1, round(info.fps * spacing_s))
     if (frames - 1) * step + 1 > n:  # a short clip: the widest spacing that fits
         step = max(1, (n - 1) // (frames - 1))
-    span, seg, cfg = (frames - 1) * step + 1, n / windows, FaceConfig(use_encodings=False)
+    span, seg = (frames - 1) * step + 1, n / windows
     out = []
     for k in range(windows):
         start = int(min(max(0.0, seg * k + seg / 2 - span / 2), max(0, n - span)))
         imgs, _ = read_frames(path, sorted({min(n - 1, start + j * step) for j in range(frames)}), info)
-        tracks = find_face_tracks(imgs, cfg)
-        if tracks:
-            c = track_crops(imgs, main_track(tracks), cfg)
-            out.append(np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)])[:frames])
-        else:
-            out.append(None)
+        out.append(main_face_crops(imgs, frames))
     found = [c for c in out if c is not None]
     return np.stack([c if c is not None else found[0] for c in out]) if found else None
 

@@ -180,17 +180,19 @@ def compact(pack: Path, out: Path, quality: int = 85, splits: tuple[str, ...] = 
     """
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1-100 (WebP), not {quality}")
-    stills, clips = load_pack(pack)
-    arrays: dict[str, np.ndarray] = {"quality": np.array(quality), "splits": np.array(list(splits))}
-    for name, d in (("stills", stills), ("clips", clips)):
+    arrays: dict[str, np.ndarray] = {}
+    kept: dict[str, int] = {}
+    for name, d in zip(("stills", "clips"), load_pack(pack)):
         keep = np.isin(d["split"], splits)
+        kept[name] = int(keep.sum())
         for k, v in d.items():
             if v.ndim == 0:  # e.g. clips' `dropped` count
                 arrays[f"{name}.{k}"] = v
             elif k == "crops":
-                flat = v[keep].reshape(-1, *v.shape[-3:])
-                arrays[f"{name}.crops_shape"] = np.array(v[keep].shape, np.int64)
-                arrays[f"{name}.crops_webp"], arrays[f"{name}.crops_offsets"] = _encode(flat, quality)
+                crops = v[keep]
+                arrays[f"{name}.crops_shape"] = np.array(crops.shape, np.int64)
+                arrays[f"{name}.crops_webp"], arrays[f"{name}.crops_offsets"] = _encode(
+                    crops.reshape(-1, *v.shape[-3:]), quality)
             elif k == "landmarks":
                 arrays[f"{name}.{k}"] = v[keep].astype(np.float16)
             else:
@@ -201,8 +203,7 @@ def compact(pack: Path, out: Path, quality: int = 85, splits: tuple[str, ...] = 
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     info["carry"] = {"quality": quality, "splits": list(splits), "bytes": size}
     (out / "pack.json").write_text(json.dumps(info, indent=2))  # train-pack records it in the sidecar
-    return {"file": str(out / CARRY_FILE), "bytes": size, "quality": quality, "splits": list(splits),
-            "stills": int(np.isin(stills["split"], splits).sum()), "clips": int(np.isin(clips["split"], splits).sum())}
+    return {"file": str(out / CARRY_FILE), "bytes": size, "quality": quality, "splits": list(splits), **kept}
 
 
 def load_carry(path: Path) -> tuple[dict, dict]:
@@ -210,8 +211,6 @@ def load_carry(path: Path) -> tuple[dict, dict]:
     z = np.load(path, allow_pickle=False)
     packs: dict[str, dict] = {"stills": {}, "clips": {}}
     for key in z.files:
-        if "." not in key:
-            continue
         name, k = key.split(".", 1)
         packs[name][k] = z[key]
     for d in packs.values():

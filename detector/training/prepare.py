@@ -96,25 +96,38 @@ def assign_splits(items: list[Item], val_ids: set[str], test_ids: set[str], val_
         it.split = "test" if it.identity in test_ids else "val" if it.identity in val_ids else "train"
 
 
+def main_face(imgs: np.ndarray):
+    """The main face track (longest, then largest; no identity encodings) of uint8 (T, H, W, 3) RGB frames,
+    or None if no face is found."""
+    from detector.faces import FaceConfig, find_face_tracks, main_track
+
+    tracks = find_face_tracks(imgs, FaceConfig(use_encodings=False))
+    return main_track(tracks) if tracks else None
+
+
+def main_face_crops(imgs: np.ndarray, frames: int) -> np.ndarray | None:
+    """Crops of `main_face`: uint8 (frames, 112, 112, 3) RGB (a shorter track repeats its last crop), or None."""
+    from detector.faces import FaceConfig, track_crops
+
+    tr = main_face(imgs)
+    if tr is None:
+        return None
+    crops = track_crops(imgs, tr, FaceConfig(use_encodings=False))
+    if len(crops) < frames:
+        crops = np.concatenate([crops, np.repeat(crops[-1:], frames - len(crops), 0)])
+    return crops
+
+
 def clip_crops(path: str, frames: int) -> np.ndarray | None:
     """Crops of the main face (longest track, then largest) at `frames` evenly spread frames.
 
     Returns uint8 (frames, 112, 112, 3) RGB (a shorter track repeats its last crop), or None if no face.
     """
-    from detector.faces import FaceConfig, find_face_tracks, main_track, track_crops
     from detector.video import probe, read_frames, sample_indices
 
     info = probe(path)
     imgs, _ = read_frames(path, sample_indices(info.frame_count, frames), info)
-    cfg = FaceConfig(use_encodings=False)
-    tracks = find_face_tracks(imgs, cfg)
-    if not tracks:
-        return None
-    tr = main_track(tracks)
-    crops = track_crops(imgs, tr, cfg)
-    if len(crops) < frames:
-        crops = np.concatenate([crops, np.repeat(crops[-1:], frames - len(crops), 0)])
-    return crops
+    return main_face_crops(imgs, frames)
 
 
 def _work(a):
