@@ -34,21 +34,22 @@ from detector.training.train_pack import PackConfig, auc_by_family, clip_set  # 
 from detector.weights import DEFAULT_WEIGHTS, load_weights  # noqa: E402
 
 
-def _features(model, pack: Path, match: bool | str, cache: Path, motion: float = 1.0) -> dict:
+def _features(model, pack: Path, match: bool | str, cache: Path, motion: float = 1.0, coherent: bool = False) -> dict:
     """Backbone features (N, T, C) fp32 of the train/val stage-2 clips, with labels and families, cached in
     `cache` (.npz of plain arrays: nothing that needs a pickle to read back)."""
     if not cache.is_file():
-        _cache_features(model, pack, match, cache, motion)
+        _cache_features(model, pack, match, cache, motion, coherent)
     with np.load(cache) as z:
         return {k: torch.from_numpy(z[k]) if k in ("ftr", "fva") else z[k] for k in z.files}
 
 
-def _cache_features(model, pack: Path, match: bool | str, cache: Path, motion: float = 1.0) -> None:
+def _cache_features(model, pack: Path, match: bool | str, cache: Path, motion: float = 1.0,
+                    coherent: bool = False) -> None:
     from detector.training.pack import load_pack
 
     stills, clips = load_pack(pack)
     t = int(clips["crops"].shape[1])
-    pc = PackConfig(clip_match=match, pseudo_motion=motion)
+    pc = PackConfig(clip_match=match, pseudo_motion=motion, clip_coherent=coherent)
     xtr, ytr, ftr, _ = clip_set(stills, clips, "train", pc.pseudo_train, pc, t, seed=1)  # train_pack: cfg.seed + 1
     xva, yva, fva, _ = clip_set(stills, clips, "val", pc.pseudo_val, pc, t, seed=2)
     np.savez(cache, ftr=cache_features(model, xtr, "cpu").numpy(), ytr=ytr, famtr=ftr,
@@ -76,13 +77,16 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--pseudo-motion", type=float, default=1.0,
                     help="movement of the still pseudo-clips and their animate fakes (PackConfig.pseudo_motion)")
+    ap.add_argument("--coherent", action="store_true",
+                    help="fake clips without per-frame flicker or jitter (PackConfig.clip_coherent)")
     a = ap.parse_args()
     if not CACHE.is_file():
         sys.exit(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` first (needs data/devset)")
     model, spec = load_weights(a.weights)
-    motion = "" if a.pseudo_motion == 1.0 else f"_motion{a.pseudo_motion:g}"
+    motion = ("" if a.pseudo_motion == 1.0 else f"_motion{a.pseudo_motion:g}") + ("_coherent" if a.coherent else "")
     z = _features(model, a.pack, MATCH_BY_NAME[a.match],
-                  ROOT / "data" / f"stage2_feats_{spec.weights_sha256[:12]}_{a.match}{motion}.npz", a.pseudo_motion)
+                  ROOT / "data" / f"stage2_feats_{spec.weights_sha256[:12]}_{a.match}{motion}.npz", a.pseudo_motion,
+                  a.coherent)
     dev = cache_features(model, np.load(CACHE)["crops"], "cpu")
     report(f"{spec.name} as shipped", _p_fake(model, dev))
     run = ROOT / "data" / "stage2_ablation_run"  # train_sequence's per-epoch log

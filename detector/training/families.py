@@ -356,46 +356,52 @@ def animate(frame: np.ndarray, lms: np.ndarray, t: int, rng: np.random.Generator
 
 def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
               other: tuple[np.ndarray, np.ndarray] | None = None, match: bool | str = True,
-              motion: float = 1.0) -> np.ndarray:
+              motion: float = 1.0, coherent: bool = False) -> np.ndarray:
     """A fake clip of `family` made from the real clip `frames` uint8 (T, S, S, 3), lms (T, 68, 2).
 
     Parameters are drawn once per clip; with probability 1/2 the blend strength flickers per frame (2e).
+    coherent: never any per-frame flicker or jitter, and a swap pastes one source frame (warped to every
+    target frame) instead of the source clip's frame i: the generated face is as steady as real-world
+    generators make it (`benchmarks/probe_embedding.py --clips`: flickering fakes teach "identity that
+    changes = fake", where real-world fakes change *less* from frame to frame than real video).
     "animate" drives frame 0 (see `animate`); "swap" needs `other` = (frames, lms) of another identity.
     Each fake frame is matched in sharpness to the real frame at the same time step: match=True in the
     face centre (`match_sharpness`), "regions" in the centre and the periphery separately
     (`match_sharpness_regions`), False not at all. motion: the movement scale of "animate" (as the real
     pseudo-clip it pairs with was made).
     """
-    out = _fake_clip(family, frames, lms, rng, other, motion)
+    out = _fake_clip(family, frames, lms, rng, other, motion, coherent)
     return np.stack([matched(f, r, match) for f, r in zip(out, frames)]) if match else out
 
 
-def _per_frame(fn, p: dict, frames, lms, rng: np.random.Generator, flicker: bool) -> np.ndarray:
+def _per_frame(fn, p: dict, frames, lms, rng: np.random.Generator, flicker: bool, coherent: bool = False) -> np.ndarray:
     """fn(frame, lms, params, rng) on every frame with the clip's parameters (same mask draw per frame);
-    with flicker the blend ratio jitters from frame to frame."""
+    with flicker the blend ratio jitters from frame to frame, unless coherent (the draws are still made)."""
     seed = int(rng.integers(1 << 31))
+    keep = 0.0 if coherent else 1.0
     out = []
     for f, lm in zip(frames, lms):
-        q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) if flicker else 0), 0.2, 1))}
+        q = {**p, "ratio": float(np.clip(p["ratio"] + (rng.normal(0, 0.15) * keep if flicker else 0), 0.2, 1))}
         out.append(fn(f, lm, q, np.random.default_rng(seed)))
     return np.stack(out)
 
 
-def _fake_clip(family, frames, lms, rng, other, motion=1.0):
+def _fake_clip(family, frames, lms, rng, other, motion=1.0, coherent=False):
     t = len(frames)
     if family == "animate":
         return animate(frames[0], lms[0], t, rng, motion)
     if family == "sbi":
-        return synth.sbi_clip(frames, lms, rng)[0]
+        return synth.sbi_clip(frames, lms, rng, coherent=coherent)[0]
     if family == "swap":
         if other is None:
             raise ValueError("a swap needs a face of another identity")
-        return synth.swap_clip(frames, lms, other[0], other[1])
+        src, src_lms = (other[0][:1], other[1][:1]) if coherent else other
+        return synth.swap_clip(frames, lms, src, src_lms)
     flicker = rng.random() < 0.5
     if family == "region":
-        return _per_frame(region_blend, region_params(rng), frames, lms, rng, flicker)
+        return _per_frame(region_blend, region_params(rng), frames, lms, rng, flicker, coherent)
     if family == "resynth":
-        return _per_frame(resynth, resynth_params(rng), frames, lms, rng, flicker)
+        return _per_frame(resynth, resynth_params(rng), frames, lms, rng, flicker, coherent)
     if family == "warp":
         size = _face_size(lms[0])
         seed = int(rng.integers(1 << 31))

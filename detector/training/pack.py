@@ -177,6 +177,8 @@ def compact(pack: Path, out: Path, quality: int = 85, splits: tuple[str, ...] = 
     """Write `<out>/carry.npz` from the pack in `pack`, keeping only the rows of `splits`; returns a summary.
 
     The held-out test split is left out by default: a training run never reads it, and it is 10 % less to carry.
+    The teacher descriptors of `distill` (descriptors.npz: train and val rows, in the pack's order, which
+    the carry keeps) are copied along when the pack has them: the GPU image has no dlib to compute them.
     """
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1-100 (WebP), not {quality}")
@@ -203,6 +205,10 @@ def compact(pack: Path, out: Path, quality: int = 85, splits: tuple[str, ...] = 
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     info["carry"] = {"quality": quality, "splits": list(splits), "bytes": size}
     (out / "pack.json").write_text(json.dumps(info, indent=2))  # train-pack records it in the sidecar
+    if (pack / "descriptors.npz").is_file() and set(splits) >= {"train", "val"}:
+        import shutil
+
+        shutil.copyfile(pack / "descriptors.npz", out / "descriptors.npz")
     return {"file": str(out / CARRY_FILE), "bytes": size, "quality": quality, "splits": list(splits), **kept}
 
 

@@ -170,18 +170,21 @@ def self_blend(frame: np.ndarray, lms: np.ndarray, p: dict, field, jitter: np.nd
 
 
 def sbi_clip(frames: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
-             cfg: SynthConfig = SynthConfig()) -> tuple[np.ndarray, np.ndarray]:
+             cfg: SynthConfig = SynthConfig(), coherent: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Self-blend every frame of a clip: frames uint8 (T, H, W, 3) RGB, lms (T, 68, 2).
 
-    Returns (fakes uint8 (T, H, W, 3) RGB, masks float32 (T, H, W)).
+    coherent: no per-frame jitter of the source's position or the blend ratio (the same random draws are
+    made, so the rest of the caller's stream is unchanged). Returns (fakes uint8 (T, H, W, 3) RGB, masks
+    float32 (T, H, W)).
     """
     p = sbi_params(rng, cfg)
     size = float(np.ptp(lms[0], axis=0).max())
     field = _elastic_field(frames.shape[1:3], size, rng, p["elastic"])
+    keep = 0.0 if coherent else 1.0
     outs, masks = [], []
     for f, lm in zip(frames, lms):
-        jitter = rng.normal(0, cfg.temporal_jitter_px, size=2)
-        o, m = self_blend(f, lm, p, field, jitter, float(rng.normal(0, 0.04)))
+        jitter = rng.normal(0, cfg.temporal_jitter_px, size=2) * keep
+        o, m = self_blend(f, lm, p, field, jitter, float(rng.normal(0, 0.04)) * keep)
         outs.append(o)
         masks.append(m)
     return np.stack(outs), np.stack(masks)

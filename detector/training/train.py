@@ -54,6 +54,8 @@ class TrainConfig:
     # Warm start: backbone (and LSTM + head) from earlier weights of the same architecture, e.g. the shipped
     # default. Only ever from weights trained on the same training identities (no val/test leakage).
     init: str | None = None
+    # Backbone only (a state dict in .safetensors, e.g. `distill`'s identity pre-training); LSTM + head fresh.
+    init_backbone: str | None = None
     # Fresh fakes from the real training crops (detector/training/online_fakes.py). Per stage-1 batch of 32: 16 real
     # frames, self-blends of the first `online_sbi` of those same frames (paired, as in SBI: identity is
     # then no cue), `online_swap` swaps onto the next ones, the rest of the fakes from the prepared set.
@@ -385,6 +387,16 @@ def build_for_training(cfg: TrainConfig, seq_len: int, input_size: int, device: 
         check_state_dict(model, src.state_dict(), Path(cfg.init).name)
         model.load_state_dict(src.state_dict())
         init_note = f"initialised from {src_spec.name} (sha256 {src_spec.weights_sha256[:12]}); "
+    if cfg.init_backbone:
+        from safetensors.torch import load_file
+
+        from detector.hashing import sha256_file
+
+        state = load_file(cfg.init_backbone)
+        check_state_dict(model.backbone, state, Path(cfg.init_backbone).name)
+        model.backbone.load_state_dict(state)
+        init_note += (f"backbone initialised from {Path(cfg.init_backbone).name} "
+                      f"(sha256 {sha256_file(cfg.init_backbone)[:12]}); ")
     return model.to(device).to(memory_format=torch.channels_last), spec, init_note
 
 

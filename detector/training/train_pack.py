@@ -60,6 +60,8 @@ class PackConfig:
     # (benchmarks/devset_cues.py --gap); 1.0, the default's, leaves them at GRID's.
     pseudo_motion: float = 1.0
     val_frames: int = 600  # real validation frames (each with one fake) for stage-1 model selection
+    # Stage-2 fake clips without per-frame flicker or jitter (families.fake_clip's `coherent`).
+    clip_coherent: bool = False
     clip_match: bool | str = True  # stage-2 fake clips: sharpness matched in the face centre, or "regions"
     frame_match: bool | str = True  # stage-1 fake frames: the same choice (families.matched)
 
@@ -210,7 +212,7 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
             else:
                 other = (reals[j][0], reals[j][1])
         motion = pc.pseudo_motion if src == "still" else 1.0
-        fake = F.fake_clip(fam, fr, lm, rng, other, match=pc.clip_match, motion=motion)
+        fake = F.fake_clip(fam, fr, lm, rng, other, match=pc.clip_match, motion=motion, coherent=pc.clip_coherent)
         if src == "clip" or fam == "animate":  # real clips: the codec damage of a re-encode, both classes
             p = F.degrade_params(rng)
             fr = np.stack([F.degrade(f, rng, p) for f in fr])
@@ -318,6 +320,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-min", type=float, default=90.0)
     p.add_argument("--frame-steps", type=int, default=20000)
     p.add_argument("--init", help="warm-start from these weights (same architecture)")
+    p.add_argument("--init-backbone", help="backbone state dict (.safetensors), e.g. from `distill`; "
+                                           "with --frame-steps 0 it stays as is and only stage 2 trains")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--eval-every", type=int, default=150)
     p.add_argument("--backbone", help="override the registry's backbone (e.g. resnet18 for quick tests)")
@@ -335,8 +339,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd(a: argparse.Namespace) -> int:
     if a.frame_batch < 2 or a.frame_batch % 2:
         raise SystemExit(f"--frame-batch must be an even number >= 2 (half real, half fake), not {a.frame_batch}")
-    cfg = TrainConfig(frame_steps=a.frame_steps, init=a.init, frame_lr=a.lr, eval_every=a.eval_every,
-                      backbone=a.backbone, online_fakes=False, frame_batch=a.frame_batch)
+    cfg = TrainConfig(frame_steps=a.frame_steps, init=a.init, init_backbone=a.init_backbone, frame_lr=a.lr,
+                      eval_every=a.eval_every, backbone=a.backbone, online_fakes=False, frame_batch=a.frame_batch)
     extra = {"trained_on": a.trained_on} if a.trained_on else {}
     if a.out:
         extra["name"] = a.out.name.removesuffix(".safetensors")
