@@ -34,7 +34,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,37 +42,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from devset_quick import CACHE, report  # noqa: E402
 
+from detector.training.distill import descriptors, descriptors_parallel  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
 from detector.training.train import TrainConfig  # noqa: E402
 from detector.training.train_pack import PackConfig, _pool, auc_by_family, clip_set, pack_batch, val_frames  # noqa: E402
 
 EMB_CACHE = ROOT / "data" / "probe_embedding.npz"
 CLIP_CACHE = ROOT / "data" / "probe_embedding_clips.npz"
-
-
-def descriptors(x: np.ndarray, batch: int = 64) -> np.ndarray:
-    """uint8 (N, S, S, 3) RGB face crops -> float32 (N, 128) dlib descriptors of each crop resized to 150 px.
-
-    The crop (the product's framing: face box + 30 % margin) stands in for dlib's aligned chip (landmark
-    alignment + 25 % padding): close enough for a probe, and the same for every image."""
-    import dlib
-    import face_recognition_models as frm
-
-    net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
-    out = []
-    for i in range(0, len(x), batch):
-        chips = [np.ascontiguousarray(cv2.resize(c, (150, 150), interpolation=cv2.INTER_CUBIC)) for c in x[i:i + batch]]
-        out.append(np.asarray(net.compute_face_descriptor(chips), np.float32))
-    return np.concatenate(out)
-
-
-def _descriptors_parallel(x: np.ndarray, workers: int = 2) -> np.ndarray:
-    """`descriptors` in `workers` spawned processes (dlib runs one thread a call)."""
-    import multiprocessing as mp
-
-    parts = np.array_split(x, workers * 4)
-    with mp.get_context("spawn").Pool(workers) as pool:
-        return np.concatenate(pool.map(descriptors, parts))
 
 
 def build_clips(pack: Path, coherent: bool = False) -> dict:
@@ -84,11 +59,11 @@ def build_clips(pack: Path, coherent: bool = False) -> dict:
     for split, n_pseudo, seed in (("train", pc.pseudo_train, 1), ("val", pc.pseudo_val, 2)):
         x, y, fam, src = clip_set(stills, clips, split, n_pseudo, pc, t, seed)
         t0 = time.time()
-        out[split] = _descriptors_parallel(x.reshape(-1, *x.shape[2:])).reshape(len(x), t, -1)
+        out[split] = descriptors_parallel(x.reshape(-1, *x.shape[2:])).reshape(len(x), t, -1)
         out[f"y_{split}"], out[f"fam_{split}"], out[f"src_{split}"] = y, fam, src
         print(f"{split}: {len(x)} clips in {time.time() - t0:.0f} s", flush=True)
     dev = np.load(CACHE)["crops"]
-    out["dev"] = _descriptors_parallel(dev.reshape(-1, *dev.shape[2:])).reshape(*dev.shape[:2], -1)
+    out["dev"] = descriptors_parallel(dev.reshape(-1, *dev.shape[2:])).reshape(*dev.shape[:2], -1)
     return out
 
 

@@ -333,6 +333,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--match", default="centre", choices=["centre", "regions"],
                    help="sharpness matching of every fake (frames and clips): face centre, or centre and "
                         "periphery separately (families.match_sharpness_regions)")
+    p.add_argument("--coherent", action="store_true",
+                   help="stage-2 fake clips without per-frame flicker or jitter (PackConfig.clip_coherent)")
     p.set_defaults(func=_cmd)
 
 
@@ -345,7 +347,7 @@ def _cmd(a: argparse.Namespace) -> int:
     if a.out:
         extra["name"] = a.out.name.removesuffix(".safetensors")
     match = F.MATCH_BY_NAME[a.match]
-    pc = PackConfig(clip_match=match, frame_match=match)
+    pc = PackConfig(clip_match=match, frame_match=match, clip_coherent=a.coherent)
     _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra, a.workers)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")
     return 0
