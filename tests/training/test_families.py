@@ -335,6 +335,16 @@ def test_distill_teacher_student_and_init_backbone(tmp_path, crop_clips):
     assert within < across
     with np.load(tmp_path / DESCRIPTORS, allow_pickle=False) as z:
         assert np.array_equal(z["train"], t["train"])
+    # The carry pack takes the descriptors along, and its rows line up with them.
+    from detector.training.distill import real_crops
+    from detector.training.pack import compact
+
+    compact(tmp_path, tmp_path / "carry")
+    assert (tmp_path / "carry" / DESCRIPTORS).is_file()
+    for split in ("train", "val"):
+        (xp, ip), (xc, ic) = real_crops(tmp_path, split, 2), real_crops(tmp_path / "carry", split, 2)
+        assert np.array_equal(ip, ic) and xp.shape == xc.shape
+        assert np.abs(xp.astype(int) - xc.astype(int)).mean() < 3  # WebP q85
     run = tmp_path / "distill"
     s = distill(tmp_path, run, cfg, budget_min=2, backbone_name="resnet18", workers=1)
     assert s["steps"] == 2 and s["best_val_r2"] <= 1
