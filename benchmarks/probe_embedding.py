@@ -88,8 +88,8 @@ def clips_probe(pack: Path, seed: int = 0, coherent: bool = False) -> None:
                f"real pseudo-clips {np.median(j[(y == 0) & (src == 'still')]):.3f}"]
         row += [f"{f} {np.median(j[fam == f]):.3f}" for f in sorted(set(fam[y == 1]))]
         print("; ".join(row))
-    print(f"dev jitter medians: real {np.median(_jitter(d['dev'])[np.load(CACHE)['label'] == 0]):.3f}, "
-          f"fake {np.median(_jitter(d['dev'])[np.load(CACHE)['label'] == 1]):.3f}")
+    j_dev, y_dev = _jitter(d["dev"]), np.load(CACHE)["label"]
+    print(f"dev jitter medians: real {np.median(j_dev[y_dev == 0]):.3f}, fake {np.median(j_dev[y_dev == 1]):.3f}")
 
     def prep(e):  # identity removed: each clip's mean descriptor subtracted; x10 to unit-ish scale
         return torch.from_numpy(10 * (e - e.mean(1, keepdims=True))).float()
@@ -129,7 +129,7 @@ def clips_probe(pack: Path, seed: int = 0, coherent: bool = False) -> None:
     print(f"identity-free descriptor LSTM: best epoch {best[2]}, held-out synthetic clips "
           f"{auc_by_family(yva, pv, d['fam_val'])}")
     report("identity-free descriptor LSTM, dev set", pdev)
-    report("descriptor jitter (unfitted), dev set", _jitter(d["dev"]))
+    report("descriptor jitter (unfitted), dev set", j_dev)
 
 
 def build(pack: Path, batches: int) -> dict:

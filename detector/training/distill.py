@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-DESCRIPTORS = "descriptors.npz"
+from detector.training.pack import DESCRIPTORS, load_pack
 
 
 @dataclass(frozen=True)
@@ -76,33 +76,36 @@ def descriptors_parallel(x: np.ndarray, workers: int = 2) -> np.ndarray:
         return np.concatenate(pool.map(descriptors, np.array_split(x, workers * 4)))
 
 
-def real_crops(pack: Path, split: str, clip_stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """The split's real crops, uint8 (N, S, S, 3) RGB (stills, then every `clip_stride`-th clip frame), and
-    their identities (N,)."""
-    from detector.training.pack import load_pack
-
-    stills, clips = load_pack(pack)
+def real_crops(arrays: tuple[dict, dict], split: str, clip_stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The split's real crops from `load_pack`'s (stills, clips), uint8 (N, S, S, 3) RGB (stills, then every
+    `clip_stride`-th clip frame), and their identities (N,)."""
+    stills, clips = arrays
     s, c = stills["split"] == split, clips["split"] == split
     cc = clips["crops"][c][:, ::clip_stride]
     ids = np.r_[stills["identity"][s], np.repeat(clips["identity"][c], cc.shape[1])]
     return np.concatenate([stills["crops"][s], cc.reshape(-1, *cc.shape[2:])]), ids
 
 
-def teacher_targets(pack: Path, cfg: DistillConfig, workers: int = 2) -> dict[str, np.ndarray]:
-    """{train, val}: float32 (N, 128) descriptors of `real_crops`, cached in PACK/descriptors.npz."""
+def teacher_targets(pack: Path, cfg: DistillConfig, workers: int = 2,
+                    arrays: tuple[dict, dict] | None = None) -> dict[str, np.ndarray]:
+    """{train, val}: float32 (N, 128) descriptors of `real_crops`, cached in PACK/descriptors.npz.
+
+    arrays: the pack as `load_pack` gives it, when the caller has it already (read only on a cache miss)."""
     path = pack / DESCRIPTORS
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             if int(z["clip_stride"]) == cfg.clip_stride:
                 return {k: z[k] for k in ("train", "val")}
-    out = {split: descriptors_parallel(real_crops(pack, split, cfg.clip_stride)[0], workers)
+    arrays = arrays or load_pack(pack)
+    out = {split: descriptors_parallel(real_crops(arrays, split, cfg.clip_stride)[0], workers)
            for split in ("train", "val")}
     np.savez(path, clip_stride=np.int64(cfg.clip_stride), **out)
     return out
 
 
 class Student(nn.Module):
-    """Backbone + Linear(C, 128): uint8 (B, 3, S, S) RGB -> (B, 128) predicted descriptor (x10, see `_scale`)."""
+    """Backbone + Linear(C, 128): uint8 (B, 3, S, S) RGB -> (B, 128) predicted descriptor (trained against
+    descriptors x `_SCALE`)."""
 
     def __init__(self, backbone_name: str | None = None) -> None:
         super().__init__()
@@ -131,14 +134,15 @@ def distill(pack: Path, run: Path, cfg: DistillConfig = DistillConfig(), budget_
     from safetensors.torch import save_file
 
     from detector.training.families import degrade
-    from detector.training.train import _autocast, _device, _log, _to_tensor, augment
+    from detector.training.train import _autocast, _device, _log, _to_tensor, augment, cosine_lr
 
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     device = _device()
-    targets = teacher_targets(pack, cfg, workers)
-    x_train, ids_train = real_crops(pack, "train", cfg.clip_stride)
-    x_val, _ = real_crops(pack, "val", cfg.clip_stride)
+    arrays = load_pack(pack)
+    targets = teacher_targets(pack, cfg, workers, arrays)
+    x_train, ids_train = real_crops(arrays, "train", cfg.clip_stride)
+    x_val, _ = real_crops(arrays, "val", cfg.clip_stride)
     y_train = torch.from_numpy(targets["train"]) * _SCALE
     y_val = torch.from_numpy(targets["val"]) * _SCALE
     # Validation: 400 held-out identities' crops, clean (the teacher's view), fixed.
@@ -158,11 +162,8 @@ def distill(pack: Path, run: Path, cfg: DistillConfig = DistillConfig(), budget_
     started = time.time() - elapsed
     budget = budget_min * 60
 
-    def lr_at() -> float:  # 3 % warm-up, cosine to 2 % over whichever runs out first
-        frac = min(1.0, max(step / cfg.steps, (time.time() - started) / budget))
-        if frac < 0.03:
-            return cfg.lr * (0.1 + 0.9 * frac / 0.03)
-        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
+    def lr_at() -> float:  # over whichever runs out first, steps or the time budget
+        return cosine_lr(cfg.lr, min(1.0, max(step / cfg.steps, (time.time() - started) / budget)))
 
     @torch.no_grad()
     def validate() -> tuple[float, float]:
@@ -192,11 +193,12 @@ def distill(pack: Path, run: Path, cfg: DistillConfig = DistillConfig(), budget_
         losses.append(loss.item())
         if step % cfg.eval_every == 0 or step >= cfg.steps or time.time() - started >= budget:
             vl, cos = validate()
+            r2 = 1 - vl / mean_mse
             _log(run, {"stage": 0, "step": step, "train_loss": float(np.mean(losses)), "val_loss": vl,
-                       "val_r2": 1 - vl / mean_mse, "val_cosine": cos, "lr": opt.param_groups[0]["lr"],
+                       "val_r2": r2, "val_cosine": cos, "lr": opt.param_groups[0]["lr"],
                        "s_per_step": (time.time() - t0) / max(len(losses), 1)})
-            if 1 - vl / mean_mse > best:
-                best = 1 - vl / mean_mse
+            if r2 > best:
+                best = r2
                 state = student.model.backbone.state_dict()
                 save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()},
                           str(run / "backbone.safetensors"))

@@ -155,6 +155,7 @@ def load_pack(folder: Path) -> tuple[dict, dict]:
 # step touches real crops only, before any fake is made from them, so both classes carry it alike, as
 # they carry their sources' own codecs. Plain arrays only: no pickles (np.load(allow_pickle=False)).
 CARRY_FILE = "carry.npz"
+DESCRIPTORS = "descriptors.npz"  # `distill`'s teacher descriptors (train + val rows), carried along when present
 
 
 def _encode(crops: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,10 +206,10 @@ def compact(pack: Path, out: Path, quality: int = 85, splits: tuple[str, ...] = 
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     info["carry"] = {"quality": quality, "splits": list(splits), "bytes": size}
     (out / "pack.json").write_text(json.dumps(info, indent=2))  # train-pack records it in the sidecar
-    if (pack / "descriptors.npz").is_file() and set(splits) >= {"train", "val"}:
+    if (pack / DESCRIPTORS).is_file() and set(splits) >= {"train", "val"}:
         import shutil
 
-        shutil.copyfile(pack / "descriptors.npz", out / "descriptors.npz")
+        shutil.copyfile(pack / DESCRIPTORS, out / DESCRIPTORS)
     return {"file": str(out / CARRY_FILE), "bytes": size, "quality": quality, "splits": list(splits), **kept}
 
 

@@ -196,6 +196,13 @@ def online_fakes_for(x: np.ndarray, y: np.ndarray, rows: list[dict], run: Path) 
     return OnlineFakes(crops, lms, [rows[i]["identity"] for i in real])
 
 
+def cosine_lr(peak: float, frac: float) -> float:
+    """The learning rate at `frac` (0-1) of a run: 3 % linear warm-up from 10 %, then cosine to 2 % of `peak`."""
+    if frac < 0.03:
+        return peak * (0.1 + 0.9 * frac / 0.03)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
+
+
 def train_frames(model, batch_fn, val, run: Path, cfg: TrainConfig, deadline: float, device: str) -> None:
     """Frame-level warm-up of model.backbone with a temporary Linear head; keeps the best by val AUC.
 
@@ -222,10 +229,7 @@ def train_frames(model, batch_fn, val, run: Path, cfg: TrainConfig, deadline: fl
     started = time.time() - elapsed
 
     def lr_at(step: int) -> float:
-        frac = min(1.0, max(step / cfg.frame_steps, (time.time() - started) / budget))
-        if frac < 0.03:
-            return cfg.frame_lr * (0.1 + 0.9 * frac / 0.03)
-        return cfg.frame_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
+        return cosine_lr(cfg.frame_lr, min(1.0, max(step / cfg.frame_steps, (time.time() - started) / budget)))
 
     rng = np.random.default_rng(cfg.seed + step)
     t0, losses = time.time(), []

@@ -337,12 +337,13 @@ def test_distill_teacher_student_and_init_backbone(tmp_path, crop_clips):
         assert np.array_equal(z["train"], t["train"])
     # The carry pack takes the descriptors along, and its rows line up with them.
     from detector.training.distill import real_crops
-    from detector.training.pack import compact
+    from detector.training.pack import compact, load_pack
 
     compact(tmp_path, tmp_path / "carry")
     assert (tmp_path / "carry" / DESCRIPTORS).is_file()
+    full, carry = load_pack(tmp_path), load_pack(tmp_path / "carry")
     for split in ("train", "val"):
-        (xp, ip), (xc, ic) = real_crops(tmp_path, split, 2), real_crops(tmp_path / "carry", split, 2)
+        (xp, ip), (xc, ic) = real_crops(full, split, 2), real_crops(carry, split, 2)
         assert np.array_equal(ip, ic) and xp.shape == xc.shape
         assert np.abs(xp.astype(int) - xc.astype(int)).mean() < 3  # WebP q85
     run = tmp_path / "distill"
