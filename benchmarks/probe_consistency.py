@@ -199,7 +199,10 @@ def score() -> None:
         # One-class: Mahalanobis distance from the reference reals (shrunk covariance); nothing else fitted.
         cov = np.cov(((x[tr] - mu) / sd).T)
         inv = np.linalg.inv(0.8 * cov + 0.2 * np.eye(len(cov)))
-        dist = lambda a: np.einsum("ni,ij,nj->n", (a - mu) / sd, inv, (a - mu) / sd)  # noqa: E731
+        def dist(a: np.ndarray, mu=mu, sd=sd, inv=inv) -> np.ndarray:
+            z = (a - mu) / sd
+            return np.einsum("ni,ij,nj->n", z, inv, z)
+
         auc = auc_by_family(yd, dist(xd), fd)
         print("one-class Mahalanobis:", " ".join(f"{k} {v:.3f}" for k, v in auc.items()))
         print(f"median distance: reference reals {np.median(dist(x[tr])):.1f}, "
