@@ -9,7 +9,7 @@ residuals (grey - Gaussian blur, sigma 1): input (2, 112, 112) per pair, one log
 logit is the mean over its T-1 pairs. It reports ROC-AUC on held-out validation identities per family
 and on the dev set's cached crops per family. Never trained on the dev set; a probe, not a product model.
 
-    python benchmarks/probe_residual.py [--minutes 12] [--pack data/pack]
+    python benchmarks/probe_residual.py [--minutes 12] [--pack data/pack] [--camera] [--coherent]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from devset_cues import _highpass  # noqa: E402
-from devset_quick import CACHE, report  # noqa: E402
+from devset_quick import CACHE, report, window_cache  # noqa: E402
 
 from detector.training.families import MATCH_BY_NAME  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
@@ -72,12 +73,21 @@ def main() -> None:
     ap.add_argument("--pseudo", type=int, default=320)
     ap.add_argument("--match", default="centre", choices=["centre", "regions"],
                     help="sharpness matching of the fake clips (train_pack.PackConfig.clip_match)")
+    ap.add_argument("--camera", action="store_true",
+                    help="real clips get a camera's fresh noise and the re-encode adds none (PackConfig.clip_camera)")
+    ap.add_argument("--coherent", action="store_true", help="fake clips without flicker (PackConfig.clip_coherent)")
+    ap.add_argument("--families", default="", help="comma-separated clip families (default: PackConfig's)")
+    ap.add_argument("--windows", type=int, default=0,
+                    help="score the dev set on `devset_quick.py cache --windows K` (frames 0.15 s apart, as in "
+                         "training) instead of 20 frames spread over the clip; the clip's score is the mean over K")
     a = ap.parse_args()
     torch.manual_seed(0)
     t0 = time.time()
     stills, clips = load_pack(a.pack)
     t = int(clips["crops"].shape[1])
-    pc = PackConfig(clip_match=MATCH_BY_NAME[a.match])
+    pc = PackConfig(clip_match=MATCH_BY_NAME[a.match], clip_camera=a.camera, clip_coherent=a.coherent)
+    if a.families:
+        pc = replace(pc, clip_families=tuple(a.families.split(",")))
     xtr, ytr, ftr, _ = clip_set(stills, clips, "train", a.pseudo, pc, t, seed=11)
     xva, yva, fva, _ = clip_set(stills, clips, "val", 120, pc, t, seed=12)
     ptr, pva = residual_pairs(xtr), residual_pairs(xva)
@@ -103,10 +113,14 @@ def main() -> None:
                   flush=True)
     print(f"trained {step} steps in {a.minutes:.0f} min")
     print(f"held-out validation identities: {auc_by_family(yva, clip_scores(net, pva), fva)}")
-    if CACHE.is_file():
-        report("dev set", clip_scores(net, residual_pairs(np.load(CACHE)["crops"])))
+    cache = window_cache(a.windows, 0.15) if a.windows else CACHE
+    if cache.is_file():
+        crops = np.load(cache)["crops"]
+        n = len(crops)
+        p = clip_scores(net, residual_pairs(crops.reshape(-1, *crops.shape[-4:]))).reshape(n, -1).mean(1)
+        report(f"dev set ({cache.name})", p)
     else:
-        print(f"{CACHE} not found: run `python benchmarks/devset_quick.py cache` for the dev-set figure")
+        print(f"{cache} not found: run `python benchmarks/devset_quick.py cache [--windows K]` for the dev-set figure")
 
 
 if __name__ == "__main__":

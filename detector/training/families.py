@@ -17,7 +17,8 @@ trace separates the classes. Families (issue "a default model that holds on real
   such as first-order-motion / TPSMM / LivePortrait do).
 - Clips (``fake_clip``): the same families per frame with parameters drawn once per clip plus flicker
   (2e), and ``animate``: one real frame, its noise frozen, driven by smooth non-rigid motion over T
-  frames (2f) — the texture moves with the warp instead of renewing itself as in real video.
+  frames (2f) — the texture moves with the warp instead of renewing itself as in real video; and
+  ``reenact``: frame 0 driven by the real clip's own landmark motion, so that only texture renewal differs.
 
 ``degrade`` gives real and fake frames the same codec-style damage (JPEG, noise, resolution), so that
 clean-vs-noisy is never the cue. ``match_sharpness`` then re-sharpens (or softens) every fake until the
@@ -354,6 +355,51 @@ def animate(frame: np.ndarray, lms: np.ndarray, t: int, rng: np.random.Generator
     return np.stack(out)
 
 
+def _landmark_field(shape, src: np.ndarray, dst: np.ndarray, grid: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Backward displacement (dx, dy) float32 (H, W) that takes a picture with landmarks `src` (68, 2) to
+    one with landmarks `dst`: out(p) = in(p + d(p)). A similarity transform fitted on all 68 points moves
+    the whole crop (the head and the tracked crop move together); the landmarks' residuals are spread by
+    a thin-plate spline on a coarse grid, pinned to zero at the crop's border."""
+    from scipy.interpolate import RBFInterpolator
+
+    h, w = shape
+    m, _ = cv2.estimateAffinePartial2D(dst.astype(np.float32), src.astype(np.float32))
+    if m is None:
+        m = np.float32([[1, 0, 0], [0, 1, 0]])
+    xs, ys = np.meshgrid(np.linspace(0, w - 1, grid, dtype=np.float32), np.linspace(0, h - 1, grid, dtype=np.float32))
+    pts = np.stack([xs.ravel(), ys.ravel()], 1)
+    rigid = pts @ m[:, :2].T + m[:, 2] - pts
+    resid = src - (dst @ m[:, :2].T + m[:, 2])  # what the similarity does not explain: the face's own motion
+    edge = np.concatenate([np.stack([np.linspace(0, w - 1, 8), np.full(8, v)], 1) for v in (0, h - 1)]
+                          + [np.stack([np.full(8, v), np.linspace(0, h - 1, 8)], 1) for v in (0, w - 1)])
+    rbf = RBFInterpolator(np.concatenate([dst, edge]), np.concatenate([resid, np.zeros_like(edge)]),
+                          kernel="thin_plate_spline", smoothing=1.0)
+    d = (rigid + rbf(pts)).astype(np.float32).reshape(grid, grid, 2)
+    d = cv2.resize(d, (w, h), interpolation=cv2.INTER_CUBIC)
+    return d[..., 0], d[..., 1]
+
+
+def reenact(frames: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(2f) Self-reenactment: frame 0 of a real clip, its grain frozen, driven by the clip's *own* landmark
+    motion, as first-order-motion / TPSMM / LivePortrait drive a source image by a driving video.
+
+    The pair then differs in one thing only: the real clip renews its texture and sensor noise every frame,
+    the fake moves one frame's texture with the warp (`animate` draws its own motion, which moves more than
+    GRID's heads and so decorrelates grain at fixed pixels: the wrong way round). Landmarks are smoothed
+    over time first (keypoint detectors jitter; animators' keypoints are smoother). Only mild JPEG per frame.
+    frames uint8 (T, S, S, 3), lms (T, 68, 2) -> uint8 (T, S, S, 3) RGB.
+    """
+    base = degrade(frames[0], rng, {"scale": 1.0, "noise": float(rng.uniform(1.0, 3.0)), "jpeg": 0})
+    path = cv2.GaussianBlur(lms.reshape(len(lms), -1).astype(np.float32), (1, 0), sigmaX=0.01, sigmaY=1.0) \
+        if len(lms) > 2 else lms.reshape(len(lms), -1)
+    path = path.reshape(lms.shape)
+    q = int(rng.integers(70, 96))
+    out = [synth.jpeg(base, q)]
+    for t in range(1, len(frames)):
+        out.append(synth.jpeg(warp(base, _landmark_field(base.shape[:2], path[0], path[t])), q))
+    return np.stack(out)
+
+
 def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
               other: tuple[np.ndarray, np.ndarray] | None = None, match: bool | str = True,
               motion: float = 1.0, coherent: bool = False) -> np.ndarray:
@@ -390,6 +436,8 @@ def _fake_clip(family, frames, lms, rng, other, motion=1.0, coherent=False):
     t = len(frames)
     if family == "animate":
         return animate(frames[0], lms[0], t, rng, motion)
+    if family == "reenact":
+        return reenact(frames, lms, rng)
     if family == "sbi":
         return synth.sbi_clip(frames, lms, rng, coherent=coherent)[0]
     if family == "swap":
