@@ -17,7 +17,10 @@ of the box); the clip's value is the median over 8 pairs:
 - `mouth_eyes_fine`: log ratio of finest-octave energy, mouth box over eye box;
 - `grain_face`, `grain_ring`: correlation of the fine residual between t and t+1 (grain that persists);
 - `grain_face_minus_ring`: their difference;
-- `motion_face_ring`: log ratio of mean |frame t+1 - frame t|, face over ring.
+- `motion_face_ring`: log ratio of mean |frame t+1 - frame t|, face over ring;
+- `grain_face_mc`: `grain_face` after motion compensation (frame t+1 warped onto frame t by dense optical
+  flow on the blurred picture): grain that moves *with* the face, as a warping animator's does, instead
+  of grain that stays at fixed pixels. Fresh sensor noise gives ~0 either way.
 
     python benchmarks/probe_consistency.py cache       # dev set + GRID/CREMA-D training reals -> data/consistency.npz
     python benchmarks/probe_consistency.py score       # per-statistic ROC-AUC and the one-class score
@@ -44,7 +47,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 OUT = ROOT / "data" / "consistency.npz"
 NAMES = ("face_ring_fine", "face_ring_mid", "face_fine_mid", "mouth_eyes_fine", "grain_face", "grain_ring",
-         "grain_face_minus_ring", "motion_face_ring")
+         "grain_face_minus_ring", "motion_face_ring", "grain_face_mc")
 
 
 def _mask(shape: tuple[int, int], box: tuple[float, float, float, float], f: float,
@@ -79,6 +82,16 @@ def pair_stats(a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, flo
         return float(np.corrcoef(u, v)[0, 1]) if u.size > 50 and u.std() > 0 and v.std() > 0 else 0.0
 
     diff = np.abs(gb - ga)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    sl = (slice(max(0, y0), max(0, y1)), slice(max(0, x0), max(0, x1)))
+    flow = cv2.calcOpticalFlowFarneback(blur07[0][sl].astype(np.uint8), blur07[1][sl].astype(np.uint8), None,
+                                        0.5, 3, 15, 3, 5, 1.2, 0)
+    hh, ww = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(hh, dtype=np.float32))
+    fb = cv2.remap(np.ascontiguousarray(fine[1][sl]), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
+    inner = _mask((hh, ww), (0, 0, ww, hh), 0.7)
+    u, v = fine[0][sl][inner], fb[inner]
+    gmc = float(np.corrcoef(u, v)[0, 1]) if u.size > 50 and u.std() > 0 and v.std() > 0 else 0.0
     gf, gr = corr(face), corr(ring) if ring.any() else 0.0
     return {
         "face_ring_fine": float(np.log(e(fine[0], face) / e(fine[0], ring))) if ring.any() else 0.0,
@@ -89,6 +102,7 @@ def pair_stats(a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, flo
         "grain_ring": gr,
         "grain_face_minus_ring": gf - gr,
         "motion_face_ring": float(np.log((diff[face].mean() + 0.1) / (diff[ring].mean() + 0.1))) if ring.any() else 0.0,
+        "grain_face_mc": gmc,
     }
 
 

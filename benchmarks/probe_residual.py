@@ -10,6 +10,8 @@ logit is the mean over its T-1 pairs. It reports ROC-AUC on held-out validation 
 and on the dev set's cached crops per family. Never trained on the dev set; a probe, not a product model.
 
     python benchmarks/probe_residual.py [--minutes 12] [--pack data/pack] [--camera] [--coherent]
+    python benchmarks/probe_residual.py --camera --families reenact --windows 3 --minutes 10 --seed 0
+    python benchmarks/probe_residual.py --untrained 20 --windows 3      # this probe's chance band
 """
 
 from __future__ import annotations
@@ -78,10 +80,17 @@ def main() -> None:
     ap.add_argument("--coherent", action="store_true", help="fake clips without flicker (PackConfig.clip_coherent)")
     ap.add_argument("--families", default="", help="comma-separated clip families (default: PackConfig's)")
     ap.add_argument("--windows", type=int, default=0,
-                    help="score the dev set on `devset_quick.py cache --windows K` (frames 0.15 s apart, as in "
-                         "training) instead of 20 frames spread over the clip; the clip's score is the mean over K")
+                    help="also score the dev set on `devset_quick.py cache --windows K` (frames 0.15 s apart, as in "
+                         "training, not 20 frames spread over the clip); the clip's score is the mean over K")
+    ap.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
+    ap.add_argument("--untrained", type=int, default=0, metavar="N",
+                    help="no training: the dev-set AUC of N untrained PairNets (this probe's chance band)")
+    ap.add_argument("--save", type=Path, help="write the trained net (safetensors) and its dev-set scores (.npz)")
     a = ap.parse_args()
-    torch.manual_seed(0)
+    caches = [CACHE] + ([window_cache(a.windows, 0.15)] if a.windows else [])
+    if a.untrained:
+        return untrained_band(a.untrained, caches)
+    torch.manual_seed(a.seed)
     t0 = time.time()
     stills, clips = load_pack(a.pack)
     t = int(clips["crops"].shape[1])
@@ -94,7 +103,7 @@ def main() -> None:
     print(f"clips: train {len(ytr)}, val {len(yva)}; built in {time.time() - t0:.0f} s", flush=True)
     net = PairNet()
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-4)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(a.seed)
     ytr_t = torch.from_numpy(ytr).float()
     deadline, step = time.time() + a.minutes * 60, 0
     while time.time() < deadline:
@@ -113,14 +122,42 @@ def main() -> None:
                   flush=True)
     print(f"trained {step} steps in {a.minutes:.0f} min")
     print(f"held-out validation identities: {auc_by_family(yva, clip_scores(net, pva), fva)}")
-    cache = window_cache(a.windows, 0.15) if a.windows else CACHE
-    if cache.is_file():
-        crops = np.load(cache)["crops"]
-        n = len(crops)
-        p = clip_scores(net, residual_pairs(crops.reshape(-1, *crops.shape[-4:]))).reshape(n, -1).mean(1)
-        report(f"dev set ({cache.name})", p)
-    else:
-        print(f"{cache} not found: run `python benchmarks/devset_quick.py cache [--windows K]` for the dev-set figure")
+    scores = {}
+    for cache in caches:
+        if not cache.is_file():
+            print(f"{cache} not found: run `python benchmarks/devset_quick.py cache [--windows K]` first")
+            continue
+        scores[cache.stem] = dev_scores(net, cache)
+        report(f"dev set ({cache.name})", scores[cache.stem])
+    if a.save:
+        from safetensors.torch import save_file
+
+        a.save.parent.mkdir(parents=True, exist_ok=True)
+        save_file(net.state_dict(), str(a.save))
+        np.savez(a.save.with_suffix(".npz"), **scores)
+
+
+def dev_scores(net: PairNet, cache: Path) -> np.ndarray:
+    """(N,) clip logits of a dev-set crop cache: (N, T, ...) or a window cache (N, K, T, ...), mean over K."""
+    crops = np.load(cache)["crops"]
+    n = len(crops)
+    return clip_scores(net, residual_pairs(crops.reshape(-1, *crops.shape[-4:]))).reshape(n, -1).mean(1)
+
+
+def untrained_band(n: int, caches: list[Path]) -> None:
+    """Dev-set ROC-AUC of n untrained PairNets (seeds 0..n-1): how far chance reaches on these clips."""
+    from detector.training.evaluate import roc_auc
+
+    y = np.load(CACHE)["label"]
+    for cache in caches:
+        pairs = np.load(cache)["crops"]
+        pairs = residual_pairs(pairs.reshape(-1, *pairs.shape[-4:]))
+        aucs = []
+        for seed in range(n):
+            torch.manual_seed(seed)
+            aucs.append(roc_auc(y, clip_scores(PairNet(), pairs).reshape(len(y), -1).mean(1)))
+        print(f"{cache.name}: {n} untrained PairNets: ROC-AUC {min(aucs):.3f}-{max(aucs):.3f}, "
+              f"median {np.median(aucs):.3f}", flush=True)
 
 
 if __name__ == "__main__":
