@@ -355,13 +355,31 @@ def animate(frame: np.ndarray, lms: np.ndarray, t: int, rng: np.random.Generator
     return np.stack(out)
 
 
+def _tps(centres: np.ndarray, values: np.ndarray, query: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """Thin-plate spline through `values` (N, 2) at `centres` (N, 2), evaluated at `query` (M, 2): kernel
+    r^2 log r plus an affine term, `smoothing` on the kernel's diagonal (scipy's RBFInterpolator with
+    kernel="thin_plate_spline" solves the same system; numpy here, so training needs no scipy)."""
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        r = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+        return np.where(r > 0, r ** 2 * np.log(np.maximum(r, 1e-12)), 0.0)
+
+    c = centres.astype(np.float64)
+    n = len(c)
+    poly = np.concatenate([np.ones((n, 1)), c], 1)
+    lhs = np.zeros((n + 3, n + 3))
+    lhs[:n, :n] = kernel(c, c) + smoothing * np.eye(n)
+    lhs[:n, n:], lhs[n:, :n] = poly, poly.T
+    rhs = np.concatenate([values.astype(np.float64), np.zeros((3, values.shape[1]))])
+    coef = np.linalg.solve(lhs, rhs)
+    q = query.astype(np.float64)
+    return kernel(q, c) @ coef[:n] + np.concatenate([np.ones((len(q), 1)), q], 1) @ coef[n:]
+
+
 def _landmark_field(shape, src: np.ndarray, dst: np.ndarray, grid: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Backward displacement (dx, dy) float32 (H, W) that takes a picture with landmarks `src` (68, 2) to
     one with landmarks `dst`: out(p) = in(p + d(p)). A similarity transform fitted on all 68 points moves
     the whole crop (the head and the tracked crop move together); the landmarks' residuals are spread by
     a thin-plate spline on a coarse grid, pinned to zero at the crop's border."""
-    from scipy.interpolate import RBFInterpolator
-
     h, w = shape
     m, _ = cv2.estimateAffinePartial2D(dst.astype(np.float32), src.astype(np.float32))
     if m is None:
@@ -372,9 +390,8 @@ def _landmark_field(shape, src: np.ndarray, dst: np.ndarray, grid: int = 16) -> 
     resid = src - (dst @ m[:, :2].T + m[:, 2])  # what the similarity does not explain: the face's own motion
     edge = np.concatenate([np.stack([np.linspace(0, w - 1, 8), np.full(8, v)], 1) for v in (0, h - 1)]
                           + [np.stack([np.full(8, v), np.linspace(0, h - 1, 8)], 1) for v in (0, w - 1)])
-    rbf = RBFInterpolator(np.concatenate([dst, edge]), np.concatenate([resid, np.zeros_like(edge)]),
-                          kernel="thin_plate_spline", smoothing=1.0)
-    d = (rigid + rbf(pts)).astype(np.float32).reshape(grid, grid, 2)
+    spread = _tps(np.concatenate([dst, edge]), np.concatenate([resid, np.zeros_like(edge)]), pts)
+    d = (rigid + spread).astype(np.float32).reshape(grid, grid, 2)
     d = cv2.resize(d, (w, h), interpolation=cv2.INTER_CUBIC)
     return d[..., 0], d[..., 1]
 

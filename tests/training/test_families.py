@@ -292,6 +292,19 @@ def test_clip_camera_renews_the_reals_grain(tmp_path, crop_clips):
     assert (y[src == "clip"] == 0).sum() == (y[src == "clip"] == 1).sum() > 0
 
 
+def test_thin_plate_spline_matches_scipy():
+    """families._tps solves the system scipy's RBFInterpolator(kernel="thin_plate_spline") solves (the
+    reenact probes were measured with scipy's; training no longer needs it)."""
+    from scipy.interpolate import RBFInterpolator
+
+    from detector.training.families import _tps
+
+    rng = np.random.default_rng(0)
+    c, v, q = rng.uniform(0, 112, (100, 2)), rng.normal(0, 3, (100, 2)), rng.uniform(0, 112, (256, 2))
+    ref = RBFInterpolator(c, v, kernel="thin_plate_spline", smoothing=1.0)(q)
+    assert np.abs(_tps(c, v, q, smoothing=1.0) - ref).max() < 1e-6
+
+
 def test_reenact_follows_the_real_clip_with_frozen_grain(crop_clips):
     """families.reenact: frame 0 driven by the clip's own landmarks. Deterministic per seed; each fake frame
     is nearer its real frame than frame 0 is (the motion is the real clip's), and its grain persists from
