@@ -112,12 +112,9 @@ def camera_params(rng: np.random.Generator) -> dict:
             "noise": float(rng.uniform(2, 8)), "jpeg": int(rng.integers(35, 80))}
 
 
-def clip_stats(path: str, pairs: int = 8, damage: np.random.Generator | None = None,
-               camera: bool = False) -> np.ndarray | None:
-    """(len(NAMES),) medians over `pairs` consecutive-frame pairs of the main face track, or None (no face).
-
-    damage: apply the training's own codec damage (`families.degrade`: one parameter draw per clip, fresh
-    noise every frame) to both frames of each pair first, to ask whether it covers real-world video."""
+def clip_pairs(path: str, pairs: int = 8) -> list[tuple[np.ndarray, np.ndarray, tuple]] | None:
+    """Up to `pairs` consecutive-frame pairs (frame t, frame t+1, main face box in t) uint8 RGB at the
+    video's resolution, or None (no face). Decoding and detection happen here once per clip."""
     from detector.faces import FaceConfig, find_face_tracks, main_track
     from detector.video import probe, read_frames, sample_indices
 
@@ -133,6 +130,17 @@ def clip_stats(path: str, pairs: int = 8, damage: np.random.Generator | None = N
     if not tracks:
         return None
     tr = main_track(tracks)
+    return [(imgs[pos[firsts[p]]], imgs[pos[firsts[p] + 1]], (bx.x0, bx.y0, bx.x1, bx.y1))
+            for p, bx in zip(tr.positions, tr.boxes)]
+
+
+def pairs_stats(pairs: list[tuple[np.ndarray, np.ndarray, tuple]], damage: np.random.Generator | None = None,
+                camera: bool = False) -> np.ndarray:
+    """(len(NAMES),) medians of `pair_stats` over a clip's `clip_pairs`.
+
+    damage: apply the training's own codec damage (`families.degrade`: one parameter draw per clip, fresh
+    noise every frame) to both frames of each pair first, to ask whether it covers real-world video;
+    camera: `camera_params` instead of the training's draw."""
     dp = None
     if damage is not None:
         from detector.training.families import degrade, degrade_params
@@ -143,14 +151,19 @@ def clip_stats(path: str, pairs: int = 8, damage: np.random.Generator | None = N
             while not (dp := degrade_params(damage))["noise"] and not dp["jpeg"]:
                 pass  # the undamaged draws are the "train" rows already
     rows = []
-    for p, bx in zip(tr.positions, tr.boxes):
-        s = firsts[p]
-        a, b = imgs[pos[s]], imgs[pos[s + 1]]
+    for a, b, box in pairs:
         if damage is not None:
             a, b = degrade(a, damage, dp), degrade(b, damage, dp)
-        st = pair_stats(a, b, (bx.x0, bx.y0, bx.x1, bx.y1))
+        st = pair_stats(a, b, box)
         rows.append([st[k] for k in NAMES])
     return np.median(np.array(rows), axis=0)
+
+
+def clip_stats(path: str, pairs: int = 8, damage: np.random.Generator | None = None,
+               camera: bool = False) -> np.ndarray | None:
+    """`pairs_stats` of one clip's `clip_pairs`, or None (no face)."""
+    found = clip_pairs(path, pairs)
+    return None if found is None else pairs_stats(found, damage, camera)
 
 
 def cache(devset: Path, data: Path) -> None:
@@ -174,11 +187,11 @@ def cache(devset: Path, data: Path) -> None:
             continue
         refs = (("train", None, False), ("train_damaged", np.random.default_rng(len(feats)), False),
                 ("train_camera", np.random.default_rng(len(feats) + 1), True))
+        found = clip_pairs(str(data / r["file"]))  # decoded and detected once for the three references
+        if found is None:
+            continue
         for name, dmg, camera in refs:
-            x = clip_stats(str(data / r["file"]), damage=dmg, camera=camera)
-            if x is None:
-                continue
-            feats.append(x)
+            feats.append(pairs_stats(found, dmg, camera))
             label.append(0)
             family.append("real")
             split.append(name)

@@ -242,9 +242,8 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
 
 def _camera(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 (T, S, S, 3) real frames + a camera's sensor noise, one sigma per clip (2-6), fresh every frame."""
-    sigma = float(rng.uniform(2, 6))
-    noisy = frames.astype(np.float32) + rng.normal(0, sigma, frames.shape).astype(np.float32)
-    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+    p = {"scale": 1.0, "noise": float(rng.uniform(2, 6)), "jpeg": 0}
+    return np.stack([F.degrade(f, rng, p) for f in frames])
 
 
 def _match_note(match: bool | str) -> str:
