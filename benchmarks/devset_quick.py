@@ -98,27 +98,46 @@ def canonical(x: np.ndarray, side: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def score(target: str, cache_file: Path = CACHE, canon: int = 0) -> np.ndarray:
+def score(target: str, cache_file: Path = CACHE, canon: int = 0, zero: str = "") -> np.ndarray:
     """p_fake per cached clip from a weights file (.safetensors) or a stage-1 checkpoint (.pt).
 
     A window cache (crops (N, K, T, S, S, 3)) is scored window by window; a clip's logit is the mean of its
-    K windows' logits. canon: `canonical` applied to every crop first."""
+    K windows' logits. canon: `canonical` applied to every crop first. zero: "rgb" or "residual" sets
+    that stream's features to 0 before the LSTM (a model with a residual stream: which one carries it?)."""
     crops = canonical(np.load(cache_file)["crops"], canon)
     if crops.ndim == 6:
         n, k = crops.shape[:2]
-        p = _score(target, crops.reshape(n * k, *crops.shape[2:])).reshape(n, k).clip(1e-6, 1 - 1e-6)
+        p = _score(target, crops.reshape(n * k, *crops.shape[2:]), zero).reshape(n, k).clip(1e-6, 1 - 1e-6)
         return 1 / (1 + np.exp(-np.log(p / (1 - p)).mean(1)))
-    return _score(target, crops)
+    return _score(target, crops, zero)
 
 
-def _score(target: str, crops: np.ndarray) -> np.ndarray:
+def _zeroed(model, zero: str):
+    """model(x) with one stream's features set to 0 ("rgb": the first model.rgb_features, "residual": the rest)."""
+    if not zero:
+        return model
+    if getattr(model, "residual", None) is None:
+        raise SystemExit(f"--zero {zero}: this model has no residual stream")
+
+    def run(x):
+        f = model.forward_features(x).clone()
+        if zero == "rgb":
+            f[..., :model.rgb_features] = 0
+        else:
+            f[..., model.rgb_features:] = 0
+        return model.forward_head(f)
+    return run
+
+
+def _score(target: str, crops: np.ndarray, zero: str = "") -> np.ndarray:
     from detector.model import build_model
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
     x = torch.from_numpy(crops).permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, S, S) uint8
     if target.endswith(".safetensors"):
         model, _ = load_weights(target)
-        return np.concatenate([torch.softmax(model(x[i:i + 8]), -1)[:, 1].numpy() for i in range(0, len(x), 8)])
+        run = _zeroed(model, zero)
+        return np.concatenate([torch.softmax(run(x[i:i + 8]), -1)[:, 1].numpy() for i in range(0, len(x), 8)])
     s = torch.load(target, map_location="cpu", weights_only=True)
     _, spec = load_weights(DEFAULT_WEIGHTS)
     model = build_model(spec).eval()
@@ -180,6 +199,8 @@ def main() -> None:
         p.add_argument("--spacing-s", type=float, default=0.15)
         p.add_argument("--canon", type=int, default=0, metavar="SIDE",
                        help="crops down-sampled to SIDE px and back first")
+        p.add_argument("--zero", choices=["rgb", "residual"], default="",
+                       help="a model with a residual stream: that stream's features set to 0")
     c.add_argument("--old-plain", action="store_true",
                    help="score OLD on the plain cache as is (compares a sampling or --canon against the product's)")
     a = ap.parse_args()
@@ -190,11 +211,12 @@ def main() -> None:
     cache_file = window_cache(a.windows, a.spacing_s) if a.windows else CACHE
     if a.cmd == "compare":
         old = score(a.old) if a.old_plain else score(a.old, cache_file, a.canon)
-        compare(old, score(a.new, cache_file, a.canon), f"{Path(a.new).name} - {Path(a.old).name}")
+        compare(old, score(a.new, cache_file, a.canon, a.zero), f"{Path(a.new).name} - {Path(a.old).name}")
     else:
-        tag = (f", {a.windows} windows" if a.windows else "") + (f", canon {a.canon}" if a.canon else "")
+        tag = ((f", {a.windows} windows" if a.windows else "") + (f", canon {a.canon}" if a.canon else "")
+               + (f", {a.zero} stream zeroed" if a.zero else ""))
         for t in a.targets:
-            report(Path(t).name + tag, score(t, cache_file, a.canon))
+            report(Path(t).name + tag, score(t, cache_file, a.canon, a.zero))
 
 
 if __name__ == "__main__":

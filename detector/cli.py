@@ -91,7 +91,7 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     # The training flow's sub-commands live in detector.training (imported only to register them).
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
                    "detector.training.train", "detector.training.distill", "detector.training.train_pack",
-                   "detector.training.clipset", "detector.training.evaluate_clips",
+                   "detector.training.train_residual", "detector.training.clipset", "detector.training.evaluate_clips",
                    "detector.training.calibrate") if training else ():
         try:
             mod = __import__(module, fromlist=["add_parser"])

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from detector.backbones import Trunk as Backbone
+from detector.residual import ResidualPairStream
 from detector.spec import ModelSpec
 
 FAKE = 1
@@ -55,7 +56,14 @@ class _Normalize(nn.Module):
 
 
 class ResNeXtLSTM(nn.Module):
-    """Clip classifier. Input uint8 (N, T, 3, H, W) RGB; output logits (N, 2), index 1 = FAKE."""
+    """Clip classifier. Input uint8 (N, T, 3, H, W) RGB; output logits (N, 2), index 1 = FAKE.
+
+    With `spec.residual_width` > 0 a second stream (detector/residual.py) turns each pair of consecutive
+    frames' high-pass residuals into 4 * width features; they are concatenated after the 2,048 ResNeXt50
+    features of the same step, so `forward_features` gives (N, T, 2048 + 4 * width) and the LSTM, the
+    explanations on features and Grad-CAM on `backbone.layer4` work unchanged. `rgb_features` = 2048
+    tells the two apart.
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -63,7 +71,10 @@ class ResNeXtLSTM(nn.Module):
         self.normalize = _Normalize(spec.mean, spec.std)
         self.backbone = Backbone(spec.backbone)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.lstm = nn.LSTM(self.backbone.num_features, spec.lstm_hidden, spec.lstm_layers,
+        self.residual = ResidualPairStream(spec.residual_width) if spec.residual_width else None
+        self.rgb_features = self.backbone.num_features
+        width = self.rgb_features + (self.residual.num_features if self.residual is not None else 0)
+        self.lstm = nn.LSTM(width, spec.lstm_hidden, spec.lstm_layers,
                             batch_first=True, bidirectional=spec.bidirectional,
                             dropout=spec.dropout if spec.lstm_layers > 1 else 0.0)
         self.dropout = nn.Dropout(spec.dropout)
@@ -76,7 +87,10 @@ class ResNeXtLSTM(nn.Module):
     def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
         """clip: (N, T, 3, H, W) RGB uint8/float [0, 255] -> per-frame features (N, T, C)."""
         n, t = clip.shape[:2]
-        return self.frame_features(clip.flatten(0, 1)).view(n, t, -1)
+        rgb = self.frame_features(clip.flatten(0, 1)).view(n, t, -1)
+        if self.residual is None:
+            return rgb
+        return torch.cat([rgb.float(), self.residual(clip)], -1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """features: (N, T, C) -> logits (N, 2). The mean over time makes every frame count."""

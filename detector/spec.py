@@ -29,6 +29,9 @@ class ModelSpec:
     lstm_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.4
+    # Width of the residual-pair stream (detector/residual.py) whose 4 * width features per frame join the
+    # ResNeXt50's at the LSTM input; 0: no such stream (every sidecar written before it existed).
+    residual_width: int = 0
     sequence_length: int = 20
     input_size: int = 112
     mean: tuple[float, float, float] = IMAGENET_MEAN

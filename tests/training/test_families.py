@@ -416,3 +416,42 @@ def test_distill_teacher_student_and_init_backbone(tmp_path, crop_clips):
     saved = load_file(run / "backbone.safetensors")
     assert all(torch.equal(v.float(), saved[k]) for k, v in model.backbone.state_dict().items())
     assert "backbone initialised from backbone.safetensors" in note
+
+
+@pytest.mark.slow
+def test_train_residual_end_to_end_and_resume(tmp_path, crop_clips):
+    """A frozen backbone from `init`, the stream + LSTM + head trained and saved; --resume continues."""
+    import dataclasses
+
+    import torch
+
+    from detector.model import build_model, spec_for
+    from detector.training.train_residual import ResidualConfig, train_residual
+    from detector.weights import load_weights, save_weights
+
+    _tiny_pack(tmp_path, crop_clips)
+    torch.manual_seed(0)
+    init_spec = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16, sequence_length=6, trained=True,
+                         trained_on="a test")
+    init = tmp_path / "init.safetensors"
+    init_model = build_model(init_spec)
+    save_weights(init_model, init_spec, init)
+    rc = ResidualConfig(width=2, families=("reenact", "swap", "sbi"), pseudo_train=3, pseudo_val=2, batch=2,
+                        eval_every=2, patience=100, max_steps=4)
+    out = tmp_path / "out" / "tiny_res.safetensors"
+    run = tmp_path / "run"
+    _, spec = train_residual(tmp_path, init, run, rc, budget_min=5, out=out)
+    model, spec2 = load_weights(out)
+    assert spec2.residual_width == 2 and spec2.trained and "residual-pair stream" in spec2.training["recipe"]
+    assert spec2.training["init"]["name"] == init_spec.name
+    src = load_weights(init)[0].backbone.state_dict()
+    for k, v in model.backbone.state_dict().items():  # frozen: exactly the init's (to fp16 rounding)
+        assert torch.allclose(v.float(), src[k].float(), atol=1e-2), k
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "step" in r]
+    assert steps and (run / "checkpoint.pt").is_file()
+    train_residual(tmp_path, init, run, dataclasses.replace(rc, max_steps=6), budget_min=5, out=out,
+                   resume=True)
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    resumed = [r["resumed_at_step"] for r in rows if "resumed_at_step" in r]
+    assert resumed == [max(steps)]

@@ -1,0 +1,224 @@
+"""Add the residual-pair stream to trained weights: frozen ResNeXt50, new stream + LSTM + head on clips.
+
+Why this recipe (issue 15): the one trace measured to transfer from our synthetic training clips to
+public ones is how the finest texture renews itself between frames (benchmarks/probe_residual.py: dev
+set 0.65-0.71 over seeds against the default's 0.55). It is taught by self-reenactment (frame 0 carried
+by the clip's own landmark motion, grain frozen), face swaps and self-blends (texture regenerated per
+frame, with flicker), against real clips that carry a camera's fresh noise (`PackConfig.clip_camera`):
+see detector/training/families.py and train_pack.clip_set.
+
+The backbone of `init` is frozen (its features are cached once per clip), so one step costs the stream's
+forward and backward on B clips' T-1 pairs plus the LSTM: ~1 s on 2 CPU cores. Augmentation: horizontal
+flip of the stream's input, every frame or every second one (the product spreads its frames over the
+whole clip), and **stream dropout**: with probability `rgb_drop` a clip's ResNeXt50 features are set to
+0 (the stream must decide alone), with `residual_drop` the stream's are (0 = "no evidence", what a still
+image or duplicated frames give it at inference). Early stopping on held-out identities' clips.
+
+    deepfake-forensics train-residual data/pack --init weights/DEFAULT.safetensors --run runs/res0 \
+        --budget-min 30 --out runs/res0/out/resnext50_lstm.NAME_20.safetensors [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from detector.training.train import _device, _log, cache_features
+from detector.training.train_pack import PackConfig, auc_by_family, clip_set
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    width: int = 32  # stream width: 4 * width features per frame join the 2,048 of the ResNeXt50
+    families: tuple[str, ...] = ("reenact", "swap", "sbi")
+    camera: bool = True  # PackConfig.clip_camera: real clips get a camera's fresh noise
+    pseudo_train: int = 320
+    pseudo_val: int = 120
+    batch: int = 8  # clips per step
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    rgb_drop: float = 0.5
+    residual_drop: float = 0.1
+    eval_every: int = 50  # steps
+    patience: int = 8  # evaluations without a lower validation loss
+    max_steps: int = 100_000  # an upper bound; the time budget or early stopping usually ends it first
+    seed: int = 0
+
+
+def _clips_tensor(x: np.ndarray) -> torch.Tensor:
+    """uint8 (B, T, S, S, 3) RGB -> uint8 (B, T, 3, S, S)."""
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 1, 4, 2, 3)
+
+
+def stream_dropout(rgb: torch.Tensor, res: torch.Tensor, rc: ResidualConfig, g: torch.Generator):
+    """Zero one stream of some clips: rgb (B, T, 2048), res (B, T, C) -> both, per clip at most one zeroed."""
+    u = torch.rand(len(rgb), generator=g)
+    keep_rgb = (u >= rc.rgb_drop).float().view(-1, 1, 1)
+    keep_res = ((u < rc.rgb_drop) | (u >= rc.rgb_drop + rc.residual_drop)).float().view(-1, 1, 1)
+    return rgb * keep_rgb, res * keep_res
+
+
+@torch.no_grad()
+def clip_logits(model, rgb: torch.Tensor, x: np.ndarray, batch: int = 16) -> torch.Tensor:
+    """Eval-mode logits (N, 2) of clips x uint8 (N, T, S, S, 3) with their cached RGB features (N, T, 2048)."""
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch):
+        res = model.residual(_clips_tensor(x[i:i + batch]))
+        out.append(model.forward_head(torch.cat([rgb[i:i + batch], res], -1)))
+    model.train(was)
+    return torch.cat(out)
+
+
+def _trainable(model) -> list[nn.Parameter]:
+    return [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+
+
+def _state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+
+
+def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = ResidualConfig(),
+                   budget_min: float = 30.0, out: Path | None = None, resume: bool = False,
+                   name: str | None = None, trained_on: str = ""):
+    """Train the stream + LSTM + head on `init`'s frozen backbone; returns (model, spec), writes `out`.
+
+    trained_on: the model card's line; default: init's, plus the stream's clips."""
+    from detector.hashing import sha256_file
+    from detector.model import build_model
+    from detector.training.pack import load_pack
+    from detector.weights import load_weights, save_weights
+
+    t_start = time.time()
+    torch.manual_seed(rc.seed)
+    device = _device()
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(rc), indent=2))
+    src, src_spec = load_weights(init)
+    spec = dataclasses.replace(src_spec, name=name or f"{src_spec.name}+residual", residual_width=rc.width,
+                               calibration={}, metrics={}, weights_sha256="", threshold=0.5)
+    model = build_model(spec)
+    model.backbone.load_state_dict(src.backbone.state_dict())
+    model.backbone.requires_grad_(False)
+    stills, clips = load_pack(pack)
+    t = int(clips["crops"].shape[1])
+    pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera)
+    xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
+    xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
+    _log(run, {"stage": 3, "clips_train": len(ytr), "clips_val": len(yva), "built_s": round(time.time() - t_start)})
+    feats = run / "rgb_features.pt"
+    if resume and feats.is_file():
+        rgb_tr, rgb_va = torch.load(feats, weights_only=True).values()
+    else:
+        rgb_tr, rgb_va = cache_features(model, xtr, device).cpu(), cache_features(model, xva, device).cpu()
+        torch.save({"train": rgb_tr, "val": rgb_va}, feats)
+    model.train()
+    model.backbone.eval()  # frozen: its batch-norm statistics stay the init's
+    opt = torch.optim.AdamW(_trainable(model), rc.lr, weight_decay=rc.weight_decay)
+    step, best, bad, best_state = 0, float("inf"), 0, None
+    ckpt = run / "checkpoint.pt"
+    g = torch.Generator().manual_seed(rc.seed)
+    if resume and ckpt.is_file():
+        c = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(c["model"], strict=False)
+        opt.load_state_dict(c["opt"])
+        step, best, bad, best_state = c["step"], c["best"], c["bad"], c["best_state"]
+        g.set_state(c["rng"])
+        _log(run, {"stage": 3, "resumed_at_step": step})
+    rng = np.random.default_rng(rc.seed + step)
+    ytr_t = torch.from_numpy(ytr)
+    deadline = t_start + budget_min * 60
+    losses = []
+    while time.time() < deadline and bad < rc.patience and step < rc.max_steps:
+        i = rng.integers(len(ytr), size=rc.batch)
+        stride = int(rng.choice([1, 2]))
+        length = t // stride
+        frames = int(rng.integers(t - (length - 1) * stride)) + stride * np.arange(length)
+        x = _clips_tensor(xtr[i][:, frames])
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+        rgb, res = stream_dropout(rgb_tr[i][:, frames], model.residual(x), rc, g)
+        loss = nn.functional.cross_entropy(model.forward_head(torch.cat([rgb, res], -1)), ytr_t[i])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if step % rc.eval_every == 0:
+            logits = clip_logits(model, rgb_va, xva)
+            val = nn.functional.cross_entropy(logits, torch.from_numpy(yva)).item()
+            p = torch.softmax(logits, -1)[:, 1].numpy()
+            if val < best - 1e-4:
+                best, bad, best_state = val, 0, _state(model)
+            else:
+                bad += 1
+            _log(run, {"stage": 3, "step": step, "train_loss": float(np.mean(losses)), "val_loss": val,
+                       "val_auc": auc_by_family(yva, p, fva_fam), "elapsed_s": round(time.time() - t_start)})
+            losses = []
+            torch.save({"model": _state(model), "opt": opt.state_dict(), "step": step, "best": best, "bad": bad,
+                        "best_state": best_state, "rng": g.get_state()}, ckpt)
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    model.eval()
+    p = torch.softmax(clip_logits(model, rgb_va, xva), -1)[:, 1].numpy()
+    val_auc = auc_by_family(yva, p, fva_fam)
+    _log(run, {"stage": 3, "final_val_auc": val_auc, "steps": step})
+    wall = time.time() - t_start
+    info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
+    training = {
+        "recipe": (f"backbone and its stage-1 training from {src_spec.name} (sha256 "
+                   f"{sha256_file(init)[:12]}), frozen; residual-pair stream (width {rc.width}) + a fresh "
+                   f"LSTM + head trained {step} steps (AdamW lr {rc.lr}, {rc.batch} clips a step, every frame "
+                   f"or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
+                   f"{rc.residual_drop}) on {len(ytr)} clips: real speaker clips"
+                   f"{' with camera noise' if rc.camera else ''} + {rc.pseudo_train} still pseudo-clips, one "
+                   f"paired fake clip each of {list(rc.families)}; early stopping on {len(yva)} clips of "
+                   "held-out identities"),
+        "init": {"name": src_spec.name, "weights_sha256": src_spec.weights_sha256, "training": src_spec.training},
+        "residual_config": dataclasses.asdict(rc), "pack": info, "val_clip_auc_per_family": val_auc,
+        "steps": step, "best_val_loss": best, "wall_time_s": round(wall, 1), "device": device}
+    trained_on = trained_on or (f"{src_spec.trained_on}; residual stream + LSTM: the same pack's training "
+                                f"identities, paired clips of {', '.join(rc.families)}")
+    spec = dataclasses.replace(spec, trained=True, training=training, trained_on=trained_on)
+    model = model.cpu().eval()
+    if out is not None:
+        spec = save_weights(model, spec, out)
+    return model, spec
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-residual", help="add the residual-pair stream to trained weights (frozen backbone)")
+    p.add_argument("pack", type=Path, help="folder written by `deepfake-forensics pack`")
+    p.add_argument("--init", type=Path, required=True, help="weights whose backbone is kept (frozen)")
+    p.add_argument("--run", type=Path, required=True, help="log.jsonl, checkpoint.pt, cached features")
+    p.add_argument("--out", type=Path, help="write weights here (.safetensors + .json sidecar)")
+    p.add_argument("--budget-min", type=float, default=30.0)
+    p.add_argument("--resume", action="store_true", help="continue from --run's checkpoint")
+    p.add_argument("--families", default=",".join(ResidualConfig.families))
+    p.add_argument("--no-camera", action="store_true", help="real clips as decoded (PackConfig.clip_camera off)")
+    p.add_argument("--width", type=int, default=ResidualConfig.width)
+    p.add_argument("--rgb-drop", type=float, default=ResidualConfig.rgb_drop)
+    p.add_argument("--residual-drop", type=float, default=ResidualConfig.residual_drop)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trained-on", default="", help="text for the model card")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(a: argparse.Namespace) -> int:
+    if not 0 <= a.rgb_drop + a.residual_drop <= 1:
+        raise SystemExit(f"--rgb-drop + --residual-drop must lie in [0, 1], not {a.rgb_drop + a.residual_drop}")
+    rc = ResidualConfig(width=a.width, families=tuple(a.families.split(",")), camera=not a.no_camera,
+                        rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, seed=a.seed)
+    name = a.out.name.removesuffix(".safetensors") if a.out else None
+    _, spec = train_residual(a.pack, a.init, a.run, rc, a.budget_min, a.out, a.resume, name, a.trained_on)
+    print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")
+    return 0
