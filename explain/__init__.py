@@ -41,6 +41,19 @@ TEMPORAL_DESCRIPTIONS = {
 }
 
 
+def _streams(tem) -> dict[str, Any]:
+    """A two-stream model's IG split: per frame and in total, per stream (positive = towards FAKE)."""
+    total = {k: round(float(v.sum()), DIGITS) for k, v in tem.streams.items()}
+    return {"description": STREAMS_DESCRIPTION, "total": total,
+            "per_frame": {k: _r(v) for k, v in tem.streams.items()}}
+
+
+STREAMS_DESCRIPTION = ("Integrated Gradients split by feature stream: 'appearance' = the ResNeXt50 features of each "
+                       "frame (what Grad-CAM maps), 'texture_renewal' = the residual-pair stream's features of frame "
+                       "t-1 and t (whether the finest grain renews itself as a camera's does, or is carried or "
+                       "regenerated); the two sum to the frame's IG value exactly")
+
+
 def method_description(method: str, layer: str, temporal_method: str = "integrated_gradients") -> dict[str, Any]:
     return {
         "gradcam": {"layer": layer, "implementation": method,
@@ -99,7 +112,7 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
         face.explanation = {
             "cam": cam.maps, "cam_raw": cam.raw,
             "temporal_importance": tem.importance, "temporal_method": tem.method, "top_frames": tem.top,
-            **tem.methods, "frame_p_fake": tem.frame_p_fake,
+            **tem.methods, "frame_p_fake": tem.frame_p_fake, "streams": tem.streams,
             "crop_overlays": crop_ov,
             "frame_overlays": None if frame_ov is None else np.stack(frame_ov),
         }
@@ -122,6 +135,7 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
                                           "sum_minus_delta": float(f"{tem.completeness_error:.3g}"),
                                           "steps": tem.steps, "baseline": tem.baseline},
                          "frame_p_fake": _r(tem.frame_p_fake),
+                         **({} if tem.streams is None else {"streams": _streams(tem)}),
                          "cam_peak": [float(f"{v:.4g}") for v in cam.peaks], "overlays": names})
     report.explanations = {"method": method_description(method, layer, TEMPORAL_DEFAULT), "target": target,
                            "per_face": per_face}

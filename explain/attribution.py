@@ -61,6 +61,9 @@ class IGResult:
     error: float
     baseline: str
     steps: int
+    # float32 (2, T) when asked with `split`: the attribution of channels [:split] and [split:] per frame,
+    # rows summing to `attribution` exactly (IG is a sum over channels, so the split is exact, not a model).
+    streams: np.ndarray | None = None
 
 
 def _check(features: torch.Tensor) -> torch.Tensor:
@@ -102,8 +105,10 @@ def _head_context(model: nn.Module):
 
 
 def integrated_gradients(model: nn.Module, features: torch.Tensor, baseline: str = DEFAULT_BASELINE,
-                         steps: int = DEFAULT_STEPS) -> IGResult:
-    """Integrated Gradients of the margin per frame. features: (1, T, C) -> IGResult with (T,) values."""
+                         steps: int = DEFAULT_STEPS, split: int | None = None) -> IGResult:
+    """Integrated Gradients of the margin per frame. features: (1, T, C) -> IGResult with (T,) values.
+
+    split: a channel index (a two-stream model's `rgb_features`): also return the per-stream rows."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, not {steps}")
     f = _check(features)
@@ -125,10 +130,15 @@ def integrated_gradients(model: nn.Module, features: torch.Tensor, baseline: str
                 (g,) = torch.autograd.grad(m.sum(), path)  # sequences are independent: per-sequence grads
             grad_sum += (weights[s:s + chunk].view(-1, 1, 1) * g).sum(0)
             ends[s:s + chunk] = m.detach()
-    attr = ((f - b)[0] * grad_sum).sum(-1)
+    per_channel = (f - b)[0] * grad_sum  # (T, C)
+    attr = per_channel.sum(-1)
     m_f, m_b = float(ends[-1]), float(ends[0])
     err = float(attr.sum()) - (m_f - m_b)
-    return IGResult(attr.cpu().numpy().astype(np.float32), m_f, m_b, err, baseline, steps)
+    streams = None
+    if split is not None:
+        streams = torch.stack([per_channel[:, :split].sum(-1), per_channel[:, split:].sum(-1)])
+        streams = streams.cpu().numpy().astype(np.float32)
+    return IGResult(attr.cpu().numpy().astype(np.float32), m_f, m_b, err, baseline, steps, streams)
 
 
 def occlusion(model: nn.Module, features: torch.Tensor, baseline: str = DEFAULT_BASELINE) -> np.ndarray:

@@ -43,6 +43,7 @@ METHODS = ("integrated_gradients", "occlusion", "grad_x_input", "grad_norm")
 SIGNED = ("integrated_gradients", "occlusion", "grad_x_input")
 DEFAULT_METHOD = "integrated_gradients"
 TOP_K = 3
+STREAMS = ("appearance", "texture_renewal")  # ResNeXt50 features of each frame; residual pairs between frames
 
 
 @dataclass
@@ -69,6 +70,9 @@ class TemporalResult:
     baseline: str = DEFAULT_BASELINE
     steps: int = DEFAULT_STEPS
     tolerance: float = field(default=COMPLETENESS_TOL)
+    # A model with the residual-pair stream (detector/residual.py): Integrated Gradients per frame split by
+    # stream, {"appearance": (T,), "texture_renewal": (T,)}, each pair summing to the IG value; else None.
+    streams: dict[str, np.ndarray] | None = None
 
     @property
     def grad_norm(self) -> np.ndarray:
@@ -97,7 +101,8 @@ def temporal_importance(model: nn.Module, features: torch.Tensor, target: str | 
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if features.dim() != 3 or features.shape[0] != 1:
         raise ValueError(f"features must be (1, T, C), not {tuple(features.shape)}")
-    ig = integrated_gradients(model, features, baseline, steps)
+    split = getattr(model, "rgb_features", None) if getattr(model, "residual", None) is not None else None
+    ig = integrated_gradients(model, features, baseline, steps, split)
     occ = occlusion(model, features, baseline)
     norm, gxi = gradients(model, features, idx)
     with eval_mode(model), torch.autocast("cpu", enabled=False), torch.no_grad():
@@ -106,5 +111,6 @@ def temporal_importance(model: nn.Module, features: torch.Tensor, target: str | 
         p = float(torch.softmax(model.forward_head(f), -1)[0, 1])
     methods = {"integrated_gradients": ig.attribution, "occlusion": occ, "grad_x_input": gxi, "grad_norm": norm}
     imp = methods[method]
+    streams = None if ig.streams is None else dict(zip(STREAMS, ig.streams))
     return TemporalResult(imp, method, methods, frame_p, p, ig.margin, ig.baseline_margin, ig.error,
-                          top_frames(imp, TOP_K), idx, baseline, steps)
+                          top_frames(imp, TOP_K), idx, baseline, steps, streams=streams)

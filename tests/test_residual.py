@@ -106,6 +106,11 @@ def test_model_with_stream_saves_loads_and_explains(tmp_path, tiny_spec):
         assert torch.allclose(loaded(x), model(x), atol=2e-2)  # fp16 file
     tr = temporal_importance(loaded, loaded.forward_features(x).detach())
     assert len(tr.importance) == 6
+    # IG split by stream: exact (a sum over channels), and each stream's share is its own channels' IG
+    ig = tr.methods["integrated_gradients"]
+    assert set(tr.streams) == {"appearance", "texture_renewal"}
+    np.testing.assert_allclose(tr.streams["appearance"] + tr.streams["texture_renewal"], ig, atol=1e-5)
+    assert temporal_importance(build_model(tiny_spec).eval(), torch.zeros(1, 6, 512)).streams is None
     cam = gradcam(loaded, x[0].permute(0, 2, 3, 1).numpy())
     assert cam.maps.shape == (6, 64, 64)
 
@@ -121,3 +126,14 @@ def test_model_with_stream_on_short_tracks(tiny_spec, t):
         f = model.forward_features(torch.randint(0, 255, (1, t, 3, 64, 64), dtype=torch.uint8))
     assert f.shape == (1, t, 512 + 8)
     assert (t == 1) == (not f[..., 512:].any())
+
+
+def test_streams_sentence_names_the_larger_stream():
+    from detector.render.page import streams_sentence
+
+    assert streams_sentence({}) == ""
+    s = streams_sentence({"streams": {"total": {"appearance": 0.5, "texture_renewal": -2.0}}})
+    assert "appearance of single frames +0.50" in s and "texture renewal between frames -2.00" in s
+    assert s.endswith("came from texture renewal between frames.")
+    assert streams_sentence({"streams": {"total": {"appearance": 3.0, "texture_renewal": 1.0}}}).endswith(
+        "came from the appearance of single frames.")

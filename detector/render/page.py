@@ -113,6 +113,19 @@ def faithfulness_sentence(explanations: dict) -> str:
     return text + "."
 
 
+def streams_sentence(per_face: dict) -> str:
+    """One sentence for a two-stream model (per_face["streams"], explain._streams): how much of the face's
+    Integrated Gradients came from its appearance and how much from texture renewal between frames; ""
+    for a model without the residual-pair stream."""
+    st = per_face.get("streams")
+    if not st:
+        return ""
+    a, r = st["total"]["appearance"], st["total"]["texture_renewal"]
+    lead = "texture renewal between frames" if abs(r) > abs(a) else "the appearance of single frames"
+    return (f"Which stream carried it (Integrated Gradients, logit-margin units, + = towards FAKE): appearance of "
+            f"single frames {a:+.2f}, texture renewal between frames {r:+.2f}; the larger share came from {lead}.")
+
+
 def svg_bars(values: list[float], x_labels: list[int], top: list[int] = (), width: int = 640,
              height: int = 200) -> str:
     """Inline SVG of signed per-frame values as bars around a zero line: red above (towards FAKE), blue
@@ -223,7 +236,8 @@ def render_html(report) -> str:
         method = pf.get("temporal_method", "attribution")
         out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
                    + svg_bars(pf["temporal_importance"], face.frame_indices, top)
-                   + f"<p>{e(faithfulness_sentence(ex))}</p>")
+                   + f"<p>{e(faithfulness_sentence(ex))}</p>"
+                   + (f"<p>{e(streams_sentence(pf))}</p>" if pf.get("streams") else ""))
         out.append("<h3>p(fake) per frame</h3>"
                    + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices,
                                 raw_threshold(report)))

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.render.page import faithfulness_sentence, raw_threshold, render_html, top_positions
+from detector.render.page import faithfulness_sentence, raw_threshold, render_html, streams_sentence, top_positions
 from detector.report import FAKE, INCONCLUSIVE, NO_FACE, REAL, Report
 from detector.spec import ModelSpec
 
@@ -172,6 +172,9 @@ def temporal_figure(report: Report):
                       yaxis2={"title": f"raw p(fake) · threshold {raw_threshold(report):.2f}", "overlaying": "y",
                               "side": "right", "range": [0, 1.05], "showgrid": False})
         sentence = faithfulness_sentence(report.explanations or {})
+        for pf in (report.explanations or {}).get("per_face", []):
+            if pf.get("streams"):
+                sentence += f" Face {pf['track_id']}: {streams_sentence(pf)}"
         fig.add_annotation(text="<br>".join(textwrap.wrap(sentence, 120)), xref="paper", yref="paper", x=0,
                            y=-0.42, showarrow=False, align="left", xanchor="left", yanchor="top",
                            font={"size": 11})

@@ -52,7 +52,7 @@ def write_clipset(pack: Path, faces: Path, split: str, out: Path, n: int, frames
         fam = families[k % len(families)]
         other = reals[(k + 1) % len(reals)] if fam == "swap" else None
         fake = F.fake_clip(fam, fr, lm, rng, other)
-        if fam == "animate":  # degrade like the real pseudo-clip's per-frame codec damage
+        if fam in ("animate", "reenact"):  # grain frozen by design: degrade like the real pseudo-clip, per frame
             p = F.degrade_params(rng)
             fake = np.stack([F.degrade(f, rng, {**p, "noise": max(p["noise"], 1.5)}) for f in fake])
         write_video(out / "real" / "still" / f"{ident}.mp4", fr, 25.0, 95)
@@ -69,4 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n", type=int, default=120)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=lambda a: print(write_clipset(a.pack, a.faces, a.split, a.out, a.n, seed=a.seed)) or 0)
+    p.add_argument("--families", default="sbi,region,swap,resynth,warp,animate",
+                   help="comma-separated fake families, one per real clip in turn (families.fake_clip)")
+    p.set_defaults(func=lambda a: print(write_clipset(a.pack, a.faces, a.split, a.out, a.n, seed=a.seed,
+                                                      families=tuple(a.families.split(",")))) or 0)
