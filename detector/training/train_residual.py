@@ -47,6 +47,10 @@ class ResidualConfig:
     weight_decay: float = 1e-4
     rgb_drop: float = 0.5
     residual_drop: float = 0.1
+    # An auxiliary loss on the stream alone: a linear read-out of every pair's features predicts the clip's
+    # label (the probe's objective, benchmarks/probe_residual.py), so the stream gets a direct gradient and
+    # not only what reaches it through the LSTM. Training only: the read-out is not part of the weights.
+    aux_weight: float = 0.0
     eval_every: int = 50  # steps
     patience: int = 8  # evaluations without a lower validation loss
     max_steps: int = 100_000  # an upper bound; the time budget or early stopping usually ends it first
@@ -123,13 +127,15 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         torch.save({"train": rgb_tr, "val": rgb_va}, feats)
     model.train()
     model.backbone.eval()  # frozen: its batch-norm statistics stay the init's
-    opt = torch.optim.AdamW(_trainable(model), rc.lr, weight_decay=rc.weight_decay)
+    aux = nn.Linear(model.residual.num_features, 1)
+    opt = torch.optim.AdamW(_trainable(model) + list(aux.parameters()), rc.lr, weight_decay=rc.weight_decay)
     step, best, bad, best_state = 0, float("inf"), 0, None
     ckpt = run / "checkpoint.pt"
     g = torch.Generator().manual_seed(rc.seed)
     if resume and ckpt.is_file():
         c = torch.load(ckpt, weights_only=True)
         model.load_state_dict(c["model"], strict=False)
+        aux.load_state_dict(c["aux"])
         opt.load_state_dict(c["opt"])
         step, best, bad, best_state = c["step"], c["best"], c["bad"], c["best_state"]
         g.set_state(c["rng"])
@@ -146,8 +152,13 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         x = _clips_tensor(xtr[i][:, frames])
         if rng.random() < 0.5:
             x = x.flip(-1)
-        rgb, res = stream_dropout(rgb_tr[i][:, frames], model.residual(x), rc, g)
-        loss = nn.functional.cross_entropy(model.forward_head(torch.cat([rgb, res], -1)), ytr_t[i])
+        res = model.residual(x)
+        rgb, res_kept = stream_dropout(rgb_tr[i][:, frames], res, rc, g)
+        loss = nn.functional.cross_entropy(model.forward_head(torch.cat([rgb, res_kept], -1)), ytr_t[i])
+        if rc.aux_weight:
+            pair_logits = aux(res[:, 1:]).squeeze(-1)  # (B, L-1): every pair on its own
+            target = ytr_t[i].float().view(-1, 1).expand_as(pair_logits)
+            loss = loss + rc.aux_weight * nn.functional.binary_cross_entropy_with_logits(pair_logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -164,7 +175,8 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
             _log(run, {"stage": 3, "step": step, "train_loss": float(np.mean(losses)), "val_loss": val,
                        "val_auc": auc_by_family(yva, p, fva_fam), "elapsed_s": round(time.time() - t_start)})
             losses = []
-            torch.save({"model": _state(model), "opt": opt.state_dict(), "step": step, "best": best, "bad": bad,
+            torch.save({"model": _state(model), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step,
+                        "best": best, "bad": bad,
                         "best_state": best_state, "rng": g.get_state()}, ckpt)
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
@@ -179,7 +191,8 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
                    f"{sha256_file(init)[:12]}), frozen; residual-pair stream (width {rc.width}) + a fresh "
                    f"LSTM + head trained {step} steps (AdamW lr {rc.lr}, {rc.batch} clips a step, every frame "
                    f"or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
-                   f"{rc.residual_drop}) on {len(ytr)} clips: real speaker clips"
+                   f"{rc.residual_drop}, auxiliary per-pair loss weight {rc.aux_weight}) on {len(ytr)} clips: "
+                   "real speaker clips"
                    f"{' with camera noise' if rc.camera else ''} + {rc.pseudo_train} still pseudo-clips, one "
                    f"paired fake clip each of {list(rc.families)}; early stopping on {len(yva)} clips of "
                    "held-out identities"),
@@ -208,6 +221,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=ResidualConfig.width)
     p.add_argument("--rgb-drop", type=float, default=ResidualConfig.rgb_drop)
     p.add_argument("--residual-drop", type=float, default=ResidualConfig.residual_drop)
+    p.add_argument("--aux-weight", type=float, default=ResidualConfig.aux_weight,
+                   help="weight of the stream's own per-pair loss (ResidualConfig.aux_weight)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trained-on", default="", help="text for the model card")
     p.set_defaults(func=_cmd)
@@ -217,7 +232,8 @@ def _cmd(a: argparse.Namespace) -> int:
     if not 0 <= a.rgb_drop + a.residual_drop <= 1:
         raise SystemExit(f"--rgb-drop + --residual-drop must lie in [0, 1], not {a.rgb_drop + a.residual_drop}")
     rc = ResidualConfig(width=a.width, families=tuple(a.families.split(",")), camera=not a.no_camera,
-                        rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, seed=a.seed)
+                        rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, aux_weight=a.aux_weight,
+                        seed=a.seed)
     name = a.out.name.removesuffix(".safetensors") if a.out else None
     _, spec = train_residual(a.pack, a.init, a.run, rc, a.budget_min, a.out, a.resume, name, a.trained_on)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")

@@ -437,7 +437,7 @@ def test_train_residual_end_to_end_and_resume(tmp_path, crop_clips):
     init_model = build_model(init_spec)
     save_weights(init_model, init_spec, init)
     rc = ResidualConfig(width=2, families=("reenact", "swap", "sbi"), pseudo_train=3, pseudo_val=2, batch=2,
-                        eval_every=2, patience=100, max_steps=4)
+                        eval_every=2, patience=100, max_steps=4, aux_weight=0.5)
     out = tmp_path / "out" / "tiny_res.safetensors"
     run = tmp_path / "run"
     _, spec = train_residual(tmp_path, init, run, rc, budget_min=5, out=out)
