@@ -99,7 +99,8 @@ class Detector:
     def model_info(self) -> dict:
         s = self.spec
         return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
-                "backbone": s.backbone, "lstm_hidden": s.lstm_hidden, "bidirectional": s.bidirectional,
+                "backbone": s.backbone, "residual_width": s.residual_width, "lstm_hidden": s.lstm_hidden,
+                "bidirectional": s.bidirectional,
                 "sequence_length": s.sequence_length, "input_size": s.input_size,
                 "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
                 "metrics": s.metrics, "limits": list(s.limits),
