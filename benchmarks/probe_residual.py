@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from devset_cues import _highpass  # noqa: E402
 from devset_quick import CACHE, report, window_cache  # noqa: E402
 
+from detector.residual import ResidualPairStream  # noqa: E402
 from detector.training.families import MATCH_BY_NAME  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set  # noqa: E402
@@ -46,15 +47,12 @@ def residual_pairs(clips: np.ndarray) -> torch.Tensor:
 
 
 class PairNet(nn.Module):
-    """(B, 2, S, S) -> (B,) logit; no pooling before the first three convolutions see both frames."""
+    """(B, 2, S, S) -> (B,) logit: the product's residual-pair stream (detector/residual.py) + a linear read-out."""
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
-        layers, c = [], 2
-        for i, w in enumerate((width, width, 2 * width, 2 * width, 4 * width)):
-            layers += [nn.Conv2d(c, w, 3, 2 if i else 1, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-            c = w
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1))
+        stream = ResidualPairStream(width)
+        self.body = nn.Sequential(*stream.body, nn.Linear(stream.num_features, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).squeeze(1)
