@@ -195,7 +195,8 @@ def test_gradio_client_against_served_app(clip):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = client.predict(handle_file(clip), None, 10, "HOG", False, api_name="/analyze")
         label, timings, faces, cams, plot, boxed, json_file, html_file = result
-        assert label["label"] in ("FAKE", "REAL")
+        # the verdict of the bundled model on this clip is not the point here, only that one comes back
+        assert label["label"] in ("FAKE", "REAL") or label["label"].startswith("INCONCLUSIVE: p(fake) ")
         assert "total" in timings and len(faces) >= 1 and plot is not None
         assert json.loads(Path(json_file).read_text())["schema_version"] == 1
         assert Path(boxed["video"] if isinstance(boxed, dict) else boxed).is_file()
