@@ -30,20 +30,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from devset_cues import _highpass  # noqa: E402
 from devset_quick import CACHE, report, window_cache  # noqa: E402
 
 from detector.residual import ResidualPairStream  # noqa: E402
+from detector.residual import residual_pairs as stream_pairs  # noqa: E402
 from detector.training.families import MATCH_BY_NAME  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set  # noqa: E402
 
 
-def residual_pairs(clips: np.ndarray) -> torch.Tensor:
-    """uint8 (N, T, S, S, 3) RGB -> float (N, T-1, 2, S, S): high-pass of frames t-1 and t, per pair."""
-    g = clips.astype(np.float32).mean(-1)
-    hp = np.stack([[_highpass(f) for f in c] for c in g]) / 8.0
-    return torch.from_numpy(np.stack([hp[:, :-1], hp[:, 1:]], 2))
+def residual_pairs(clips: np.ndarray, chunk: int = 32) -> torch.Tensor:
+    """uint8 (N, T, S, S, 3) RGB -> float (N, T-1, 2, S, S): the product stream's own input pairs
+    (detector.residual.residual_pairs: high-pass of frames t-1 and t / SCALE), `chunk` clips at a time."""
+    out = []
+    for i in range(0, len(clips), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(clips[i:i + chunk])).permute(0, 1, 4, 2, 3)
+        out.append(stream_pairs(x)[0])
+    return torch.cat(out)
 
 
 class PairNet(nn.Module):
