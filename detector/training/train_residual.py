@@ -97,7 +97,6 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     """Train the stream + LSTM + head on `init`'s frozen backbone; returns (model, spec), writes `out`.
 
     trained_on: the model card's line; default: init's, plus the stream's clips."""
-    from detector.hashing import sha256_file
     from detector.model import build_model
     from detector.training.pack import load_pack
     from detector.weights import load_weights, save_weights
@@ -188,7 +187,7 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     training = {
         "recipe": (f"backbone and its stage-1 training from {src_spec.name} (sha256 "
-                   f"{sha256_file(init)[:12]}), frozen; residual-pair stream (width {rc.width}) + a fresh "
+                   f"{src_spec.weights_sha256[:12]}), frozen; residual-pair stream (width {rc.width}) + a fresh "
                    f"LSTM + head trained {step} steps (AdamW lr {rc.lr}, {rc.batch} clips a step, every frame "
                    f"or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
                    f"{rc.residual_drop}, auxiliary per-pair loss weight {rc.aux_weight}) on {len(ytr)} clips: "
