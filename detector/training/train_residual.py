@@ -222,6 +222,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--residual-drop", type=float, default=ResidualConfig.residual_drop)
     p.add_argument("--aux-weight", type=float, default=ResidualConfig.aux_weight,
                    help="weight of the stream's own per-pair loss (ResidualConfig.aux_weight)")
+    p.add_argument("--pseudo-train", type=int, default=ResidualConfig.pseudo_train,
+                   help="training pseudo-clips made from stills (one identity each), besides the speaker clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trained-on", default="", help="text for the model card")
     p.set_defaults(func=_cmd)
@@ -232,7 +234,7 @@ def _cmd(a: argparse.Namespace) -> int:
         raise SystemExit(f"--rgb-drop + --residual-drop must lie in [0, 1], not {a.rgb_drop + a.residual_drop}")
     rc = ResidualConfig(width=a.width, families=tuple(a.families.split(",")), camera=not a.no_camera,
                         rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, aux_weight=a.aux_weight,
-                        seed=a.seed)
+                        pseudo_train=a.pseudo_train, seed=a.seed)
     name = a.out.name.removesuffix(".safetensors") if a.out else None
     _, spec = train_residual(a.pack, a.init, a.run, rc, a.budget_min, a.out, a.resume, name, a.trained_on)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")

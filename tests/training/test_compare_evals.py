@@ -1,0 +1,39 @@
+"""benchmarks/compare_evals.py: two evaluate reports are joined on each clip's sha256, not on row order,
+and a better ranking shows as a positive difference whose interval excludes 0 (so that a sign error or a
+misjoin would fail)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import compare_evals as ce  # noqa: E402
+
+
+def _report(margins: dict[str, float], labels: dict[str, str], fam: dict[str, str], skip=()) -> dict:
+    clips = [{"sha256": k, "label": labels[k], "family": fam[k], "verdict": "REAL",
+              "p_fake": None if k in skip else 0.5, "margin": m} for k, m in margins.items()]
+    return {"clips": clips[::-1] if skip else clips}
+
+
+def test_join_by_sha_and_sign():
+    rng = np.random.default_rng(0)
+    keys = [f"{i:04d}" for i in range(80)]
+    labels = {k: ("fake" if i % 2 else "real") for i, k in enumerate(keys)}
+    fam = {k: ("real" if labels[k] == "real" else ("swap" if i % 4 == 1 else "lip")) for i, k in enumerate(keys)}
+    y = np.array([labels[k] == "fake" for k in keys], float)
+    noise_a = {k: float(rng.normal()) for k in keys}  # A: chance
+    good_b = {k: float(2.5 * y[i] + rng.normal()) for i, k in enumerate(keys)}  # B: separates
+    a = _report(noise_a, labels, fam)
+    b = _report(good_b, labels, fam, skip={"0001"})  # rows reversed and one clip unscored
+    rows = {r[0]: r for r in ce.compare(a, b, n_boot=300)}
+    assert set(rows) == {"all", "lip", "swap"}
+    name, n_real, n_fake, auc_a, auc_b, d, lo, hi = rows["all"]
+    assert (n_real, n_fake) == (40, 39)  # the unscored fake is left out of both
+    assert auc_b > 0.9 and abs(auc_a - 0.5) < 0.2
+    assert d == auc_b - auc_a and 0 < lo < d < hi
+    rows_rev = {r[0]: r for r in ce.compare(b, a, n_boot=300)}
+    assert rows_rev["all"][5] == -d  # swapping A and B flips the sign
