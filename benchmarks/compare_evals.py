@@ -54,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("b", type=Path, help="candidate report on the same clips")
     args = ap.parse_args(argv)
     a, b = (json.loads(p.read_text()) for p in (args.a, args.b))
-    left = len(scored(a).keys() ^ scored(b).keys())
+    sa, sb = scored(a), scored(b)
     print(f"A = {a['weights']} ({a['weights_sha256'][:12]})\nB = {b['weights']} ({b['weights_sha256'][:12]})")
-    print(f"clips scored in both: {len(scored(a).keys() & scored(b).keys())}; in one only (left out): {left}")
+    print(f"clips scored in both: {len(sa.keys() & sb.keys())}; in one only (left out): {len(sa.keys() ^ sb.keys())}")
     for name, nr, nf, aa, ab, d, lo, hi in compare(a, b):
         print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  B {ab:.3f}  B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-    for r, name in ((a, "A"), (b, "B")):
-        reals = [c for c in scored(r).values() if c["label"] == "real"]
+    for r, s, name in ((a, sa, "A"), (b, sb, "B")):
+        reals = [c for c in s.values() if c["label"] == "real"]
         flagged = sum(c["verdict"] == "FAKE" for c in reals)
         print(f"  {name}: real clips called FAKE {flagged}/{len(reals)} (threshold {r['threshold']:.3f})")
     return 0

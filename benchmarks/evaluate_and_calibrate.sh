@@ -30,40 +30,12 @@ SEED=${SEED:-1}   # training fakes used seed 0: validation fakes here are fresh 
 SHA=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['weights_sha256'][:12])" "${WEIGHTS%.*}.json")
 OUT=data/eval/$SHA
 CAL=data/calib/$(echo "$VAL_IDS" | tr ',' '_')_seed$SEED
-mkdir -p "$OUT" "$CAL"
+mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 DF=("$PY" -m detector)
 
-# 1. validation clips -------------------------------------------------------------------------------
-if [ ! -f "$CAL/synth/manifest.jsonl" ]; then
-    rm -rf "$CAL/src"
-    for id in ${VAL_IDS//,/ }; do
-        src=$GRID/$id; [ -d "$src" ] || src=$CREMAD/$id
-        [ -d "$src" ] || { echo "validation identity $id not found under $GRID or $CREMAD" >&2; exit 2; }
-        mkdir -p "$CAL/src/$id"
-        for f in "$src"/*; do ln -sf "$(realpath "$f")" "$CAL/src/$id/"; done
-    done
-    nice -n 10 "${DF[@]}" synth --real "$CAL/src" --out "$CAL/synth" --seed "$SEED" --max-per-identity "$PER_ID"
-fi
-# One fake per real clip, alternating SBI / swap, at most MAX_REAL real clips: links, no copies.
-"$PY" - "$CAL" "$MAX_REAL" <<'EOF'
-import json, os, sys
-from pathlib import Path
-cal, max_real = Path(sys.argv[1]), int(sys.argv[2])
-rows = [json.loads(x) for x in (cal / "synth/manifest.jsonl").read_text().splitlines()]
-have = {r["path"] for r in rows}
-reals = sorted(r["path"] for r in rows if r["label"] == 0)[:max_real]
-val = cal / "val"
-for i, p in enumerate(reals):
-    rel = p.removeprefix("real/")
-    pick = [f"fake/{m}/{rel}" for m in (("sbi", "swap") if i % 2 == 0 else ("swap", "sbi"))]
-    for q in [p] + [next(f for f in pick if f in have)]:
-        dst = val / q
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if not dst.exists():
-            os.symlink((cal / "synth" / q).resolve(), dst)
-print(f"validation folder {val}: {len(reals)} real + {len(reals)} fake clips")
-EOF
+# 1. validation clips: one fake per real clip, alternating SBI / swap, at most MAX_REAL real clips --------
+GRID=$GRID CREMAD=$CREMAD PY=$PY bash benchmarks/grid_clips.sh "$VAL_IDS" "$SEED" "$PER_ID" "$MAX_REAL" one "$CAL/val"
 
 # 2. score the validation clips ---------------------------------------------------------------------
 nice -n 10 "${DF[@]}" evaluate --clips "$CAL/val" --weights "$WEIGHTS" --frames "$FRAMES" \
