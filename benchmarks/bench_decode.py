@@ -5,6 +5,8 @@ T = 20 and 40 indices spread over the whole clip, as the analysis samples them):
 - `ours`: detector.video.read_frames (grab through short gaps, seek across long ones; per codec);
 - `seek`: OpenCV, a seek before every wanted frame;
 - `grab`: OpenCV, grab() through every frame, retrieve() only the wanted ones;
+- `pairs`: detector.video.read_frame_pairs, the same frames plus each one's successor (what a model whose
+  stream pairs "next" frames, the default, needs): its ratio is the price of the successors;
 - `pyav`: PyAV (`pip install av`, optional), decode in order with FFmpeg's frame+slice threads,
   convert only the wanted frames to RGB, stop after the last one.
 Each strategy's frames are compared with `ours` (mean absolute difference in grey levels; a different
@@ -35,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_analyze import make_clip  # noqa: E402
 
 from detector.machine import cpu_name  # noqa: E402
-from detector.video import probe, read_frames, sample_indices  # noqa: E402
+from detector.video import probe, read_frame_pairs, read_frames, sample_indices  # noqa: E402
 
 
 def ours(path: Path, idx: list[int]) -> np.ndarray:
@@ -73,7 +75,8 @@ def main() -> None:
         have_av = False
     print(f"CPU {cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; OpenCV "
           f"{cv2.__version__}; PyAV {'present' if have_av else 'absent: pip install av'}")
-    strategies = {"ours": ours, "seek": lambda p, i: opencv(p, i, 0), "grab": lambda p, i: opencv(p, i, 1 << 62)}
+    strategies = {"ours": ours, "seek": lambda p, i: opencv(p, i, 0), "grab": lambda p, i: opencv(p, i, 1 << 62),
+                  "pairs": lambda p, i: read_frame_pairs(p, i, probe(p))[0]}
     if have_av:
         strategies["pyav"] = pyav
     tmp = Path(tempfile.mkdtemp())

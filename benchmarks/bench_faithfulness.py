@@ -161,7 +161,10 @@ def extract(path: Path, det, args) -> dict | None:
         np.savez(cache, crops=np.zeros(0, np.uint8))
         return None
     face = max(report.faces, key=lambda f: f.p_fake)
-    out = {"crops": face.crops, "feats": det.features(face.crops).clone().numpy(), "cam": face.explanation["cam"],
+    # A model pairing "next" frames also keeps each crop's successor: every edit below is made to both.
+    partners = face.partners if face.partners is not None else np.zeros(0, np.uint8)
+    out = {"crops": face.crops, "partners": partners,
+           "feats": det.features(face.crops, face.partners).clone().numpy(), "cam": face.explanation["cam"],
            "frame_indices": np.asarray(face.frame_indices), "p_fake": np.float64(face.p_fake),
            "analyze_s": np.float64(t_analyze)}
     np.savez(cache, **out)
@@ -182,6 +185,12 @@ def attributions(det, feats: torch.Tensor) -> tuple[dict[str, np.ndarray], dict[
         out[f"ig_{baseline}"] = ig.attribution
         errors[f"ig_{baseline}"] = abs(ig.error) / max(1.0, abs(ig.margin - ig.baseline_margin))
     return out, errors
+
+
+def _edited(det, d: dict, edit) -> torch.Tensor:
+    """Features of the clip's crops after `edit` (uint8 (T, h, w, 3) -> same), made to the successors too."""
+    p = d.get("partners")
+    return det.features(edit(d["crops"]), edit(p) if p is not None and p.size else None)
 
 
 def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
@@ -218,17 +227,19 @@ def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
     # The edit at crop level once: the top-3 (default method) crops overwritten, backbone + LSTM re-run.
     if 3 in rand:
         sel = np.argsort(-np.asarray(values["integrated_gradients"]), kind="stable")[:3]
-        crop_level = m0 - float(_margins(det, det.features(delete_frames(d["crops"], sel)))[0])
+        crop_level = m0 - float(_margins(det, _edited(det, d, lambda x: delete_frames(x, sel)))[0])
         feat_level = row["temporal"]["integrated_gradients"]["k3"]["top_drop"]
         row["crop_check"] = abs(crop_level - feat_level)
     # Spatial: fill the top 20% Grad-CAM pixels with the crop's mean colour vs random blobs / pixels.
     crops, cam = d["crops"], d["cam"]
     grid = max(1, crops.shape[1] // 32)  # layer4 resolution for a stride-32 backbone
-    top = m0 - float(_margins(det, det.features(mean_fill(crops, top_mask(cam))))[0])
-    blobs = [m0 - float(_margins(det, det.features(mean_fill(crops, top_mask(random_blobs(cam.shape, grid, rng)))))[0])
-             for _ in range(args.spatial_draws)]
-    pixels = [m0 - float(_margins(det, det.features(mean_fill(crops, rng.random(cam.shape) < AREA)))[0])
-              for _ in range(args.spatial_draws)]
+
+    def fill_drop(mask: np.ndarray) -> float:
+        return m0 - float(_margins(det, _edited(det, d, lambda x: mean_fill(x, mask)))[0])
+
+    top = fill_drop(top_mask(cam))
+    blobs = [fill_drop(top_mask(random_blobs(cam.shape, grid, rng))) for _ in range(args.spatial_draws)]
+    pixels = [fill_drop(rng.random(cam.shape) < AREA) for _ in range(args.spatial_draws)]
     row["spatial"] = {"top_drop": top, "random_blobs_drop": float(np.mean(blobs)),
                       "random_pixels_drop": float(np.mean(pixels)),
                       "cam_zero_frames": int((cam.reshape(n, -1).max(1) == 0).sum())}

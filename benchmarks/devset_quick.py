@@ -12,6 +12,8 @@ seconds, per family. It reads data/devset (restored, never committed) and ../sha
     python benchmarks/devset_quick.py cache --windows 3                    # 3 windows of 20 frames 0.15 s apart
     python benchmarks/devset_quick.py compare W W --windows 3 --old-plain  # windows vs the product's sampling
     python benchmarks/devset_quick.py compare W W --canon 80 --old-plain   # crops at 80 px and back vs as is
+    python benchmarks/devset_quick.py cache --next                         # + each frame's successor (same box)
+    python benchmarks/devset_quick.py compare W W --next --old-plain       # the stream on (frame, next frame)
 
 Every AUC comes with its 95 % bootstrap interval, and `compare` gives the paired interval of the
 difference: with 36 real and 38 fake clips, a change of a few hundredths is noise.
@@ -59,6 +61,34 @@ def cache(devset: Path, frames: int, windows: int = 0, spacing_s: float = 0.15) 
              path=np.array([r["local_file"] for r in keep]))
 
 
+NEXT_CACHE = CACHE.with_name("devset_crops_next.npz")
+
+
+def cache_next(frames: int) -> None:
+    """Write NEXT_CACHE: CACHE's clips at the product's spread frames, plus each frame's successor in the
+    video cropped with the same box (`partners`), for models whose stream pairs "next" frames."""
+    from detector.faces import FaceConfig, track_crops
+    from detector.training.prepare import main_face
+    from detector.video import probe, read_frame_pairs, sample_indices
+
+    d = np.load(CACHE)
+    crops, partners = [], []
+    for i, p in enumerate(d["path"]):
+        path = str(ROOT / "data" / "devset" / str(p).removeprefix("clips/"))
+        info = probe(path)
+        imgs, _, nxt = read_frame_pairs(path, sample_indices(info.frame_count, frames), info)
+        tr = main_face(imgs)
+        fc = FaceConfig(use_encodings=False)
+        a, b = track_crops(imgs, tr, fc), track_crops(nxt, tr, fc)
+        if len(a) < frames:  # as main_face_crops: a shorter track repeats its last crop
+            a, b = (np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)]) for c in (a, b))
+        crops.append(a)
+        partners.append(b)
+        print(f"{i + 1}/{len(d['path'])} {Path(path).name}", flush=True)
+    np.savez(NEXT_CACHE, crops=np.stack(crops), partners=np.stack(partners),
+             **{k: d[k] for k in ("label", "family", "method", "path")})
+
+
 def window_cache(windows: int, spacing_s: float) -> Path:
     return CACHE.with_name(f"devset_crops_w{windows}_{spacing_s:g}s.npz")
 
@@ -104,7 +134,10 @@ def score(target: str, cache_file: Path = CACHE, canon: int = 0, zero: str = "")
     A window cache (crops (N, K, T, S, S, 3)) is scored window by window; a clip's logit is the mean of its
     K windows' logits. canon: `canonical` applied to every crop first. zero: "rgb" or "residual" sets
     that stream's features to 0 before the LSTM (a model with a residual stream: which one carries it?)."""
-    crops = canonical(np.load(cache_file)["crops"], canon)
+    d = np.load(cache_file)
+    crops = canonical(d["crops"], canon)
+    if "partners" in d:
+        return _score(target, crops, zero, canonical(d["partners"], canon))
     if crops.ndim == 6:
         n, k = crops.shape[:2]
         p = _score(target, crops.reshape(n * k, *crops.shape[2:]), zero).reshape(n, k).clip(1e-6, 1 - 1e-6)
@@ -119,8 +152,8 @@ def _zeroed(model, zero: str):
     if getattr(model, "residual", None) is None:
         raise SystemExit(f"--zero {zero}: this model has no residual stream")
 
-    def run(x):
-        f = model.forward_features(x).clone()
+    def run(x, partners=None):
+        f = model.forward_features(x, partners).clone()
         if zero == "rgb":
             f[..., :model.rgb_features] = 0
         else:
@@ -129,15 +162,23 @@ def _zeroed(model, zero: str):
     return run
 
 
-def _score(target: str, crops: np.ndarray, zero: str = "") -> np.ndarray:
+def _score(target: str, crops: np.ndarray, zero: str = "", partners: np.ndarray | None = None) -> np.ndarray:
+    """partners: (N, T, S, S, 3) successors of crops' frames; given, the model's stream pairs "next" frames
+    (a "sampled" model is switched to it: how does it read one-frame gaps?)."""
+    import dataclasses
+
     from detector.model import build_model
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
     x = torch.from_numpy(crops).permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, S, S) uint8
+    nx = None if partners is None else torch.from_numpy(partners).permute(0, 1, 4, 2, 3).contiguous()
     if target.endswith(".safetensors"):
         model, _ = load_weights(target)
+        if nx is not None:
+            model.spec = dataclasses.replace(model.spec, residual_pairs="next")
         run = _zeroed(model, zero)
-        return np.concatenate([torch.softmax(run(x[i:i + 8]), -1)[:, 1].numpy() for i in range(0, len(x), 8)])
+        return np.concatenate([torch.softmax(run(x[i:i + 8], None if nx is None else nx[i:i + 8]), -1)[:, 1].numpy()
+                               for i in range(0, len(x), 8)])
     s = torch.load(target, map_location="cpu", weights_only=True)
     _, spec = load_weights(DEFAULT_WEIGHTS)
     model = build_model(spec).eval()
@@ -188,6 +229,8 @@ def main() -> None:
     c.add_argument("--windows", type=int, default=0, metavar="K",
                    help="K windows of frames --spacing-s apart instead of frames spread over the clip")
     c.add_argument("--spacing-s", type=float, default=0.15)
+    c.add_argument("--next", action="store_true",
+                   help="CACHE's spread frames plus each one's successor in the video (NEXT_CACHE)")
     s = sub.add_parser("score")
     s.add_argument("targets", nargs="+")
     c = sub.add_parser("compare", help="paired bootstrap interval of AUC(new) - AUC(old), overall and per family")
@@ -197,6 +240,7 @@ def main() -> None:
         p.add_argument("--windows", type=int, default=0, metavar="K",
                        help="score the window cache of `cache --windows K`")
         p.add_argument("--spacing-s", type=float, default=0.15)
+        p.add_argument("--next", action="store_true", help="score NEXT_CACHE, the stream pairing next frames")
         p.add_argument("--canon", type=int, default=0, metavar="SIDE",
                        help="crops down-sampled to SIDE px and back first")
         p.add_argument("--zero", choices=["rgb", "residual"], default="",
@@ -206,14 +250,15 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if a.cmd == "cache":
-        cache(a.devset, a.frames, a.windows, a.spacing_s)
+        cache_next(a.frames) if a.next else cache(a.devset, a.frames, a.windows, a.spacing_s)
         return
-    cache_file = window_cache(a.windows, a.spacing_s) if a.windows else CACHE
+    cache_file = NEXT_CACHE if a.next else window_cache(a.windows, a.spacing_s) if a.windows else CACHE
     if a.cmd == "compare":
         old = score(a.old) if a.old_plain else score(a.old, cache_file, a.canon)
         compare(old, score(a.new, cache_file, a.canon, a.zero), f"{Path(a.new).name} - {Path(a.old).name}")
     else:
-        tag = ((f", {a.windows} windows" if a.windows else "") + (f", canon {a.canon}" if a.canon else "")
+        tag = ((f", {a.windows} windows" if a.windows else "") + (", next-frame pairs" if a.next else "")
+               + (f", canon {a.canon}" if a.canon else "")
                + (f", {a.zero} stream zeroed" if a.zero else ""))
         for t in a.targets:
             report(Path(t).name + tag, score(t, cache_file, a.canon, a.zero))

@@ -84,13 +84,23 @@ class ResNeXtLSTM(nn.Module):
         """frames: (B, 3, H, W) RGB uint8/float -> (B, C) pooled features."""
         return self.pool(self.backbone(self.normalize(frames))).flatten(1)
 
-    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
-        """clip: (N, T, 3, H, W) RGB uint8/float [0, 255] -> per-frame features (N, T, C)."""
+    def forward_features(self, clip: torch.Tensor, partners: torch.Tensor | None = None) -> torch.Tensor:
+        """clip: (N, T, 3, H, W) RGB uint8/float [0, 255] -> per-frame features (N, T, C).
+
+        partners: for a model whose spec pairs each frame with the next one (`residual_pairs` "next"), the
+        video frame right after each of clip's frames, cropped with the same box, (N, T, 3, H, W); only the
+        residual stream reads them. None there (a still image, a clip of one frame): the stream gives 0.
+        """
         n, t = clip.shape[:2]
         rgb = self.frame_features(clip.flatten(0, 1)).view(n, t, -1)
         if self.residual is None:
             return rgb
-        return torch.cat([rgb.float(), self.residual(clip)], -1)
+        if self.spec.residual_pairs == "next":
+            res = self.residual(clip, partners) if partners is not None else \
+                torch.zeros(n, t, self.residual.num_features, device=clip.device)
+        else:
+            res = self.residual(clip)
+        return torch.cat([rgb.float(), res], -1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """features: (N, T, C) -> logits (N, 2). The mean over time makes every frame count."""
@@ -106,8 +116,8 @@ class ResNeXtLSTM(nn.Module):
         out, _ = self.lstm(features.float())
         return self.head(out)
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(clip))
+    def forward(self, clip: torch.Tensor, partners: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(clip, partners))
 
 
 class LegacyReferenceModel(nn.Module):

@@ -23,8 +23,8 @@ from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
 from detector.hashing import sha256_file
 from detector.report import NO_FACE, FaceResult, Report
 from detector.spec import ModelSpec
-from detector.video import VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices
-from detector.weights import DEFAULT_WEIGHTS, load_weights
+from detector.video import VideoLimits, is_image_path, probe, read_frame_pairs, read_frames, read_image, sample_indices
+from detector.weights import DEFAULT_WEIGHTS, load_weights, read_spec
 
 if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
     import torch
@@ -70,17 +70,29 @@ class Detector:
             # oneDNN's bf16 convolutions are fastest on NHWC weights; fp32 (explanations) works on them too.
             self.model.to(memory_format=torch.channels_last)
 
-    def features(self, clip: np.ndarray) -> torch.Tensor:
-        """clip: uint8 (T, H, W, 3) RGB -> features (1, T, C) fp32."""
+    def features(self, clip: np.ndarray, partners: np.ndarray | None = None) -> torch.Tensor:
+        """clip: uint8 (T, H, W, 3) RGB -> features (1, T, C) fp32.
+
+        partners: uint8 (T, H, W, 3), the crop of each frame's successor in the video (same boxes), for a
+        model whose residual stream pairs "next" frames; ignored by other models."""
         import torch
 
+        def tensor(a):  # (T, H, W, 3) -> (1, T, 3, H, W)
+            return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).unsqueeze(0)
+
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, 3, H, W)
+            x = tensor(clip)
+            nx = tensor(partners) if partners is not None and self.wants_partners else None
             if self.use_bf16:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    f = self.model.forward_features(x)
+                    f = self.model.forward_features(x, nx) if nx is not None else self.model.forward_features(x)
                 return f.float()
-            return self.model.forward_features(x)
+            return self.model.forward_features(x, nx) if nx is not None else self.model.forward_features(x)
+
+    @property
+    def wants_partners(self) -> bool:
+        """The model's residual stream compares each frame with the video's next one (see detector/residual.py)."""
+        return wants_partners(self.spec)
 
     def p_fake(self, features: torch.Tensor) -> float:
         import torch
@@ -99,12 +111,17 @@ class Detector:
     def model_info(self) -> dict:
         s = self.spec
         return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
-                "backbone": s.backbone, "residual_width": s.residual_width, "lstm_hidden": s.lstm_hidden,
+                "backbone": s.backbone, "residual_width": s.residual_width,
+                "residual_pairs": s.residual_pairs if s.residual_width else None, "lstm_hidden": s.lstm_hidden,
                 "bidirectional": s.bidirectional,
                 "sequence_length": s.sequence_length, "input_size": s.input_size,
                 "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
                 "metrics": s.metrics, "limits": list(s.limits),
                 "precision": "bf16-autocast" if self.use_bf16 else "fp32"}
+
+
+def wants_partners(spec: ModelSpec) -> bool:
+    return bool(spec.residual_width) and spec.residual_pairs == "next"
 
 
 def _cpu_has_bf16() -> bool:
@@ -132,6 +149,9 @@ class Prepared:
     """A clip read and its faces found: everything an analysis does before the model.
 
     frames: uint8 (T, H, W, 3) RGB; indices: their frame numbers; tracks: face tracks over them.
+    partners: uint8 (T, H, W, 3), each frame's successor in the video, read only for a model that pairs
+    "next" frames (None otherwise, and for an image); partner_crops: per track, the successors cropped with
+    the track's boxes (then `partners` is dropped: the full frames are only needed until the tracks exist).
     Made by `prepare` (no torch needed), finished by `classify`; the CLI's batch mode prepares the next
     clip in a thread while the model classifies the current one.
     """
@@ -144,6 +164,8 @@ class Prepared:
     timings: dict[str, float]
     t0: float
     tracks: list[FaceTrack] = field(default_factory=list)
+    partners: np.ndarray | None = None
+    partner_crops: list[np.ndarray] | None = None
 
 
 def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
@@ -155,7 +177,8 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     and scores in the validation-defined band below the threshold are INCONCLUSIVE (see
     detector/calibration.py). Raises InputError subclasses for bad input.
     """
-    return classify(prepare(path, config, progress), config, progress, detector)
+    partners = detector.wants_partners if detector is not None else None
+    return classify(prepare(path, config, progress, partners), config, progress, detector)
 
 
 def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
@@ -165,8 +188,11 @@ def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
 
 
 def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
-            progress: Progress | None = None) -> Prepared:
-    """Probe, hash, read the T sampled frames (or the image) and find the face tracks."""
+            progress: Progress | None = None, partners: bool | None = None) -> Prepared:
+    """Probe, hash, read the T sampled frames (or the image) and find the face tracks.
+
+    partners: also read each sampled frame's successor (for a model whose stream pairs "next" frames);
+    None: as `config.weights`' sidecar says (read without loading the model)."""
     progress = progress or _noop
     if is_image_path(path):
         return _prepare_image(path, config, progress)
@@ -175,7 +201,11 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     info = probe(path, config.limits)
     file = {"name": Path(path).name, "bytes": info.bytes, "sha256": sha256_file(path)}
     wanted = sample_indices(info.frame_count, config.frames)
-    frames, got = read_frames(path, wanted, info)
+    nxt = None
+    if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
+        frames, got, nxt = read_frame_pairs(path, wanted, info)
+    else:
+        frames, got = read_frames(path, wanted, info)
     warnings = []
     if len(wanted) < config.frames:
         warnings.append(f"clip has only {info.frame_count} frames: used all of them instead of {config.frames}")
@@ -185,7 +215,8 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     video = {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
              "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
              "codec": info.codec, "rotation": info.rotation}
-    prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0)
+    prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
+                    partners=nxt)
     return _find_faces(prep, config, progress)
 
 
@@ -204,6 +235,9 @@ def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress) -> P
     progress(0.15, f"finding faces in {len(prep.frames)} frames")
     t = time.perf_counter()
     prep.tracks = find_face_tracks(prep.frames, config.faces)
+    if prep.partners is not None:
+        prep.partner_crops = [track_crops(prep.partners, tr, config.faces) for tr in prep.tracks]
+        prep.partners = None
     prep.timings["faces"] = time.perf_counter() - t
     return prep
 
@@ -222,14 +256,19 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
         float(calib["threshold"]) if calib else det.spec.threshold
     band = None if config.threshold is not None else cal.band(calib)
     results, feats = [], []
-    for tr in tracks:
+    for k, tr in enumerate(tracks):
         crops = track_crops(frames, tr, config.faces)
-        f = det.features(crops)
+        partners = prep.partner_crops[k] if prep.partner_crops is not None else None
+        if det.wants_partners and partners is None and len(frames) > 1:
+            warnings.append("this model compares each frame with the next one, which was not read (the clip "
+                            "was prepared for other weights); its frame-pair evidence is left out")
+        f = det.features(crops, partners)
         feats.append(f)
         m = det.margin(f)
         results.append(FaceResult(tr.track_id, cal.calibrate(m, calib), [indices[p] for p in tr.positions],
                                   [b.as_list() for b in tr.boxes], [not d for d in tr.detected], crops,
-                                  p_fake_raw=cal.sigmoid(m), margin=m))
+                                  p_fake_raw=cal.sigmoid(m), margin=m,
+                                  partners=partners if det.wants_partners else None))
     timings["model"] = time.perf_counter() - t
     if not det.spec.trained:
         warnings.append("the model is UNTRAINED (random weights): its probabilities mean nothing")

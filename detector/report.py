@@ -22,6 +22,8 @@ class FaceResult:
 
     frame_indices: indices in the video (0-based) of the frames the model saw, length T_track.
     boxes: [x0, y0, x1, y1] in full-frame pixels per frame. crops: uint8 (T_track, 112, 112, 3) RGB.
+    partners: the crops of each frame's successor in the video, same shape, for a model that pairs "next"
+    frames (None otherwise); the explanations rerun the model on them.
     interpolated: True where the box was interpolated between detections.
 
     p_fake: calibrated when the weights carry a calibration, else the raw softmax probability;
@@ -37,6 +39,7 @@ class FaceResult:
     explanation: dict | None = field(default=None, repr=False)
     p_fake_raw: float | None = None
     margin: float | None = None
+    partners: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         d = {"track_id": self.track_id, "p_fake": round(self.p_fake, 6),

@@ -10,7 +10,13 @@ differently from the camera's. This stream looks at pairs of high-pass residuals
 Input of `ResidualPairStream`: uint8 / float (N, T, 3, H, W) RGB in [0, 255] (the model's own input).
 Per frame: grey = mean of R, G, B; residual = grey - GaussianBlur(grey, sigma 1) (OpenCV's 9-tap kernel,
 reflect-101 borders, in fp32 whatever the autocast: a bf16 difference of values near 255 would be all
-rounding), divided by 8. Step t >= 1 sees the pair (residual t-1, residual t); step 0 repeats step 1.
+rounding), divided by 8. Two ways to pair (`ModelSpec.residual_pairs`):
+- "sampled": step t >= 1 sees (residual t-1, residual t) of two *sampled* frames; step 0 repeats step 1.
+  Their gap in time is the clip's length / T (0.15 s in a 3-s clip, 1.5 s in a 30-s one).
+- "next": step t sees (residual of frame t, residual of the video frame right after it, cropped with the
+  same box), given as `partners` (N, T, 3, H, W). One frame apart whatever the clip's length, where a
+  camera has renewed its noise and a warping animator has carried it 1-2 px: the trace at its cleanest,
+  and at one scale for every clip (issue 15: adjacent frames rank the dev set higher than spread ones).
 Output: (N, T, C) features, C = `num_features` = 4 * width.
 
 A pair whose crops are (nearly) identical carries no evidence of either kind: a duplicated source frame
@@ -49,17 +55,31 @@ def highpass(grey: torch.Tensor, sigma: float = SIGMA) -> torch.Tensor:
     return x - blur
 
 
-def residual_pairs(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """clip: (N, T, 3, H, W) RGB in [0, 255], T >= 2 -> (pairs float32 (N, T-1, 2, H, W), same (N, T-1) bool).
-
-    pairs[:, t] = (residual of frame t, residual of frame t+1) / SCALE; same[:, t]: the two crops are
-    (nearly) identical (mean |grey difference| < DUPLICATE_MAD), so the pair carries no evidence.
-    """
+def _residuals(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T, 3, H, W) RGB -> (grey (N, T, 1, H, W), residual / SCALE (N, T, H, W)), fp32."""
     n, t = clip.shape[:2]
-    grey = clip.float().mean(2, keepdim=True)  # (N, T, 1, H, W)
-    res = highpass(grey.flatten(0, 1)).view(n, t, *grey.shape[-2:]) / SCALE
-    same = (grey[:, 1:] - grey[:, :-1]).abs().mean(dim=(2, 3, 4)) < DUPLICATE_MAD
-    return torch.stack([res[:, :-1], res[:, 1:]], 2), same
+    grey = clip.float().mean(2, keepdim=True)
+    return grey, highpass(grey.flatten(0, 1)).view(n, t, *grey.shape[-2:]) / SCALE
+
+
+def residual_pairs(clip: torch.Tensor, partners: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """clip: (N, T, 3, H, W) RGB in [0, 255] -> (pairs float32 (N, P, 2, H, W), same (N, P) bool).
+
+    Without partners (T >= 2, P = T-1): pairs[:, t] = (residual of frame t, residual of frame t+1) / SCALE.
+    With partners (N, T, 3, H, W), each frame's successor in the video (P = T): pairs[:, t] = (residual of
+    frame t, residual of partner t) / SCALE. same[:, t]: the two crops are (nearly) identical (mean |grey
+    difference| < DUPLICATE_MAD), so the pair carries no evidence.
+    """
+    grey, res = _residuals(clip)
+    if partners is None:
+        a, b, ga, gb = res[:, :-1], res[:, 1:], grey[:, :-1], grey[:, 1:]
+    else:
+        if partners.shape != clip.shape:
+            raise ValueError(f"partners {tuple(partners.shape)} must have the clip's shape {tuple(clip.shape)}")
+        gb, b = _residuals(partners)
+        a, ga = res, grey
+    same = (gb - ga).abs().mean(dim=(2, 3, 4)) < DUPLICATE_MAD
+    return torch.stack([a, b], 2), same
 
 
 class ResidualPairStream(nn.Module):
@@ -82,15 +102,18 @@ class ResidualPairStream(nn.Module):
         """pairs: float (B, 2, H, W) residuals -> (B, C)."""
         return self.body(pairs)
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+    def forward(self, clip: torch.Tensor, partners: torch.Tensor | None = None) -> torch.Tensor:
+        """clip (N, T, 3, H, W), partners None or (N, T, 3, H, W) (see `residual_pairs`) -> (N, T, C)."""
         n, t = clip.shape[:2]
         dev = clip.device
-        if t < 2:  # a still image: no pair, no evidence
+        if partners is None and t < 2:  # a still image: no pair, no evidence
             return torch.zeros(n, t, self.num_features, device=dev)
         # fp32 throughout: the stream costs ~1 % of the backbone, and bf16 residuals would be rounding noise.
         with torch.autocast(dev.type, enabled=False):
-            pairs, same = residual_pairs(clip)
-            f = self.pair_features(pairs.flatten(0, 1).contiguous()).view(n, t - 1, -1)
+            pairs, same = residual_pairs(clip, partners)
+            f = self.pair_features(pairs.flatten(0, 1).contiguous()).view(n, pairs.shape[1], -1)
             f = f.masked_fill(same.unsqueeze(-1), 0.0)
+        if partners is not None:
+            return f
         return torch.cat([f[:, :1], f], 1)  # step 0 repeats step 1: (N, T, C)
 

@@ -32,6 +32,9 @@ class ModelSpec:
     # Width of the residual-pair stream (detector/residual.py) whose 4 * width features per frame join the
     # ResNeXt50's at the LSTM input; 0: no such stream (every sidecar written before it existed).
     residual_width: int = 0
+    # What the residual stream pairs (detector/residual.py): "sampled" = consecutive sampled frames (t-1, t);
+    # "next" = each sampled frame and the video frame right after it (read by the pipeline as partners).
+    residual_pairs: str = "sampled"
     sequence_length: int = 20
     input_size: int = 112
     mean: tuple[float, float, float] = IMAGENET_MEAN

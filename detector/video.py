@@ -194,6 +194,25 @@ def read_frames(
     return np.stack(frames), got
 
 
+def read_frame_pairs(
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The frames at `indices` (sorted, unique) and, for each, the video frame right after it.
+
+    Returns `(frames, got, partners)`: frames and partners uint8 (T, H, W, 3) RGB, got the indices read.
+    Why: the residual stream of a "next"-pairing model (detector/residual.py) compares each sampled frame
+    with its successor, one frame apart whatever the clip's length. A frame without a successor (the
+    clip's last, or a truncated file's) is its own partner: a duplicate pair, which the stream reads as
+    "no evidence". The successor is one grab() after its frame, so this costs little more than read_frames.
+    """
+    info = info or probe(path, VideoLimits(None, None))
+    want = sorted(set(indices) | {i + 1 for i in indices if i + 1 < info.frame_count})
+    imgs, got = read_frames(path, want, info)
+    pos = {g: k for k, g in enumerate(got)}
+    keep = [i for i in indices if i in pos]
+    return imgs[[pos[i] for i in keep]], keep, imgs[[pos.get(i + 1, pos[i]) for i in keep]]
+
+
 def _seek(cap: cv2.VideoCapture, idx: int) -> int:
     """Seek so the next grab() returns frame `idx` if the demuxer can; returns the position reached."""
     cap.set(cv2.CAP_PROP_POS_FRAMES, idx)

@@ -102,7 +102,7 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     layer = "model.model[7] (layer4)" if not hasattr(model.backbone, "layer4") else "model.backbone.layer4"
     per_face = []
     for face, f in zip(report.faces, feats):
-        cam = gradcam(model, face.crops, target, method=method)
+        cam = gradcam(model, face.crops, target, method=method, partners=getattr(face, "partners", None))
         tem = temporal_importance(model, f, target)
         crop_ov = overlay_crops(face.crops, cam.maps)
         frame_ov = None

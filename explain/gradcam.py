@@ -113,7 +113,13 @@ def _cam_from(acts: torch.Tensor, grads: torch.Tensor) -> np.ndarray:
     return torch.relu((w * acts.float()).sum(dim=1)).detach().cpu().numpy()
 
 
-def _fast(model: nn.Module, x: torch.Tensor, idx: int) -> tuple[np.ndarray, np.ndarray]:
+def _run(model: nn.Module, x: torch.Tensor, partners: torch.Tensor | None) -> torch.Tensor:
+    """Clip logits (1, 2) of frames x (T, 3, H, W), with their successors for a "next"-pairing model."""
+    return model(x.unsqueeze(0)) if partners is None else model(x.unsqueeze(0), partners.unsqueeze(0))
+
+
+def _fast(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
     layer = target_layer(model)
     store: dict[str, torch.Tensor] = {}
 
@@ -129,7 +135,7 @@ def _fast(model: nn.Module, x: torch.Tensor, idx: int) -> tuple[np.ndarray, np.n
     handle = layer.register_forward_hook(cut)
     try:
         with torch.no_grad():
-            logits = model(x.unsqueeze(0))  # (1, 2)
+            logits = _run(model, x, partners)  # (1, 2)
         with torch.enable_grad():
             (grads,) = torch.autograd.grad(logits[0, idx], store["a"])
     finally:
@@ -144,21 +150,23 @@ class ClipAsBatch(nn.Module):
     The library treats a 5-D (N, T, 3, H, W) input as a 3-D volume and fails; this keeps it 2-D.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, partners: torch.Tensor | None = None) -> None:
         super().__init__()
         self.model = model
+        self.partners = partners
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        logits = self.model(frames.unsqueeze(0))  # (1, 2)
+        logits = _run(self.model, frames, self.partners)  # (1, 2)
         return logits.expand(frames.shape[0], -1)  # (T, 2)
 
 
-def _library(model: nn.Module, x: torch.Tensor, idx: int) -> tuple[np.ndarray, np.ndarray]:
+def _library(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     from pytorch_grad_cam import GradCAM  # ~7 s import: only when asked for
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     t = x.shape[0]
-    wrapper = ClipAsBatch(model)
+    wrapper = ClipAsBatch(model, partners)
     cams = logits = None
     try:
         with torch.enable_grad(), GradCAM(model=wrapper, target_layers=[target_layer(model)]) as cam:
@@ -177,19 +185,23 @@ def _library(model: nn.Module, x: torch.Tensor, idx: int) -> tuple[np.ndarray, n
 
 
 def gradcam(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
-            method: str = DEFAULT_METHOD) -> CamResult:
+            method: str = DEFAULT_METHOD, partners: np.ndarray | torch.Tensor | None = None) -> CamResult:
     """Grad-CAM of the clip decision for every frame of one face track.
 
     model: ResNeXtLSTM or LegacyReferenceModel (anything with ``backbone`` and ``forward``).
     crops: uint8 (T, H, W, 3) RGB (or a tensor (T, 3, H, W) in [0, 255]); T = 1 for an image.
     target: "fake" (logit index 1) or "real" (index 0). method: "fast" (default) or "library".
+    partners: the crops of each frame's successor (as crops), for a model that pairs "next" frames, so the
+    explained logit is the one the analysis reported; the maps are of `crops` only.
     Returns CamResult with maps and raw maps of shape (T, H, W).
     """
     idx = target_index(target)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    x = _as_frames(crops).to(next(model.parameters()).device)
+    dev = next(model.parameters()).device
+    x = _as_frames(crops).to(dev)
+    nx = None if partners is None else _as_frames(partners).to(dev)
     with eval_mode(model), torch.autocast("cpu", enabled=False):
-        cams, logits = (_fast if method == "fast" else _library)(model, x, idx)
+        cams, logits = (_fast if method == "fast" else _library)(model, x, idx, nx)
     maps, raw = _normalise(cams, tuple(x.shape[-2:]))
     return CamResult(maps, raw, np.asarray(logits, np.float32), idx, method)

@@ -169,6 +169,9 @@ def test_model_card_lists_calibration_and_devset_per_family():
     assert "2 of 40 real are flagged" in card and "threshold **0.800**" in card
     assert "not calibrated" not in card
     assert "none: p(fake) is the raw" in app_logic.model_card_markdown(ModelSpec(name="m"))
+    assert "Residual-pair stream" not in card
+    nxt = app_logic.model_card_markdown(ModelSpec(name="m", residual_width=32, residual_pairs="next"))
+    assert "128 features per frame" in nxt and "the video frame right after it" in nxt
 
 
 def test_model_card_says_untrained_loudly():

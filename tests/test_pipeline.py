@@ -120,3 +120,33 @@ def test_cli_batch_one_line_per_file(face_clip, no_face_clip, text_as_mp4):
 def test_cli_summary(face_clip):
     p = _cli("analyze", face_clip, "--frames", "6")
     assert p.returncode == 0 and "face 0" in p.stdout and "model:" in p.stdout
+
+
+def test_next_pairing_model_gets_each_frames_successor(face_clip, tiny_spec):
+    """A model whose stream pairs "next" frames is given every sampled frame's successor, cropped with the
+    same box; its verdict and its explanations are computed on those pairs, and a "sampled" model reads none."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from explain.gradcam import gradcam
+
+    torch.manual_seed(0)
+    spec = dataclasses.replace(tiny_spec, residual_width=2, residual_pairs="next", weights_sha256="e" * 64)
+    det = Detector(build_model(spec), spec, precision="fp32")
+    r = analyze_video(face_clip, AnalysisConfig(frames=6, explain=True), detector=det)
+    face = r.faces[0]
+    assert face.partners is not None and face.partners.shape == face.crops.shape
+    # the partners are the crops of frame i + 1 in the same boxes: GRID's next frame differs, a little
+    diff = np.abs(face.partners.astype(float) - face.crops.astype(float)).mean(axis=(1, 2, 3))
+    assert (diff > 0).all() and (diff < 20).all()
+    m = det.margin(det.features(face.crops, face.partners))
+    assert m == pytest.approx(face.margin, abs=1e-5)
+    assert det.margin(det.features(face.crops)) != pytest.approx(face.margin, abs=1e-4)  # stream at 0
+    cam = gradcam(det.model, face.crops, partners=face.partners)
+    assert cam.logits[1] - cam.logits[0] == pytest.approx(face.margin, abs=1e-3)
+    assert r.model["residual_pairs"] == "next"
+    sampled = analyze_video(face_clip, AnalysisConfig(frames=6),
+                            detector=Detector(build_model(tiny_spec), tiny_spec, precision="fp32"))
+    assert sampled.faces[0].partners is None

@@ -137,3 +137,45 @@ def test_streams_sentence_names_the_larger_stream():
     assert s.endswith("came from texture renewal between frames.")
     assert streams_sentence({"streams": {"total": {"appearance": 3.0, "texture_renewal": 1.0}}}).endswith(
         "came from the appearance of single frames.")
+
+
+def test_next_pairs_line_up_with_partners():
+    """With partners, step t pairs frame t with its own successor: T pairs, no step repeated."""
+    rng = np.random.default_rng(2)
+    frames = torch.from_numpy(rng.integers(0, 255, (1, 3, 3, 24, 24)).astype(np.float32))
+    partners = torch.from_numpy(rng.integers(0, 255, (1, 3, 3, 24, 24)).astype(np.float32))
+    partners[0, 1] = frames[0, 1]  # frame 1 has no successor: its own partner
+    pairs, same = residual_pairs(frames, partners)
+    own, _ = residual_pairs(torch.stack([frames[0, 2], partners[0, 2]])[None])
+    assert pairs.shape == (1, 3, 2, 24, 24)
+    assert torch.equal(pairs[0, 2], own[0, 0])
+    assert same.tolist() == [[False, True, False]]
+    with pytest.raises(ValueError, match="shape"):
+        residual_pairs(frames, partners[:, :2])
+    s = ResidualPairStream(width=4).eval()
+    f = s(frames, partners)
+    assert f.shape == (1, 3, 16) and not f[0, 1].any() and f[0, 0].any() and f[0, 2].any()
+    assert not torch.equal(f[0, 0], f[0, 2])  # not a repeated step
+
+
+def test_next_pairing_model_reads_partners_and_nothing_else(tiny_spec):
+    """A "next" model's stream sees (frame, successor) pairs; without successors it gets no evidence (0),
+    and a "sampled" model ignores them."""
+    import dataclasses
+
+    from detector.model import build_model
+
+    torch.manual_seed(0)
+    spec = dataclasses.replace(tiny_spec, residual_width=2, residual_pairs="next")
+    model = build_model(spec).eval()
+    x = torch.randint(0, 255, (1, 4, 3, 64, 64), dtype=torch.uint8)
+    nx = torch.randint(0, 255, (1, 4, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        f = model.forward_features(x, nx)
+        none = model.forward_features(x)
+        assert torch.equal(f[..., 512:], model.residual(x, nx))
+        assert not none[..., 512:].any() and torch.equal(f[..., :512], none[..., :512])
+        sampled = build_model(dataclasses.replace(spec, residual_pairs="sampled")).eval()
+        sampled.load_state_dict(model.state_dict())
+        assert torch.equal(sampled.forward_features(x, nx), sampled.forward_features(x))
+        assert not torch.equal(sampled.forward_features(x), f)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from detector.errors import CorruptVideoError, EmptyVideoError, InputTooLargeError, NotAVideoError
-from detector.video import VideoLimits, probe, read_frames, read_image, sample_indices
+from detector.video import VideoLimits, probe, read_frame_pairs, read_frames, read_image, sample_indices
 
 
 def test_sample_indices_spread_over_whole_clip():
@@ -80,3 +80,14 @@ def test_read_image_rejects_text(text_as_mp4, tmp_path):
     p.write_bytes(text_as_mp4.read_bytes())
     with pytest.raises(NotAVideoError):
         read_image(p)
+
+
+def test_read_frame_pairs_gives_each_frame_its_successor(long_mp4):
+    """Partners are the very next video frame; the last frame, having none, is its own partner."""
+    idx = [0, 41, 150, 299]
+    frames, got, partners = read_frame_pairs(long_mp4, idx)
+    assert got == idx and frames.shape == partners.shape == (4, 96, 128, 3)
+    for f, p, i in zip(frames, partners, idx):
+        assert abs(int(f[48, 64, 0]) - (i % 256)) <= 6
+        assert abs(int(p[48, 64, 0]) - (min(i + 1, 299) % 256)) <= 6
+    assert np.array_equal(frames[-1], partners[-1])

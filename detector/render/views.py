@@ -271,6 +271,10 @@ def model_card_markdown(spec: ModelSpec) -> str:
               f"({spec.lstm_hidden} hidden{', bidirectional' if spec.bidirectional else ''}), "
               f"{spec.sequence_length} frames of {spec.input_size}×{spec.input_size} face crops, "
               f"labels {' / '.join(spec.labels)}, threshold {spec.threshold:.2f}",
+              *([f"- **Residual-pair stream:** {4 * spec.residual_width} features per frame of high-pass "
+                 "residual pairs, " + ("each sampled frame with the video frame right after it"
+                                       if spec.residual_pairs == "next" else "consecutive sampled frames")]
+                if spec.residual_width else []),
               f"- **Weights sha256:** `{spec.weights_sha256 or 'not recorded'}`",
               f"- **Trained on:** {spec.trained_on}"]
     if spec.training:

@@ -9,6 +9,9 @@ fakes are made from it on the fly (detector/training/families.py), paired with t
   1.6x the box, resized to 112x112), so a still looks to the model like a crop of a video frame.
 - Clips (`../shared/data/{grid,cremad}` MANIFEST.tsv): `frames` evenly spread frames of each clip, cropped
   by the product's own face path (detector.training.prepare.clip_crops), up to `max_clips` per speaker.
+- `--next`: each clip frame is followed by its successor in the video, cropped with the same box
+  (interleaved, 2 * `frames` crops a clip; pack.json says `"pairs": "next"`), for a residual stream that
+  pairs "next" frames (detector/residual.py; train-residual reads it).
 - 68-point landmarks for every crop (detector.training.online_fakes.crop_landmarks).
 - Splits by identity only: stills by a hash of the identity key (80/10/10), clips by speaker lists
   (the previous default's validation and test speakers stay held out).
@@ -73,16 +76,17 @@ def load_stills(root: Path) -> dict[str, np.ndarray]:
 def _clip_job(a):
     from detector.training.prepare import clip_crops
 
-    path, frames = a
+    path, frames, partners = a
     try:
-        return clip_crops(path, frames)
+        return clip_crops(path, frames, partners)
     except Exception:  # noqa: BLE001 - a clip that does not decode is left out and counted
         return None
 
 
 def load_clips(data: Path, frames: int = 20, max_clips: int = 12, workers: int = 1,
-               seed: int = 0) -> dict[str, np.ndarray]:
-    """Real clips of ../shared/data (GRID + CREMA-D) as face-crop clips uint8 (N, T, 112, 112, 3) RGB."""
+               seed: int = 0, partners: bool = False) -> dict[str, np.ndarray]:
+    """Real clips of ../shared/data (GRID + CREMA-D) as face-crop clips uint8 (N, T, 112, 112, 3) RGB
+    (T = 2 * frames with partners: see `clip_crops`)."""
     rows = list(csv.DictReader(open(data / "MANIFEST.tsv"), delimiter="\t"))
     rng = np.random.default_rng(seed)
     by_spk: dict[str, list[dict]] = {}
@@ -92,7 +96,7 @@ def load_clips(data: Path, frames: int = 20, max_clips: int = 12, workers: int =
     for _spk, rs in sorted(by_spk.items()):
         idx = rng.permutation(len(rs))[:max_clips]
         chosen += [rs[i] for i in sorted(idx)]
-    jobs = [(str(data / r["file"]), frames) for r in chosen]
+    jobs = [(str(data / r["file"]), frames, partners) for r in chosen]
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -108,13 +112,14 @@ def load_clips(data: Path, frames: int = 20, max_clips: int = 12, workers: int =
             "path": np.array([r["file"] for r, _ in ok]), "dropped": np.array(len(chosen) - len(ok))}
 
 
-def build_pack(data: Path, out: Path, frames: int = 20, max_clips: int = 12, workers: int = 1) -> dict:
+def build_pack(data: Path, out: Path, frames: int = 20, max_clips: int = 12, workers: int = 1,
+               partners: bool = False) -> dict:
     from detector.training.online_fakes import crop_landmarks
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     info: dict = {"data": str(data), "frames": frames, "max_clips_per_speaker": max_clips, "size": SIZE,
-                  "margin": MARGIN}
+                  "margin": MARGIN, "pairs": "next" if partners else "sampled"}
     if not (out / "stills.npz").is_file():
         st = load_stills(data / "faces")
         st["landmarks"] = crop_landmarks(st["crops"])
@@ -123,7 +128,7 @@ def build_pack(data: Path, out: Path, frames: int = 20, max_clips: int = 12, wor
     info["stills"] = {s: int((st["split"] == s).sum()) for s in ("train", "val", "test")}
     info["still_identities"] = {s: int(len(set(st["identity"][st["split"] == s]))) for s in ("train", "val", "test")}
     if not (out / "clips.npz").is_file():
-        cl = load_clips(data, frames, max_clips, workers)
+        cl = load_clips(data, frames, max_clips, workers, partners=partners)
         n, t = cl["crops"].shape[:2]
         cl["landmarks"] = crop_landmarks(cl["crops"].reshape(n * t, SIZE, SIZE, 3)).reshape(n, t, 68, 2)
         np.savez(out / "clips.npz", **cl)
@@ -234,8 +239,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--max-clips", type=int, default=12, help="clips per speaker (GRID s1 alone has 201)")
     p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(func=lambda a: print(json.dumps(build_pack(a.data, a.out, a.frames, a.max_clips, a.workers),
-                                                   indent=2)) or 0)
+    p.add_argument("--next", action="store_true",
+                   help="each clip frame followed by its successor in the video (for a stream pairing next frames)")
+    p.set_defaults(func=lambda a: print(json.dumps(build_pack(a.data, a.out, a.frames, a.max_clips, a.workers,
+                                                              a.next), indent=2)) or 0)
     c = sub.add_parser("pack-compact", help="shrink a training pack into one carry file for a lent GPU machine")
     c.add_argument("pack", type=Path, help="a pack folder built by `pack` (data/pack)")
     c.add_argument("--out", type=Path, default=Path("data/carry"))

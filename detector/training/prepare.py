@@ -118,16 +118,29 @@ def main_face_crops(imgs: np.ndarray, frames: int) -> np.ndarray | None:
     return crops
 
 
-def clip_crops(path: str, frames: int) -> np.ndarray | None:
+def clip_crops(path: str, frames: int, partners: bool = False) -> np.ndarray | None:
     """Crops of the main face (longest track, then largest) at `frames` evenly spread frames.
 
     Returns uint8 (frames, 112, 112, 3) RGB (a shorter track repeats its last crop), or None if no face.
+    partners: also each frame's successor in the video, cropped with the same box (what the pipeline gives
+    a model whose stream pairs "next" frames), interleaved: uint8 (2 * frames, 112, 112, 3) = frame 0,
+    its successor, frame 1, its successor, ...
     """
-    from detector.video import probe, read_frames, sample_indices
+    from detector.faces import FaceConfig, track_crops
+    from detector.video import probe, read_frame_pairs, read_frames, sample_indices
 
     info = probe(path)
-    imgs, _ = read_frames(path, sample_indices(info.frame_count, frames), info)
-    return main_face_crops(imgs, frames)
+    if not partners:
+        imgs, _ = read_frames(path, sample_indices(info.frame_count, frames), info)
+        return main_face_crops(imgs, frames)
+    imgs, _, nxt = read_frame_pairs(path, sample_indices(info.frame_count, frames), info)
+    tr = main_face(imgs)
+    if tr is None:
+        return None
+    a, b = (track_crops(x, tr, FaceConfig(use_encodings=False)) for x in (imgs, nxt))
+    if len(a) < frames:
+        a, b = (np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)]) for c in (a, b))
+    return np.stack([a, b], 1).reshape(2 * frames, *a.shape[1:])
 
 
 def _work(a):

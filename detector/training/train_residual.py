@@ -70,14 +70,23 @@ def stream_dropout(rgb: torch.Tensor, res: torch.Tensor, rc: ResidualConfig, g: 
     return rgb * keep_rgb, res * keep_res
 
 
+def split_next(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clips of a "next" pack, uint8 (N, 2T, S, S, 3) interleaved (frame, successor, ...) -> (frames, partners),
+    each (N, T, S, S, 3) (views)."""
+    return x[:, 0::2], x[:, 1::2]
+
+
 @torch.no_grad()
-def clip_logits(model, rgb: torch.Tensor, x: np.ndarray, batch: int = 16) -> torch.Tensor:
-    """Eval-mode logits (N, 2) of clips x uint8 (N, T, S, S, 3) with their cached RGB features (N, T, 2048)."""
+def clip_logits(model, rgb: torch.Tensor, x: np.ndarray, batch: int = 16, partners: np.ndarray | None = None
+                ) -> torch.Tensor:
+    """Eval-mode logits (N, 2) of clips x uint8 (N, T, S, S, 3) with their cached RGB features (N, T, 2048)
+    (and, for a stream pairing "next" frames, their successors `partners`, same shape as x)."""
     was = model.training
     model.eval()
     out = []
     for i in range(0, len(x), batch):
-        res = model.residual(_clips_tensor(x[i:i + batch]))
+        nx = None if partners is None else _clips_tensor(partners[i:i + batch])
+        res = model.residual(_clips_tensor(x[i:i + batch]), nx)
         out.append(model.forward_head(torch.cat([rgb[i:i + batch], res], -1)))
     model.train(was)
     return torch.cat(out)
@@ -107,8 +116,12 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(rc), indent=2))
     src, src_spec = load_weights(init)
+    info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
+    # A pack built with `pack --next` holds each clip frame's successor: the stream learns "next" pairs.
+    pairs = info.get("pairs", "sampled")
     spec = dataclasses.replace(src_spec, name=name or f"{src_spec.name}+residual", residual_width=rc.width,
-                               calibration={}, metrics={}, weights_sha256="", threshold=0.5)
+                               residual_pairs=pairs, calibration={}, metrics={}, weights_sha256="",
+                               threshold=0.5)
     model = build_model(spec)
     model.backbone.load_state_dict(src.backbone.state_dict())
     model.backbone.requires_grad_(False)
@@ -117,6 +130,10 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera)
     xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
     xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
+    ptr = pva = None
+    if pairs == "next":  # fakes were made on the interleaved sequence, so a fake's partner is a fake frame too
+        (xtr, ptr), (xva, pva) = split_next(xtr), split_next(xva)
+        t //= 2
     _log(run, {"stage": 3, "clips_train": len(ytr), "clips_val": len(yva), "built_s": round(time.time() - t_start)})
     feats = run / "rgb_features.pt"
     if resume and feats.is_file():
@@ -149,13 +166,16 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         length = t // stride
         frames = int(rng.integers(t - (length - 1) * stride)) + stride * np.arange(length)
         x = _clips_tensor(xtr[i][:, frames])
+        nx = None if ptr is None else _clips_tensor(ptr[i][:, frames])
         if rng.random() < 0.5:
             x = x.flip(-1)
-        res = model.residual(x)
+            nx = None if nx is None else nx.flip(-1)
+        res = model.residual(x, nx)
         rgb, res_kept = stream_dropout(rgb_tr[i][:, frames], res, rc, g)
         loss = nn.functional.cross_entropy(model.forward_head(torch.cat([rgb, res_kept], -1)), ytr_t[i])
         if rc.aux_weight:
-            pair_logits = aux(res[:, 1:]).squeeze(-1)  # (B, L-1): every pair on its own
+            # every pair on its own: (B, L-1) (step 0 repeats step 1), or (B, L) with "next" pairs
+            pair_logits = aux(res if nx is not None else res[:, 1:]).squeeze(-1)
             target = ytr_t[i].float().view(-1, 1).expand_as(pair_logits)
             loss = loss + rc.aux_weight * nn.functional.binary_cross_entropy_with_logits(pair_logits, target)
         opt.zero_grad(set_to_none=True)
@@ -164,7 +184,7 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         losses.append(loss.item())
         step += 1
         if step % rc.eval_every == 0:
-            logits = clip_logits(model, rgb_va, xva)
+            logits = clip_logits(model, rgb_va, xva, partners=pva)
             val = nn.functional.cross_entropy(logits, torch.from_numpy(yva)).item()
             p = torch.softmax(logits, -1)[:, 1].numpy()
             if val < best - 1e-4:
@@ -180,16 +200,16 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     model.eval()
-    p = torch.softmax(clip_logits(model, rgb_va, xva), -1)[:, 1].numpy()
+    p = torch.softmax(clip_logits(model, rgb_va, xva, partners=pva), -1)[:, 1].numpy()
     val_auc = auc_by_family(yva, p, fva_fam)
     _log(run, {"stage": 3, "final_val_auc": val_auc, "steps": step})
     wall = time.time() - t_start
-    info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     training = {
         "recipe": (f"backbone and its stage-1 training from {src_spec.name} (sha256 "
                    f"{src_spec.weights_sha256[:12]}), frozen; residual-pair stream (width {rc.width}) + a fresh "
-                   f"LSTM + head trained {step} steps (AdamW lr {rc.lr}, {rc.batch} clips a step, every frame "
-                   f"or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
+                   f"LSTM + head trained {step} steps (AdamW lr {rc.lr}, {rc.batch} clips a step, "
+                   + ("each frame paired with its successor in the video, " if pairs == "next" else "")
+                   + f"every frame or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
                    f"{rc.residual_drop}, auxiliary per-pair loss weight {rc.aux_weight}) on {len(ytr)} clips: "
                    "real speaker clips"
                    f"{' with camera noise' if rc.camera else ''} + {rc.pseudo_train} still pseudo-clips, one "

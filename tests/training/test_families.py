@@ -455,3 +455,43 @@ def test_train_residual_end_to_end_and_resume(tmp_path, crop_clips):
     rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     resumed = [r["resumed_at_step"] for r in rows if "resumed_at_step" in r]
     assert resumed == [max(steps)]
+
+
+@pytest.mark.slow
+def test_train_residual_on_a_next_pack(tmp_path, crop_clips):
+    """A pack of (frame, successor) pairs (`pack --next`) trains a stream that pairs "next" frames."""
+    import torch
+
+    from detector.model import build_model, spec_for
+    from detector.training.train_residual import ResidualConfig, split_next, train_residual
+    from detector.weights import load_weights, save_weights
+
+    _tiny_pack(tmp_path, crop_clips)
+    (tmp_path / "pack.json").write_text(json.dumps({"pairs": "next"}))
+    x = np.arange(2 * 4).reshape(2, 4)
+    a, b = split_next(x)
+    assert a.tolist() == [[0, 2], [4, 6]] and b.tolist() == [[1, 3], [5, 7]]
+    torch.manual_seed(0)
+    init_spec = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16, sequence_length=2, trained=True)
+    init = tmp_path / "init.safetensors"
+    save_weights(build_model(init_spec), init_spec, init)
+    rc = ResidualConfig(width=2, pseudo_train=3, pseudo_val=2, batch=2, eval_every=2, patience=100, max_steps=2,
+                        aux_weight=0.5)
+    out = tmp_path / "out" / "tiny_next.safetensors"
+    train_residual(tmp_path, init, tmp_path / "run", rc, budget_min=5, out=out)
+    model, spec = load_weights(out)
+    assert spec.residual_pairs == "next" and "successor" in spec.training["recipe"]
+    clip = torch.randint(0, 255, (1, 2, 3, 112, 112), dtype=torch.uint8)
+    with torch.no_grad():
+        assert not model.forward_features(clip)[..., 512:].any()  # no successors: no stream evidence
+        assert model.forward_features(clip, clip.roll(1, -1))[..., 512:].any()
+
+
+def test_clip_crops_with_partners_interleaves_successors(face_clip):
+    from detector.training.prepare import clip_crops
+
+    plain = clip_crops(str(face_clip), 5)
+    both = clip_crops(str(face_clip), 5, partners=True)
+    assert both.shape == (10, 112, 112, 3) and np.array_equal(both[0::2], plain)
+    diff = np.abs(both[1::2].astype(float) - both[0::2].astype(float)).mean(axis=(1, 2, 3))
+    assert (diff > 0).all() and (diff < 20).all()  # the next frame, in the same box
