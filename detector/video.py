@@ -153,6 +153,14 @@ def read_frames(
     long-GOP codecs (a seek there costs a decode from the keyframe), 24 otherwise (a grab costs ~0.7 ms,
     a seek ~15 ms in mp4v at 720p).
     """
+    frames, got = _read_list(path, indices, info, max_grab_gap)
+    return np.stack(frames), got
+
+
+def _read_list(
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None
+) -> tuple[list[np.ndarray], list[int]]:
+    """`read_frames` as a list of (H, W, 3) RGB frames, one array each (so a caller can free them one by one)."""
     path = str(path)
     info = info or probe(path, VideoLimits(None, None))
     if max_grab_gap is None:
@@ -191,7 +199,7 @@ def read_frames(
         raise CorruptVideoError(
             f"{Path(path).name}: none of the {len(indices)} sampled frames could be decoded; the file is corrupt"
         )
-    return np.stack(frames), got
+    return frames, got
 
 
 def read_frame_pairs(
@@ -207,10 +215,16 @@ def read_frame_pairs(
     """
     info = info or probe(path, VideoLimits(None, None))
     want = sorted(set(indices) | {i + 1 for i in indices if i + 1 < info.frame_count})
-    imgs, got = read_frames(path, want, info)
+    imgs, got = _read_list(path, want, info)
     pos = {g: k for k, g in enumerate(got)}
     keep = [i for i in indices if i in pos]
-    return imgs[[pos[i] for i in keep]], keep, imgs[[pos.get(i + 1, pos[i]) for i in keep]]
+    frames = np.empty((len(keep), *imgs[0].shape), np.uint8)
+    partners = np.empty_like(frames)
+    for k, i in enumerate(keep):  # copy, freeing decoded frames as soon as no later pair needs them
+        frames[k], partners[k] = imgs[pos[i]], imgs[pos.get(i + 1, pos[i])]
+        for j in range(pos[i]):
+            imgs[j] = None
+    return frames, keep, partners
 
 
 def _seek(cap: cv2.VideoCapture, idx: int) -> int:
