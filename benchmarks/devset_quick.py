@@ -67,23 +67,15 @@ NEXT_CACHE = CACHE.with_name("devset_crops_next.npz")
 def cache_next(frames: int) -> None:
     """Write NEXT_CACHE: CACHE's clips at the product's spread frames, plus each frame's successor in the
     video cropped with the same box (`partners`), for models whose stream pairs "next" frames."""
-    from detector.faces import FaceConfig, track_crops
-    from detector.training.prepare import main_face
-    from detector.video import probe, read_frame_pairs, sample_indices
+    from detector.training.prepare import clip_crops
 
     d = np.load(CACHE)
     crops, partners = [], []
     for i, p in enumerate(d["path"]):
         path = str(ROOT / "data" / "devset" / str(p).removeprefix("clips/"))
-        info = probe(path)
-        imgs, _, nxt = read_frame_pairs(path, sample_indices(info.frame_count, frames), info)
-        tr = main_face(imgs)
-        fc = FaceConfig(use_encodings=False)
-        a, b = track_crops(imgs, tr, fc), track_crops(nxt, tr, fc)
-        if len(a) < frames:  # as main_face_crops: a shorter track repeats its last crop
-            a, b = (np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)]) for c in (a, b))
-        crops.append(a)
-        partners.append(b)
+        both = clip_crops(path, frames, partners=True)  # CACHE's clips all have a face: the same path found it
+        crops.append(both[0::2])
+        partners.append(both[1::2])
         print(f"{i + 1}/{len(d['path'])} {Path(path).name}", flush=True)
     np.savez(NEXT_CACHE, crops=np.stack(crops), partners=np.stack(partners),
              **{k: d[k] for k in ("label", "family", "method", "path")})

@@ -81,13 +81,13 @@ class Detector:
             return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).unsqueeze(0)
 
         with torch.inference_mode():
-            x = tensor(clip)
-            nx = tensor(partners) if partners is not None and self.wants_partners else None
+            # Only a "next" model's forward_features takes partners (the legacy layout's does not).
+            args = (tensor(clip), tensor(partners)) if partners is not None and self.wants_partners else (tensor(clip),)
             if self.use_bf16:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    f = self.model.forward_features(x, nx) if nx is not None else self.model.forward_features(x)
+                    f = self.model.forward_features(*args)
                 return f.float()
-            return self.model.forward_features(x, nx) if nx is not None else self.model.forward_features(x)
+            return self.model.forward_features(*args)
 
     @property
     def wants_partners(self) -> bool:

@@ -105,17 +105,22 @@ def main_face(imgs: np.ndarray):
     return main_track(tracks) if tracks else None
 
 
-def main_face_crops(imgs: np.ndarray, frames: int) -> np.ndarray | None:
-    """Crops of `main_face`: uint8 (frames, 112, 112, 3) RGB (a shorter track repeats its last crop), or None."""
+def main_face_crops(imgs: np.ndarray, frames: int, partners: np.ndarray | None = None) -> np.ndarray | None:
+    """Crops of `main_face`: uint8 (frames, 112, 112, 3) RGB (a shorter track repeats its last crop), or None.
+
+    partners: uint8 (T, H, W, 3), each frame's successor in the video; given, each one is cropped with its
+    frame's box and follows it: uint8 (2 * frames, 112, 112, 3) = frame 0, its successor, frame 1, ...
+    """
     from detector.faces import FaceConfig, track_crops
 
     tr = main_face(imgs)
     if tr is None:
         return None
-    crops = track_crops(imgs, tr, FaceConfig(use_encodings=False))
-    if len(crops) < frames:
-        crops = np.concatenate([crops, np.repeat(crops[-1:], frames - len(crops), 0)])
-    return crops
+    out = [track_crops(x, tr, FaceConfig(use_encodings=False)) for x in ([imgs] if partners is None
+                                                                         else [imgs, partners])]
+    if len(out[0]) < frames:
+        out = [np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)]) for c in out]
+    return np.stack(out, 1).reshape(-1, *out[0].shape[1:])
 
 
 def clip_crops(path: str, frames: int, partners: bool = False) -> np.ndarray | None:
@@ -126,7 +131,6 @@ def clip_crops(path: str, frames: int, partners: bool = False) -> np.ndarray | N
     a model whose stream pairs "next" frames), interleaved: uint8 (2 * frames, 112, 112, 3) = frame 0,
     its successor, frame 1, its successor, ...
     """
-    from detector.faces import FaceConfig, track_crops
     from detector.video import probe, read_frame_pairs, read_frames, sample_indices
 
     info = probe(path)
@@ -134,13 +138,7 @@ def clip_crops(path: str, frames: int, partners: bool = False) -> np.ndarray | N
         imgs, _ = read_frames(path, sample_indices(info.frame_count, frames), info)
         return main_face_crops(imgs, frames)
     imgs, _, nxt = read_frame_pairs(path, sample_indices(info.frame_count, frames), info)
-    tr = main_face(imgs)
-    if tr is None:
-        return None
-    a, b = (track_crops(x, tr, FaceConfig(use_encodings=False)) for x in (imgs, nxt))
-    if len(a) < frames:
-        a, b = (np.concatenate([c, np.repeat(c[-1:], frames - len(c), 0)]) for c in (a, b))
-    return np.stack([a, b], 1).reshape(2 * frames, *a.shape[1:])
+    return main_face_crops(imgs, frames, nxt)
 
 
 def _work(a):
