@@ -98,6 +98,7 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
         json_path, html_path = views.write_downloads(report, out)
         outputs = (views.label_value(report), views.timings_markdown(report),
                    views.face_gallery(report), views.gradcam_gallery(report),
+                   views.gradcam_gallery(report, "texture"),
                    views.temporal_figure(report), boxed, json_path, html_path)
     except InputError as e:
         raise gr.Error(str(e)) from None
@@ -169,6 +170,12 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
         faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces")
     with gr.Tab("Grad-CAM"):
         cams_out = gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto")
+    with gr.Tab("Grad-CAM: grain between frames"):
+        gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed the "
+                    "verdict (the residual-pair stream, which carries most of the default model's decision). "
+                    "Red: grain that does not renew itself as a camera's does. Empty for an image.")
+        texture_out = gr.Gallery(label="Grad-CAM on the residual-pair stream", columns=8, height="auto",
+                                 elem_id="texture-cams")
     with gr.Tab("Temporal chart"):
         plot_out = gr.Plot(label="Which frames moved the verdict (signed) and p(fake)", elem_id="temporal")
     with gr.Accordion("Model card", open=not TRAINED):
@@ -177,8 +184,8 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
     gr.Examples([[str(p), None, 20, "HOG", True] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))],
                 inputs=inputs, label="Examples (GRID corpus, CC BY 4.0)", cache_examples=False)
     run_btn.click(serve_analyze, inputs=inputs,
-                  outputs=[verdict_out, timings_out, faces_out, cams_out, plot_out, boxed_out, json_out,
-                           html_out],
+                  outputs=[verdict_out, timings_out, faces_out, cams_out, texture_out, plot_out, boxed_out,
+                           json_out, html_out],
                   api_name="analyze")
 
 # Past QUEUE_SIZE waiting requests Gradio turns new ones away: the browser shows "This application is

@@ -17,7 +17,9 @@ Spatial deletion: the top 20% Grad-CAM pixels of every crop are filled with **th
 flat fill; blur is itself a cue an SBI-trained model learned, so it is not used) vs 20% of the pixels in
 random blobs of the same geometry as Grad-CAM (a random (h, w) grid at the target layer's resolution,
 upsampled like a CAM, top 20%): same shapes, random place. i.i.d. random pixels are reported too (salt and
-pepper is a pattern of its own, so it is the weaker control).
+pepper is a pattern of its own, so it is the weaker control). A model with a residual-pair stream gets the
+same test for its texture Grad-CAM (``spatial_texture``; blobs at the stream's stride-16 resolution): the
+fill flattens the grain there in the crop and in its successor alike.
 
 Position bias: |Spearman| and |Pearson| correlation of (frame position, attribution) per clip; the median
 over clips per method (RLNet's gradient norm decreases with position through an LSTM + mean pooling).
@@ -165,6 +167,7 @@ def extract(path: Path, det, args) -> dict | None:
     partners = face.partners if face.partners is not None else np.zeros(0, np.uint8)
     out = {"crops": face.crops, "partners": partners,
            "feats": det.features(face.crops, face.partners).clone().numpy(), "cam": face.explanation["cam"],
+           "cam_texture": face.explanation.get("cam_texture", np.zeros(0, np.float32)),
            "frame_indices": np.asarray(face.frame_indices), "p_fake": np.float64(face.p_fake),
            "analyze_s": np.float64(t_analyze)}
     np.savez(cache, **out)
@@ -237,12 +240,18 @@ def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
     def fill_drop(mask: np.ndarray) -> float:
         return m0 - float(_margins(det, _edited(det, d, lambda x: mean_fill(x, mask)))[0])
 
-    top = fill_drop(top_mask(cam))
-    blobs = [fill_drop(top_mask(random_blobs(cam.shape, grid, rng))) for _ in range(args.spatial_draws)]
-    pixels = [fill_drop(rng.random(cam.shape) < AREA) for _ in range(args.spatial_draws)]
-    row["spatial"] = {"top_drop": top, "random_blobs_drop": float(np.mean(blobs)),
-                      "random_pixels_drop": float(np.mean(pixels)),
-                      "cam_zero_frames": int((cam.reshape(n, -1).max(1) == 0).sum())}
+    def spatial(cam: np.ndarray, grid: int) -> dict:
+        top = fill_drop(top_mask(cam))
+        blobs = [fill_drop(top_mask(random_blobs(cam.shape, grid, rng))) for _ in range(args.spatial_draws)]
+        pixels = [fill_drop(rng.random(cam.shape) < AREA) for _ in range(args.spatial_draws)]
+        return {"top_drop": top, "random_blobs_drop": float(np.mean(blobs)),
+                "random_pixels_drop": float(np.mean(pixels)),
+                "cam_zero_frames": int((cam.reshape(n, -1).max(1) == 0).sum())}
+
+    row["spatial"] = spatial(cam, grid)
+    tex = d.get("cam_texture")
+    if tex is not None and tex.size:
+        row["spatial_texture"] = spatial(tex, max(1, crops.shape[1] // 16))  # the stream's stride is 16
     return row
 
 
@@ -290,12 +299,17 @@ def summarise(rows: list[dict]) -> dict:
             out["position_corr"][method] = {
                 "median_abs_spearman": round(statistics.median(abs(c["spearman"]) for c in corr), 3),
                 "median_abs_pearson": round(statistics.median(abs(c["pearson"]) for c in corr), 3)}
-    if rows:
-        top = statistics.mean(r["spatial"]["top_drop"] for r in rows)
-        blobs = statistics.mean(r["spatial"]["random_blobs_drop"] for r in rows)
-        pixels = statistics.mean(r["spatial"]["random_pixels_drop"] for r in rows)
-        out["spatial"] = {"top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
-                          "random_pixels_drop": _sig(pixels), "ratio_vs_pixels": _ratio(top, pixels)}
+    for key in ("spatial", "spatial_texture"):
+        sp = [r[key] for r in rows if key in r]
+        if not sp:
+            continue
+        top = statistics.mean(v["top_drop"] for v in sp)
+        blobs = statistics.mean(v["random_blobs_drop"] for v in sp)
+        pixels = statistics.mean(v["random_pixels_drop"] for v in sp)
+        out[key] = {"top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
+                    "random_pixels_drop": _sig(pixels), "ratio_vs_pixels": _ratio(top, pixels),
+                    "clips_top_beats_blobs": round(statistics.mean(v["top_drop"] > v["random_blobs_drop"]
+                                                                   for v in sp), 3)}
     return out
 
 
@@ -316,10 +330,12 @@ def print_table(title: str, s: dict) -> None:
                          f"{v['top_drop']:8.3f} vs {v['random_drop']:7.3f} [{_fmt(v['ratio'])}]".rjust(26))
         rho = s["position_corr"].get(method, {}).get("median_abs_spearman")
         print(f"  {method:22s} " + " ".join(cells) + f" {_fmt(rho):>10s}")
-    sp = s["spatial"]
-    if sp:
-        print(f"  spatial, top {AREA:.0%} Grad-CAM pixels := crop mean colour: {sp['top_drop']:.3f} vs random blobs "
-              f"{sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random pixels {sp['random_pixels_drop']:.3f})")
+    for key, name in (("spatial", "Grad-CAM"), ("spatial_texture", "texture Grad-CAM")):
+        sp = s.get(key)
+        if sp:
+            print(f"  spatial, top {AREA:.0%} {name} pixels := crop mean colour: {sp['top_drop']:.3f} vs random "
+                  f"blobs {sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random pixels "
+                  f"{sp['random_pixels_drop']:.3f}); top beats blobs on {sp['clips_top_beats_blobs']:.0%} of clips")
 
 
 def _fmt(x) -> str:
@@ -393,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"neighbour frame vs k random frames ({args.draws} draws); drop = margin(original) - "
                           "margin(edited); ratio = mean top drop / mean random drop",
               "spatial": f"top {AREA:.0%} Grad-CAM pixels of every crop filled with the crop's mean colour vs "
-                         f"{AREA:.0%} of the pixels in random CAM-shaped blobs ({args.spatial_draws} draws)",
+                         f"{AREA:.0%} of the pixels in random CAM-shaped blobs ({args.spatial_draws} draws); "
+                         "spatial_texture: the same with the texture (residual-stream) Grad-CAM, in the crop "
+                         "and its successor",
               "position_corr": "median over clips of |Spearman| between frame position and attribution",
               "frames": args.frames, "seed": args.seed, "precision": det.model_info()["precision"]}
     entry = {"measured_on": f"{args.update_sidecar or 'clips'}: {len(rows)} clips with a face, T={args.frames}",
@@ -402,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
              "top3_winner": best, "ig_completeness_max_relative_error": errors,
              "temporal": {m: summary["temporal"][m] for m in summary["temporal"]},
              "position_corr": summary["position_corr"], "spatial": summary["spatial"],
+             **({"spatial_texture": summary["spatial_texture"]} if "spatial_texture" in summary else {}),
              "per_family_top3": {f: {m: s["temporal"].get(m, {}).get("k3", {}).get("ratio")
                                      for m in METHODS} | {"n_clips": s["n_clips"]}
                                  for f, s in by_family.items()},

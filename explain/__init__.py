@@ -54,13 +54,24 @@ STREAMS_DESCRIPTION = ("Integrated Gradients split by feature stream: 'appearanc
                        "regenerated); the two sum to the frame's IG value exactly")
 
 
-def method_description(method: str, layer: str, temporal_method: str = "integrated_gradients") -> dict[str, Any]:
+TEXTURE_LAYER = "model.residual.body (last ReLU of the residual-pair stream)"
+TEXTURE_DESCRIPTION = ("Grad-CAM of the same clip logit on the residual-pair stream: where the finest grain of frame "
+                       "t and of the frame it is paired with (its successor in the video) pushed the verdict. "
+                       "Red where the grain does not renew itself as a camera's does (carried along by a warp, or "
+                       "regenerated); 0 for a pair the stream ignores (duplicate frames, a still image). "
+                       "cam_texture_peak = raw per-frame maximum")
+
+
+def method_description(method: str, layer: str, temporal_method: str = "integrated_gradients",
+                       texture: bool = False) -> dict[str, Any]:
     return {
         "gradcam": {"layer": layer, "implementation": method,
                     "description": "Grad-CAM (Selvaraju et al. 2017): relu(sum_c w_c A_c), w_c = spatial "
                                    "mean of d logit/d A_c, of the clip logit for every frame; maps min-max "
                                    "normalised per frame; cam_peak = raw per-frame maximum (comparable "
                                    "across frames)"},
+        **({"gradcam_texture": {"layer": TEXTURE_LAYER, "implementation": method,
+                                "description": TEXTURE_DESCRIPTION}} if texture else {}),
         "temporal": {
             "method": temporal_method,
             "description": TEMPORAL_DESCRIPTIONS[temporal_method],
@@ -79,7 +90,9 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
 
     detector: a ``detector.pipeline.Detector`` (or a bare model). feats: one (1, T, C) feature tensor per
     ``report.faces`` entry (the pipeline's cached ``forward_features`` output). target: "fake" or "real".
-    Sets ``face.explanation`` = {cam, cam_raw (T, 112, 112) float32; temporal_importance (T,) (the default
+    Sets ``face.explanation`` = {cam, cam_raw (T, 112, 112) float32 (appearance Grad-CAM); for a model with a
+    residual stream also cam_texture, cam_texture_raw (T, 112, 112) float32 and texture_overlays uint8
+    (T, 112, 112, 3) RGB (Grad-CAM on the stream, computed in the same pass); temporal_importance (T,) (the default
     method's signed values, positive = towards FAKE), temporal_method (its name), top_frames (positions in
     the track, largest positive first), integrated_gradients, occlusion, grad_x_input, grad_norm,
     frame_p_fake (T,) float32; crop_overlays uint8 (T, 112, 112, 3) RGB, frame_overlays uint8 (T, H, W, 3)
@@ -88,7 +101,7 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     import numpy as np
 
     from detector.render.files import overlay_names
-    from explain.gradcam import DEFAULT_METHOD, gradcam
+    from explain.gradcam import DEFAULT_METHOD, gradcams
     from explain.overlay import overlay_crops, overlay_frame
     from explain.temporal import DEFAULT_METHOD as TEMPORAL_DEFAULT
     from explain.temporal import temporal_importance
@@ -100,9 +113,12 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     margin = _margin(report)
     position = {int(v): p for p, v in enumerate(report.sampling.get("indices", []))}
     layer = "model.model[7] (layer4)" if not hasattr(model.backbone, "layer4") else "model.backbone.layer4"
+    texture = getattr(model, "residual", None) is not None
     per_face = []
     for face, f in zip(report.faces, feats):
-        cam = gradcam(model, face.crops, target, method=method, partners=getattr(face, "partners", None))
+        cams = gradcams(model, face.crops, target, method=method, partners=getattr(face, "partners", None),
+                        layers=("appearance", "texture") if texture else ("appearance",))
+        cam, tex = cams["appearance"], cams.get("texture")
         tem = temporal_importance(model, f, target)
         crop_ov = overlay_crops(face.crops, cam.maps)
         frame_ov = None
@@ -116,6 +132,9 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
             "crop_overlays": crop_ov,
             "frame_overlays": None if frame_ov is None else np.stack(frame_ov),
         }
+        if tex is not None:
+            face.explanation.update(cam_texture=tex.maps, cam_texture_raw=tex.raw,
+                                    texture_overlays=overlay_crops(face.crops, tex.maps))
         if not cam.peaks.any():
             other = "real" if target == "fake" else "fake"
             report.warnings.append(f"face {face.track_id}: Grad-CAM for {target!r} is zero in every frame "
@@ -136,8 +155,11 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
                                           "steps": tem.steps, "baseline": tem.baseline},
                          "frame_p_fake": _r(tem.frame_p_fake),
                          **({} if tem.streams is None else {"streams": _streams(tem)}),
-                         "cam_peak": [float(f"{v:.4g}") for v in cam.peaks], "overlays": names})
-    report.explanations = {"method": method_description(method, layer, TEMPORAL_DEFAULT), "target": target,
+                         "cam_peak": [float(f"{v:.4g}") for v in cam.peaks],
+                         **({} if tex is None else {"cam_texture_peak": [float(f"{v:.4g}") for v in tex.peaks]}),
+                         "overlays": names})
+    report.explanations = {"method": method_description(method, layer, TEMPORAL_DEFAULT, texture),
+                           "target": target,
                            "per_face": per_face}
     # How faithful these explanations were measured to be for this model (benchmarks/
     # bench_faithfulness.py, stored in the weights' sidecar), so a reader can weigh them.

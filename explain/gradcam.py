@@ -1,4 +1,10 @@
-"""Grad-CAM (Selvaraju et al., 2017, arXiv:1610.02391) on the last ResNeXt block, for every frame of a clip.
+"""Grad-CAM (Selvaraju et al., 2017, arXiv:1610.02391) for every frame of a clip, on two layers.
+
+- ``"appearance"``: the last ResNeXt block (``backbone.layer4``), what one frame looks like.
+- ``"texture"`` (models with a residual-pair stream, detector/residual.py): the stream's last ReLU, where
+  the finest grain between frame t and the frame it is paired with (its successor, or the previous sampled
+  frame) pushed the clip logit. When the stream carries the decision (issue 15), this is the map of the
+  evidence the model used; the appearance map then shows a minor path.
 
 The map of frame t is ``relu(sum_c w_c * A_c)`` where A = the target layer's output for frame t and
 ``w_c = mean_xy d logit_target / d A_c``. The logit is the **clip** decision (LSTM over all T frames),
@@ -32,6 +38,7 @@ import torch
 from torch import nn
 
 TARGETS = {"fake": 1, "real": 0}
+LAYERS = ("appearance", "texture")
 METHODS = ("fast", "library")
 DEFAULT_METHOD = "fast"
 
@@ -58,8 +65,15 @@ class CamResult:
         return self.raw.reshape(len(self.raw), -1).max(axis=1)
 
 
-def target_layer(model: nn.Module) -> nn.Module:
-    """The last ResNeXt block: ``model.backbone.layer4`` (ResNeXtLSTM) or ``model.model[7]`` (legacy)."""
+def target_layer(model: nn.Module, layer: str = "appearance") -> nn.Module:
+    """"appearance": the last ResNeXt block, ``model.backbone.layer4`` (ResNeXtLSTM) or ``model.model[7]``
+    (legacy); "texture": the residual-pair stream's last ReLU (its (pairs, 4 * width, H/16, W/16) output)."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, not {layer!r}")
+    if layer == "texture":
+        if getattr(model, "residual", None) is None:
+            raise ValueError("this model has no residual-pair stream: texture Grad-CAM needs one (use 'appearance')")
+        return [m for m in model.residual.body if isinstance(m, nn.ReLU)][-1]
     backbone = model.backbone
     if hasattr(backbone, "layer4"):
         return backbone.layer4
@@ -118,29 +132,34 @@ def _run(model: nn.Module, x: torch.Tensor, partners: torch.Tensor | None) -> to
     return model(x.unsqueeze(0)) if partners is None else model(x.unsqueeze(0), partners.unsqueeze(0))
 
 
-def _fast(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
-    layer = target_layer(model)
+def _fast(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None,
+          layers: tuple[str, ...] = ("appearance",)) -> tuple[list[np.ndarray], np.ndarray]:
+    """One forward and one backward pass for every layer: (cams per layer, (T|P, h, w) each; logits (2,))."""
     store: dict[str, torch.Tensor] = {}
 
-    def cut(_module, _inp, out):
-        # The trunk up to here ran without autograd; from here on (pool -> LSTM -> head) record a graph
-        # that starts at this layer's output, a fresh leaf: the backward pass stops here.
-        # torch.no_grad() below restores the caller's grad mode on exit.
-        torch.set_grad_enabled(True)
-        a = out.detach().requires_grad_(True)
-        store["a"] = a
-        return a
+    def cut(name):
+        def hook(_module, _inp, out):
+            # What ran up to here ran without autograd; from here on (pool -> LSTM -> head) record a graph
+            # that starts at this layer's output, a fresh leaf: the backward pass stops here.
+            # torch.no_grad() below restores the caller's grad mode on exit.
+            torch.set_grad_enabled(True)
+            a = out.detach().requires_grad_(True)
+            store[name] = a
+            return a
+        return hook
 
-    handle = layer.register_forward_hook(cut)
+    handles = [target_layer(model, name).register_forward_hook(cut(name)) for name in layers]
     try:
         with torch.no_grad():
             logits = _run(model, x, partners)  # (1, 2)
         with torch.enable_grad():
-            (grads,) = torch.autograd.grad(logits[0, idx], store["a"])
+            grads = torch.autograd.grad(logits[0, idx], [store[name] for name in layers], allow_unused=True)
     finally:
-        handle.remove()
-    return _cam_from(store["a"], grads), logits.detach()[0].cpu().numpy()
+        for h in handles:
+            h.remove()
+    cams = [_cam_from(store[name], torch.zeros_like(store[name]) if g is None else g)
+            for name, g in zip(layers, grads)]
+    return cams, logits.detach()[0].cpu().numpy()
 
 
 class ClipAsBatch(nn.Module):
@@ -160,48 +179,92 @@ class ClipAsBatch(nn.Module):
         return logits.expand(frames.shape[0], -1)  # (T, 2)
 
 
-def _library(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _library(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None,
+             layers: tuple[str, ...] = ("appearance",)) -> tuple[list[np.ndarray], np.ndarray]:
+    """pytorch-grad-cam, one run per layer (the reference, not the fast path)."""
     from pytorch_grad_cam import GradCAM  # ~7 s import: only when asked for
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     t = x.shape[0]
     wrapper = ClipAsBatch(model, partners)
-    cams = logits = None
-    try:
-        with torch.enable_grad(), GradCAM(model=wrapper, target_layers=[target_layer(model)]) as cam:
-            cam(input_tensor=x, targets=[ClassifierOutputTarget(idx)] * t)
-            # The loss summed the clip logit T times (once per row): divide to get d logit / d A.
-            acts = cam.activations_and_grads.activations[0]
-            grads = cam.activations_and_grads.gradients[0] / t
-            cams = _cam_from(acts, grads)
-            logits = cam.outputs.detach()[0].cpu().numpy()
-    finally:
-        # The library accumulates .grad into every weight of the shared model; drop them.
-        model.zero_grad(set_to_none=True)
-    if cams is None:  # GradCAM.__exit__ swallows IndexError (it only prints it)
-        raise RuntimeError("pytorch-grad-cam failed (IndexError swallowed by its context manager)")
-    return cams, logits
+    out, logits = [], None
+    for name in layers:
+        cams = None
+        try:
+            with torch.enable_grad(), GradCAM(model=wrapper, target_layers=[target_layer(model, name)]) as cam:
+                cam(input_tensor=x, targets=[ClassifierOutputTarget(idx)] * t)
+                # The loss summed the clip logit T times (once per row): divide to get d logit / d A.
+                acts = cam.activations_and_grads.activations[0]
+                grads = cam.activations_and_grads.gradients[0] / t
+                cams = _cam_from(acts, grads)
+                logits = cam.outputs.detach()[0].cpu().numpy()
+        finally:
+            # The library accumulates .grad into every weight of the shared model; drop them.
+            model.zero_grad(set_to_none=True)
+        if cams is None:  # GradCAM.__exit__ swallows IndexError (it only prints it)
+            raise RuntimeError("pytorch-grad-cam failed (IndexError swallowed by its context manager)")
+        out.append(cams)
+    return out, logits
 
 
-def gradcam(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
-            method: str = DEFAULT_METHOD, partners: np.ndarray | torch.Tensor | None = None) -> CamResult:
-    """Grad-CAM of the clip decision for every frame of one face track.
+def _per_frame(cams: np.ndarray, t: int) -> np.ndarray:
+    """A texture map per pair -> one per frame (T, h, w). "next" pairs: pair t is frame t's. Sampled pairs
+    (t-1, t) (P = T-1): frame t gets pair t-1's map, frame 0 pair 0's (the model repeats step 1 at step 0)."""
+    if len(cams) == t:
+        return cams
+    return np.concatenate([cams[:1], cams]) if len(cams) == t - 1 else np.zeros((t, *cams.shape[1:]), cams.dtype)
 
-    model: ResNeXtLSTM or LegacyReferenceModel (anything with ``backbone`` and ``forward``).
-    crops: uint8 (T, H, W, 3) RGB (or a tensor (T, 3, H, W) in [0, 255]); T = 1 for an image.
-    target: "fake" (logit index 1) or "real" (index 0). method: "fast" (default) or "library".
+
+def gradcams(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
+             method: str = DEFAULT_METHOD, partners: np.ndarray | torch.Tensor | None = None,
+             layers: tuple[str, ...] = ("appearance",)) -> dict[str, CamResult]:
+    """Grad-CAM of the clip decision for every frame of one face track, on each of `layers` (LAYERS).
+
+    model: ResNeXtLSTM or LegacyReferenceModel (anything with ``backbone`` and ``forward``; "texture" needs
+    a residual stream). crops: uint8 (T, H, W, 3) RGB (or a tensor (T, 3, H, W) in [0, 255]); T = 1 for an
+    image. target: "fake" (logit index 1) or "real" (index 0). method: "fast" (default: every layer in one
+    forward and backward pass) or "library".
     partners: the crops of each frame's successor (as crops), for a model that pairs "next" frames, so the
-    explained logit is the one the analysis reported; the maps are of `crops` only.
-    Returns CamResult with maps and raw maps of shape (T, H, W).
+    explained logit is the one the analysis reported; the maps are of `crops` (the texture map of frame t
+    covers the pair frame t belongs to). A pair the stream ignores (duplicate crops, no partner) gets 0.
+    Returns {layer: CamResult} with maps and raw maps of shape (T, H, W).
     """
     idx = target_index(target)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    for name in layers:
+        target_layer(model, name)  # a clear error before any work
     dev = next(model.parameters()).device
     x = _as_frames(crops).to(dev)
     nx = None if partners is None else _as_frames(partners).to(dev)
+    t = x.shape[0]
+    pairs = getattr(getattr(model, "spec", None), "residual_pairs", "sampled")
+    # No pair to compare (one frame, or a "next" model without successors): the stream does not run, and
+    # its map is 0 everywhere, the "no evidence" it feeds the LSTM.
+    no_pair = nx is None and (t < 2 or pairs == "next")
+    run = tuple(n for n in layers if not (n == "texture" and no_pair))
     with eval_mode(model), torch.autocast("cpu", enabled=False):
-        cams, logits = (_fast if method == "fast" else _library)(model, x, idx, nx)
-    maps, raw = _normalise(cams, tuple(x.shape[-2:]))
-    return CamResult(maps, raw, np.asarray(logits, np.float32), idx, method)
+        if run:
+            cams, logits = (_fast if method == "fast" else _library)(model, x, idx, nx, run)
+        else:
+            with torch.no_grad():
+                cams, logits = [], _run(model, x, nx)[0].cpu().numpy()
+    logits = np.asarray(logits, np.float32)
+    size = tuple(x.shape[-2:])
+    out = {}
+    for name in layers:
+        if name in run:
+            c = cams[run.index(name)]
+            maps, raw = _normalise(_per_frame(c, t) if name == "texture" else c, size)
+        else:
+            maps = raw = np.zeros((t, *size), np.float32)
+        out[name] = CamResult(maps, raw, logits, idx, method)
+    return out
+
+
+def gradcam(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
+            method: str = DEFAULT_METHOD, partners: np.ndarray | torch.Tensor | None = None,
+            layer: str = "appearance") -> CamResult:
+    """Grad-CAM of the clip decision on one layer ("appearance" or "texture"); see `gradcams`.
+    Returns CamResult with maps and raw maps of shape (T, H, W)."""
+    return gradcams(model, crops, target, method, partners, (layer,))[layer]

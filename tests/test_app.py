@@ -46,7 +46,7 @@ def test_no_model_loaded_at_import():
 
 
 def test_handler_outputs(outputs):
-    label, timings, faces, cams, fig, boxed, json_path, html_path = outputs
+    label, timings, faces, cams, texture, fig, boxed, json_path, html_path = outputs
     report = json.loads(Path(json_path).read_text())
     # Verdict: FAKE/REAL bars, or the INCONCLUSIVE band in words
     if report["verdict"] == "INCONCLUSIVE":
@@ -66,6 +66,9 @@ def test_handler_outputs(outputs):
     # Grad-CAM gallery: one item per face and frame when explanations ran, else empty
     if "explanations" in report or cams:
         assert len(cams) == len(faces)
+        # the bundled model has a residual stream: its Grad-CAM gallery has the same items, other maps
+        assert len(texture) == len(faces) and "gradcam_texture" in report["explanations"]["method"]
+        assert any(not np.array_equal(a, b) for (a, _), (b, _) in zip(cams, texture))
     # Plot
     assert len(fig.data) >= 1 and fig.layout.xaxis.title.text == "time (s)"
     # Boxed video: readable by OpenCV, one frame per sampled frame
@@ -197,7 +200,7 @@ def test_gradio_client_against_served_app(clip):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = client.predict(handle_file(clip), None, 10, "HOG", False, api_name="/analyze")
-        label, timings, faces, cams, plot, boxed, json_file, html_file = result
+        label, timings, faces, cams, texture, plot, boxed, json_file, html_file = result
         # the verdict of the bundled model on this clip is not the point here, only that one comes back
         assert label["label"] in ("FAKE", "REAL") or label["label"].startswith("INCONCLUSIVE: p(fake) ")
         assert "total" in timings and len(faces) >= 1 and plot is not None
@@ -213,7 +216,8 @@ def test_image_upload(tmp_path, clip):
     cap.release()
     png = tmp_path / "frame.png"
     cv2.imwrite(str(png), frame)
-    label, timings, faces, _cams, fig, boxed, json_path, _html = app.analyze(None, str(png), 20, "HOG", False)
+    label, timings, faces, _cams, _tex, fig, boxed, json_path, _html = app.analyze(None, str(png), 20, "HOG",
+                                                                                  False)
     assert set(label) == {"FAKE", "REAL"} and len(faces) == 1 and "still image" in timings
     assert len(fig.data) == 1 and Path(boxed).is_file()
     assert json.loads(Path(json_path).read_text())["video"]["codec"] == "image"

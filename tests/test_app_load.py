@@ -75,7 +75,7 @@ def test_served_request_leaves_no_work_folder(private_tmp):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = client.predict(handle_file(str(EXAMPLES[0])), None, 10, "HOG", False, api_name="/analyze")
-        assert json.loads(Path(result[6]).read_text())["schema_version"] == 1
+        assert json.loads(Path(result[7]).read_text())["schema_version"] == 1
     finally:
         app.demo.close()
     assert not [p for p in private_tmp.iterdir() if p.name.startswith("dff_")]

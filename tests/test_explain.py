@@ -200,6 +200,13 @@ def test_html_signed_bars_and_faithfulness_sentence():
     ex = {"method": {"temporal": {"method": "occlusion"}},
           "faithfulness": {"measured_on": "x", "temporal": {"integrated_gradients": {"k3": {}}}}}
     assert "not for occlusion" in faithfulness_sentence(ex)
+    k3 = {"top_drop": 0.4, "random_drop": 0.1}
+    ex = {"method": {"temporal": {"method": "integrated_gradients"}},
+          "faithfulness": {"measured_on": "x", "temporal": {"integrated_gradients": {"k3": k3}},
+                           "spatial": {"top_drop": -1.5, "random_blobs_drop": 0.1},
+                           "spatial_texture": {"top_drop": 0.7, "random_blobs_drop": 0.2}}}
+    text = faithfulness_sentence(ex)
+    assert "-0.40" in text and "+1.50" in text and "texture Grad-CAM pixels" in text and "-0.70" in text
 
 
 def test_html_report_shows_top_frames(small_model):
@@ -215,3 +222,51 @@ def test_html_report_shows_top_frames(small_model):
     if pf["top_frames"]:
         assert "The frames that moved the verdict most" in page
         assert f"#1 frame {pf['top_frames'][0]}" in page
+
+
+@pytest.fixture(scope="module")
+def stream_model():
+    import dataclasses
+
+    torch.manual_seed(0)
+    spec = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16)
+    return build_model(dataclasses.replace(spec, residual_width=4, residual_pairs="next")).eval()
+
+
+def _partners(crops: np.ndarray, seed: int = 5) -> np.ndarray:
+    """Each crop's 'successor': the same picture with fresh noise (what a camera's next frame looks like)."""
+    noise = np.random.default_rng(seed).normal(0, 6, crops.shape)
+    return np.clip(crops.astype(float) + noise, 0, 255).astype(np.uint8)
+
+
+def test_texture_gradcam_on_the_residual_stream(stream_model):
+    from explain.gradcam import gradcams, target_layer
+
+    crops = _crops(4, seed=2)
+    partners = _partners(crops)
+    partners[1] = crops[1]  # a duplicated frame: the stream ignores the pair, so its map is 0
+    both = gradcams(stream_model, crops, "fake", partners=partners, layers=("appearance", "texture"))
+    tex, app = both["texture"], both["appearance"]
+    assert tex.maps.shape == tex.raw.shape == (4, 64, 64) and (tex.raw >= 0).all()
+    assert not tex.raw[1].any() and tex.raw[[0, 2, 3]].any()
+    # one pass for both layers gives the single-layer results, and the logit the model reports
+    alone = gradcam(stream_model, crops, "fake", partners=partners)
+    np.testing.assert_allclose(app.raw, alone.raw, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        logits = stream_model(torch.from_numpy(crops).permute(0, 3, 1, 2)[None],
+                              torch.from_numpy(partners).permute(0, 3, 1, 2)[None])[0].numpy()
+    np.testing.assert_allclose(tex.logits, logits, rtol=1e-4, atol=1e-5)
+    lib = gradcam(stream_model, crops, "fake", method="library", partners=partners, layer="texture")
+    np.testing.assert_allclose(tex.raw, lib.raw, rtol=1e-3, atol=1e-5 * max(1.0, float(tex.raw.max())))
+    layer = target_layer(stream_model, "texture")
+    assert isinstance(layer, nn.ReLU) and not layer._forward_hooks  # hooks released
+    # no successors (a still image, or a caller without them): no pair, a map of 0, the model still runs
+    none = gradcam(stream_model, crops, "fake", layer="texture")
+    assert not none.raw.any() and np.isfinite(none.logits).all()
+
+
+def test_texture_gradcam_needs_a_stream(small_model):
+    with pytest.raises(ValueError, match="residual-pair stream"):
+        gradcam(small_model, _crops(2), layer="texture")
+    with pytest.raises(ValueError, match="layer must be one of"):
+        gradcam(small_model, _crops(2), layer="pixels")

@@ -110,6 +110,10 @@ def faithfulness_sentence(explanations: dict) -> str:
     if "top_drop" in sp and "random_blobs_drop" in sp:
         text += (f"; filling the top 20% Grad-CAM pixels with the crop's mean colour moved it by "
                  f"{-sp['top_drop']:+.2f}, vs {-sp['random_blobs_drop']:+.2f} for random patches")
+    tx = f.get("spatial_texture", {})
+    if "top_drop" in tx and "random_blobs_drop" in tx:
+        text += (f"; the same for the top 20% texture Grad-CAM pixels (in the frame and its successor): "
+                 f"{-tx['top_drop']:+.2f}, vs {-tx['random_blobs_drop']:+.2f}")
     return text + "."
 
 
@@ -220,7 +224,10 @@ def render_html(report) -> str:
         out.append(f"<p>Explanations for the <b>{e(str(ex.get('target')))}</b> class. "
                    f"Spatial: {e(str(ex['method']['gradcam']['description']))}; layer "
                    f"<code>{e(str(ex['method']['gradcam']['layer']))}</code>. "
-                   f"Temporal ({e(str(ex['method']['temporal'].get('method', '')))}): "
+                   + (f"Grain between frames: {e(str(ex['method']['gradcam_texture']['description']))}; layer "
+                      f"<code>{e(str(ex['method']['gradcam_texture']['layer']))}</code>. "
+                      if "gradcam_texture" in ex["method"] else "")
+                   + f"Temporal ({e(str(ex['method']['temporal'].get('method', '')))}): "
                    f"{e(str(ex['method']['temporal']['description']))}; "
                    f"{e(str(ex['method']['temporal'].get('sign', '')))}. "
                    "Heatmap colours: red = high, blue = low.</p>")
@@ -232,6 +239,8 @@ def render_html(report) -> str:
         if not fx or not pf:
             continue
         out.append(_strip("Grad-CAM overlays", fx["crop_overlays"], face.frame_indices))
+        out.append(_strip("Grad-CAM on the grain between each frame and the next (residual-pair stream)",
+                          fx.get("texture_overlays"), face.frame_indices))
         top = top_positions(fx)  # positions in the track (the JSON's top_frames are video frame indices)
         method = pf.get("temporal_method", "attribution")
         out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"

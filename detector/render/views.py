@@ -87,17 +87,20 @@ def face_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
 MOVED_MOST = "moved the verdict most"
 
 
-def gradcam_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
+def gradcam_gallery(report: Report, layer: str = "appearance") -> list[tuple[np.ndarray, str]]:
     """(Grad-CAM overlay uint8 (112, 112, 3) RGB, caption) per face and frame; [] without explanations.
 
+    layer: "appearance" (the ResNeXt50's last block) or "texture" (the residual-pair stream: where the grain
+    between a frame and the next one pushed the verdict; [] for a model without the stream).
     Per face, the frames whose attribution pushed the verdict towards FAKE most come first (largest
     first, captioned "moved the verdict most"), then the others in time order.
     """
     fps = float(report.video.get("fps") or 0.0)
+    key = {"appearance": "crop_overlays", "texture": "texture_overlays"}[layer]
     items = []
     for face in report.faces:
         exp = face.explanation or {}
-        overlays = exp.get("crop_overlays")
+        overlays = exp.get(key)
         if overlays is None:
             continue
         overlays = np.asarray(overlays)

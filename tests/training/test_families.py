@@ -495,3 +495,44 @@ def test_clip_crops_with_partners_interleaves_successors(face_clip):
     assert both.shape == (10, 112, 112, 3) and np.array_equal(both[0::2], plain)
     diff = np.abs(both[1::2].astype(float) - both[0::2].astype(float)).mean(axis=(1, 2, 3))
     assert (diff > 0).all() and (diff < 20).all()  # the next frame, in the same box
+
+
+@pytest.mark.slow
+def test_train_residual_freeze_stream_keeps_init_stream(tmp_path, crop_clips):
+    """--freeze-stream: init's stream is kept bit for bit (fp16), only a fresh LSTM + head train; it needs a
+    "next" pack and init weights with a stream."""
+    import dataclasses
+
+    import torch
+
+    from detector.model import build_model, spec_for
+    from detector.training.train_residual import ResidualConfig, train_residual
+    from detector.weights import load_weights, save_weights
+
+    _tiny_pack(tmp_path, crop_clips)
+    torch.manual_seed(0)
+    plain = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16, sequence_length=2, trained=True)
+    init_spec = dataclasses.replace(plain, residual_width=2, residual_pairs="next")
+    init = tmp_path / "init.safetensors"
+    init_model = build_model(init_spec)
+    for p in init_model.residual.parameters():  # not the default init: a kept stream is recognisable
+        p.data.uniform_(-1, 1)
+    save_weights(init_model, init_spec, init)
+    rc = ResidualConfig(width=4, pseudo_train=3, pseudo_val=2, batch=2, eval_every=2, patience=100, max_steps=4,
+                        freeze_stream=True, rgb_drop=0.8)
+    with pytest.raises(ValueError, match="pack --next"):  # a pack of sampled pairs
+        train_residual(tmp_path, init, tmp_path / "run0", rc, budget_min=5)
+    (tmp_path / "pack.json").write_text(json.dumps({"pairs": "next"}))
+    out = tmp_path / "out" / "tiny_frozen.safetensors"
+    train_residual(tmp_path, init, tmp_path / "run", rc, budget_min=5, out=out)
+    model, spec = load_weights(out)
+    src, _ = load_weights(init)
+    assert spec.residual_width == 2 and spec.residual_pairs == "next"  # the init's stream, not rc.width
+    for k, v in model.residual.state_dict().items():
+        assert torch.equal(v, src.residual.state_dict()[k]), k
+    assert not torch.equal(model.head.weight, src.head.weight)
+    assert "frozen; a fresh LSTM + head" in spec.training["recipe"] and "rgb 0.8" in spec.training["recipe"]
+    plain_init = tmp_path / "plain.safetensors"
+    save_weights(build_model(plain), plain, plain_init)
+    with pytest.raises(ValueError, match="stream"):
+        train_residual(tmp_path, plain_init, tmp_path / "run1", rc, budget_min=5)
