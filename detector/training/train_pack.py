@@ -178,7 +178,13 @@ class BatchPrefetcher:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._pool.terminate()
+        # Let the batches in flight arrive, then close: terminate() while a worker is still writing a large
+        # batch into the result pipe can leave the pool's handler threads waiting forever (seen once in the
+        # test suite, stop 25). At most `depth` batches are queued, so this waits a few batches at most.
+        for r in self._queue:
+            r.wait(timeout=120)
+        self._queue.clear()
+        self._pool.close()
         self._pool.join()
 
 
