@@ -185,6 +185,22 @@ def test_model_card_says_untrained_loudly():
     assert "UNTRAINED" not in trained and "auc" in trained and "frontal faces" in trained
 
 
+def test_model_card_reads_the_bundled_sidecar_without_raw_records():
+    """The bundled card: the training lineage by name, the test set as a table, the deletion test as a
+    sentence, and no nested record dumped as text."""
+    from detector.weights import DEFAULT_WEIGHTS, read_spec
+
+    spec = read_spec(DEFAULT_WEIGHTS)
+    card = app_logic.model_card_markdown(spec)
+    assert "- **Started from:** " + spec.training["init"]["name"] in card
+    if "test_clips" in spec.metrics:
+        t = spec.metrics["test_clips"]
+        assert "**Identity-held-out test" in card and f"| all real | {t['n_real']} |" in card
+    if "faithfulness" in spec.metrics:
+        assert "**Explanations** — Faithfulness, measured on" in card
+    assert "{'" not in card and "'per_family'" not in card  # no dict printed into the card
+
+
 # ---------------------------------------------------------------- the served API
 def _free_port() -> int:
     with socket.socket() as s:

@@ -207,6 +207,7 @@ def test_html_signed_bars_and_faithfulness_sentence():
                            "spatial_texture": {"top_drop": 0.7, "random_blobs_drop": 0.2}}}
     text = faithfulness_sentence(ex)
     assert "-0.40" in text and "+1.50" in text and "texture Grad-CAM pixels" in text and "-0.70" in text
+    assert "top 20% appearance Grad-CAM pixels" in text
 
 
 def test_html_report_shows_top_frames(small_model):

@@ -108,7 +108,8 @@ def faithfulness_sentence(explanations: dict) -> str:
             f"on average, vs {-k3['random_drop']:+.2f} for 3 random frames")
     sp = f.get("spatial", {})
     if "top_drop" in sp and "random_blobs_drop" in sp:
-        text += (f"; filling the top 20% Grad-CAM pixels with the crop's mean colour moved it by "
+        text += (f"; filling the top 20% {'appearance ' if 'spatial_texture' in f else ''}Grad-CAM pixels with "
+                 f"the crop's mean colour moved it by "
                  f"{-sp['top_drop']:+.2f}, vs {-sp['random_blobs_drop']:+.2f} for random patches")
     tx = f.get("spatial_texture", {})
     if "top_drop" in tx and "random_blobs_drop" in tx:

@@ -281,13 +281,28 @@ def model_card_markdown(spec: ModelSpec) -> str:
               f"- **Weights sha256:** `{spec.weights_sha256 or 'not recorded'}`",
               f"- **Trained on:** {spec.trained_on}"]
     if spec.training:
-        lines.append("- **Training:** " + ", ".join(f"{k}: {v}" for k, v in spec.training.items()))
+        lines += training_markdown(spec.training)
     lines += calibration_markdown(spec)
     lines += devset_markdown(spec.metrics.get("devset"))
-    other = {k: v for k, v in spec.metrics.items() if k != "devset"}
+    # Clip evaluations (evaluate --clips --sidecar-key K) as tables like the dev set's; the deletion test as
+    # the sentence every report carries; anything else as a value. Never a raw nested dict: the card is read.
+    other = {}
+    for k, v in spec.metrics.items():
+        if k == "devset":
+            continue
+        if isinstance(v, dict) and "roc_auc" in v and "per_family" in v:
+            lines += devset_markdown(v, title=METRIC_TITLES.get(k, k), note="")
+        elif k == "faithfulness" and isinstance(v, dict):
+            from detector.render.page import faithfulness_sentence
+
+            ex = {"method": {"temporal": {"method": v.get("default_temporal_method", "integrated_gradients")}},
+                  "faithfulness": v}
+            lines += ["", f"**Explanations** — {faithfulness_sentence(ex)}"]
+        else:
+            other[k] = v
     if other:
         lines += ["", "**Measured metrics**", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {_brief(v)} |"
                   for k, v in other.items()]
     elif not spec.metrics:
         lines.append("- **Measured metrics:** none recorded")
@@ -299,6 +314,32 @@ def model_card_markdown(spec: ModelSpec) -> str:
     lines += ["", "_A detector's score is evidence, not proof: check the Grad-CAM overlays and the "
                   "temporal chart before trusting a verdict._"]
     return "\n".join(lines)
+
+
+METRIC_TITLES = {"test_clips": "Identity-held-out test (synthetic fakes of held-out people, measured once)",
+                 "val_clips": "Validation clips"}
+
+
+def _brief(v, limit: int = 300) -> str:
+    """A metric value for one table cell: scalars as they are, containers shortened to `limit` characters."""
+    text = str(v)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def training_markdown(training: dict) -> list[str]:
+    """Model-card lines on how the weights were made: the recipe, its size and machine, and the chain of
+    weights it started from (name and sha256 of each `init`), not the whole nested record (in the sidecar)."""
+    t = training
+    bits = [str(t["recipe"])] if t.get("recipe") else []
+    bits += [f"{k.replace('_', ' ')}: {t[k]}" for k in ("steps", "wall_time_s", "device", "hardware") if k in t]
+    lines = ["- **Training:** " + ("; ".join(bits) if bits else _brief(t))]
+    chain, init = [], t.get("init")
+    while isinstance(init, dict) and init.get("name"):
+        chain.append(f"{init['name']} (sha256 {str(init.get('weights_sha256', ''))[:12]}…)")
+        init = (init.get("training") or {}).get("init")
+    if chain:
+        lines.append("- **Started from:** " + " ← ".join(chain) + " (full records in the sidecar's `training`)")
+    return lines
 
 
 def calibration_markdown(spec: ModelSpec) -> list[str]:
@@ -315,8 +356,9 @@ def calibration_markdown(spec: ModelSpec) -> list[str]:
             f"({c.get('date', '')})"]
 
 
-def devset_markdown(dev: dict | None) -> list[str]:
-    """Model-card table: dev-set figures overall and per family (public clips, never trained on)."""
+def devset_markdown(dev: dict | None, title: str = "Dev set", note: str = "never trained on; ") -> list[str]:
+    """Model-card table: figures of a clip evaluation overall and per family (by default the dev set: public
+    clips, never trained on)."""
     if not dev:
         return []
 
@@ -328,7 +370,7 @@ def devset_markdown(dev: dict | None) -> list[str]:
 
     fam = dev.get("per_family", {})
     auc = dev.get("roc_auc")
-    lines = ["", f"**Dev set** ({dev.get('data', 'public clips')}; never trained on; threshold "
+    lines = ["", f"**{title}** ({dev.get('data', 'public clips')}; {note}threshold "
                  f"{dev.get('threshold', 0):.3f}{', calibrated' if dev.get('calibrated') else ', raw'}; "
                  f"T = {dev.get('frames')}; {dev.get('date', '')})", "",
              "| clips | n | NO_FACE | called FAKE | INCONCLUSIVE | ROC-AUC vs real |", "|---|---|---|---|---|---|",

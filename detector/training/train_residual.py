@@ -57,6 +57,9 @@ class ResidualConfig:
     # ranks the dev set best on next pairs; its LSTM was not trained on those. A step costs milliseconds,
     # so seeds and `rgb_drop` can be compared in minutes.
     freeze_stream: bool = False
+    # Start the stream from init's (same width) and train it on, instead of from scratch: fine-tunes a stream
+    # learned on one pairing for another. Ignored with freeze_stream (which keeps it as it is).
+    stream_from_init: bool = False
     # An L2 penalty on the LSTM's input weights from the 2,048 ResNeXt50 features (rgb_l2 * sum of their
     # squares, added to the loss): the frozen backbone's features rank real-world fakes at chance and, fed
     # at full weight, pull the dev set down (issue 15: 0.72 with them, 0.79 with them zeroed). The
@@ -154,19 +157,22 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     # A pack built with `pack --next` holds each clip frame's successor: the stream learns "next" pairs.
     pairs = info.get("pairs", "sampled")
+    if rc.stream_from_init and not rc.freeze_stream and src.residual is None:
+        raise ValueError("stream_from_init needs init weights with a residual stream")
     if rc.freeze_stream and (src.residual is None or pairs != "next"):
         raise ValueError("freeze_stream keeps init's residual stream and caches its features per frame: it needs "
                          "init weights with a stream and a pack built with `pack --next` "
                          f"(init stream width {src_spec.residual_width}, pack pairs {pairs!r})")
-    width = src_spec.residual_width if rc.freeze_stream else rc.width
+    width = src_spec.residual_width if rc.freeze_stream or rc.stream_from_init else rc.width
     spec = dataclasses.replace(src_spec, name=name or f"{src_spec.name}+residual", residual_width=width,
                                residual_pairs=pairs, calibration={}, metrics={}, weights_sha256="",
                                threshold=0.5)
     model = build_model(spec)
     model.backbone.load_state_dict(src.backbone.state_dict())
     model.backbone.requires_grad_(False)
-    if rc.freeze_stream:
+    if rc.freeze_stream or rc.stream_from_init:
         model.residual.load_state_dict(src.residual.state_dict())
+    if rc.freeze_stream:
         model.residual.requires_grad_(False)
     stills, clips = load_pack(pack)
     t = int(clips["crops"].shape[1])
@@ -264,7 +270,9 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     _log(run, {"stage": 3, "final_val_auc": val_auc, "steps": step})
     wall = time.time() - t_start
     stream = (f"residual-pair stream (width {width}) of {src_spec.name}, frozen; a fresh LSTM + head"
-              if rc.freeze_stream else f"residual-pair stream (width {rc.width}) + a fresh LSTM + head")
+              if rc.freeze_stream else
+              f"residual-pair stream (width {width}) started from {src_spec.name}'s + a fresh LSTM + head"
+              if rc.stream_from_init else f"residual-pair stream (width {rc.width}) + a fresh LSTM + head")
     training = {
         "recipe": (f"backbone and its stage-1 training from {src_spec.name} (sha256 "
                    f"{src_spec.weights_sha256[:12]}), frozen; {stream} trained {step} steps (AdamW lr {rc.lr}, "
@@ -312,6 +320,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="training pseudo-clips made from stills (one identity each), besides the speaker clips")
     p.add_argument("--freeze-stream", action="store_true",
                    help="keep --init's residual stream (frozen; needs a `pack --next` pack): train LSTM + head only")
+    p.add_argument("--stream-from-init", action="store_true",
+                   help="start the residual stream from --init's and train it on (instead of from scratch)")
     p.add_argument("--rgb-l2", type=float, default=ResidualConfig.rgb_l2,
                    help="L2 penalty on the LSTM's input weights from the ResNeXt50 features (ResidualConfig.rgb_l2)")
     p.add_argument("--batch", type=int, default=ResidualConfig.batch, help="clips a step")
@@ -326,7 +336,7 @@ def _cmd(a: argparse.Namespace) -> int:
     rc = ResidualConfig(width=a.width, families=tuple(a.families.split(",")), camera=not a.no_camera,
                         rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, aux_weight=a.aux_weight,
                         pseudo_train=a.pseudo_train, seed=a.seed, freeze_stream=a.freeze_stream, batch=a.batch,
-                        rgb_l2=a.rgb_l2)
+                        rgb_l2=a.rgb_l2, stream_from_init=a.stream_from_init)
     name = a.out.name.removesuffix(".safetensors") if a.out else None
     _, spec = train_residual(a.pack, a.init, a.run, rc, a.budget_min, a.out, a.resume, name, a.trained_on)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")

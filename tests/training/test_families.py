@@ -536,3 +536,14 @@ def test_train_residual_freeze_stream_keeps_init_stream(tmp_path, crop_clips):
     save_weights(build_model(plain), plain, plain_init)
     with pytest.raises(ValueError, match="stream"):
         train_residual(tmp_path, plain_init, tmp_path / "run1", rc, budget_min=5)
+    # --stream-from-init: the init's stream is the start, and it trains on
+    rc2 = dataclasses.replace(rc, freeze_stream=False, stream_from_init=True, rgb_l2=1e-3)
+    out2 = tmp_path / "out" / "tiny_tuned.safetensors"
+    train_residual(tmp_path, init, tmp_path / "run2", rc2, budget_min=5, out=out2)
+    tuned, spec2 = load_weights(out2)
+    assert spec2.residual_width == 2 and "started from" in spec2.training["recipe"]
+    conv = "residual.body.0.weight"
+    start, end = src.state_dict()[conv].float(), tuned.state_dict()[conv].float()
+    assert not torch.equal(start, end) and (end - start).abs().mean() < 0.1 * start.abs().mean()  # moved, not reset
+    with pytest.raises(ValueError, match="stream"):
+        train_residual(tmp_path, plain_init, tmp_path / "run3", rc2, budget_min=5)
