@@ -95,12 +95,17 @@ class ResNeXtLSTM(nn.Module):
         rgb = self.frame_features(clip.flatten(0, 1)).view(n, t, -1)
         if self.residual is None:
             return rgb
-        if self.spec.residual_pairs == "next":
-            res = self.residual(clip, partners) if partners is not None else \
-                torch.zeros(n, t, self.residual.num_features, device=clip.device)
+        if not self.has_pairs(t, partners is not None):
+            res = torch.zeros(n, t, self.residual.num_features, device=clip.device)
         else:
-            res = self.residual(clip)
+            res = self.residual(clip, partners if self.spec.residual_pairs == "next" else None)
         return torch.cat([rgb.float(), res], -1)
+
+    def has_pairs(self, t: int, partners: bool) -> bool:
+        """Whether the residual stream has a frame pair to read for a clip of t frames, given successors or
+        not: a "next" model needs them, a "sampled" one two frames. Without a pair it gives 0 ("no evidence")
+        and never runs its layers (explain/gradcam.py asks this for the texture map)."""
+        return partners if self.spec.residual_pairs == "next" else t >= 2
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """features: (N, T, C) -> logits (N, 2). The mean over time makes every frame count."""

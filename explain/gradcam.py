@@ -212,7 +212,9 @@ def _per_frame(cams: np.ndarray, t: int) -> np.ndarray:
     (t-1, t) (P = T-1): frame t gets pair t-1's map, frame 0 pair 0's (the model repeats step 1 at step 0)."""
     if len(cams) == t:
         return cams
-    return np.concatenate([cams[:1], cams]) if len(cams) == t - 1 else np.zeros((t, *cams.shape[1:]), cams.dtype)
+    if len(cams) != t - 1:
+        raise RuntimeError(f"{len(cams)} texture maps for {t} frames: expected {t} or {t - 1} pairs")
+    return np.concatenate([cams[:1], cams])
 
 
 def gradcams(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
@@ -238,10 +240,9 @@ def gradcams(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | i
     x = _as_frames(crops).to(dev)
     nx = None if partners is None else _as_frames(partners).to(dev)
     t = x.shape[0]
-    pairs = getattr(getattr(model, "spec", None), "residual_pairs", "sampled")
     # No pair to compare (one frame, or a "next" model without successors): the stream does not run, and
     # its map is 0 everywhere, the "no evidence" it feeds the LSTM.
-    no_pair = nx is None and (t < 2 or pairs == "next")
+    no_pair = "texture" in layers and not model.has_pairs(t, nx is not None)
     run = tuple(n for n in layers if not (n == "texture" and no_pair))
     with eval_mode(model), torch.autocast("cpu", enabled=False):
         if run:
