@@ -109,7 +109,17 @@ def meaning(cal: dict, dev: dict | None, threshold: float) -> str:
     s = (f"at this threshold, {v.get('false_alarms', '?')} of {v.get('n_real', '?')} real validation clips "
          f"are flagged FAKE and {v.get('detected', '?')} of {v.get('n_fake', '?')} validation fakes are caught "
          f"({v.get('data', 'validation data')})")
-    return s + _dev_clause(dev, threshold, True)
+    return s + _real_world_clause(cal.get("real_world")) + _dev_clause(dev, threshold, True)
+
+
+def _real_world_clause(rw: dict | None) -> str:
+    """How the threshold was raised on real-world real clips, and its honest (held-out source) rate."""
+    if not rw or "false_alarms_leave_one_source_out" not in rw:
+        return ""
+    return (f"; it was {'raised' if rw.get('raised') else 'checked'} so that at most {rw['target_fpr']:.0%} of "
+            f"{rw['n_real']} real-world real clips reach it; fitted with each of their {rw['sources']} sources left "
+            f"out, {rw['false_alarms_leave_one_source_out']} of {rw['n_real']} were flagged (what to expect on "
+            "footage from a source it has not seen)")
 
 
 def _dev_clause(dev: dict | None, threshold: float, calibrated: bool) -> str:

@@ -92,7 +92,7 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
                    "detector.training.train", "detector.training.distill", "detector.training.train_pack",
                    "detector.training.train_residual", "detector.training.clipset", "detector.training.evaluate_clips",
-                   "detector.training.calibrate") if training else ():
+                   "detector.training.calibrate", "detector.training.merge_heads") if training else ():
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from detector import calibration as cal
-from detector.training.calibrate import choose_band_low, choose_threshold, fit_calibration, fit_platt, log_loss
+from detector.training.calibrate import (
+    choose_band_low,
+    choose_threshold,
+    fit_calibration,
+    fit_platt,
+    leave_one_source_out,
+    log_loss,
+)
 
 
 def _miscalibrated(n: int, seed: int = 0, a: float = 0.3, b: float = -1.0):
@@ -91,6 +98,35 @@ def test_fit_calibration_block_and_its_measured_rates():
     assert cal.calibrate(cal.logit(raw), block) == pytest.approx(block["threshold"], abs=1e-9)
 
 
+def test_real_world_reals_raise_the_threshold_and_leave_one_source_out_is_honest():
+    m, y = _miscalibrated(400, seed=5)
+    plain = fit_calibration(m, y, target_fpr=0.05)
+    # Real-world reals score higher than validation reals (noisier footage): one loud source, others quiet.
+    rng = np.random.default_rng(1)
+    rw = np.concatenate([rng.normal(12, 1, 6), rng.normal(-4, 2, 24)])
+    src = np.array(["loud"] * 6 + ["a"] * 8 + ["b"] * 8 + ["c"] * 8)
+    block = fit_calibration(m, y, target_fpr=0.05, real_world=(rw, src), real_world_fpr=0.10)
+    r = block["real_world"]
+    p_rw = np.array([cal.calibrate(x, block) for x in rw])
+    assert block["threshold"] > plain["threshold"] and r["raised"]
+    assert r["false_alarms_in_sample"] == int((p_rw >= block["threshold"]).sum()) <= 3
+    # Left out, the loud source meets a threshold fitted on the quiet ones: all 6 of its clips are flagged.
+    assert r["per_source"]["loud"][:2] == [6, 6]
+    assert r["false_alarms_leave_one_source_out"] >= 6 > r["false_alarms_in_sample"]
+    assert "real-world" in block["rule"]
+    # Quiet real-world reals never lower a validation threshold.
+    quiet = fit_calibration(m, y, target_fpr=0.05, real_world=(np.full(10, -50.0), np.array(["q"] * 10)))
+    assert quiet["threshold"] == plain["threshold"] and not quiet["real_world"]["raised"]
+
+
+def test_leave_one_source_out_counts_per_source():
+    p = np.array([0.9, 0.8, 0.1, 0.2, 0.3])
+    out = leave_one_source_out(p, np.array(["x", "x", "y", "y", "y"]), floor=0.5, target_fpr=0.0)
+    assert out["per_source"]["x"][:2] == [2, 2]  # fitted on y alone: (1 + 0.3) / 2 = 0.65
+    assert out["per_source"]["y"][:2] == [0, 3]  # fitted on x alone: (1 + 0.9) / 2 = 0.95
+    assert out["false_alarms"] == 2 and out["n"] == 5
+
+
 def test_decide_and_apply():
     assert cal.decide(0.7, 0.6, 0.4) == cal.FAKE
     assert cal.decide(0.5, 0.6, 0.4) == cal.INCONCLUSIVE
@@ -117,3 +153,8 @@ def test_report_block_says_what_the_threshold_means():
     # A hand-set threshold voids the measured rates and the band.
     hand = cal.report_block(block, {"devset": dev}, 0.9, True)
     assert hand["band"] is None and "do not apply" in hand["meaning"]
+    # A threshold raised on real-world reals says so, with its held-out-source rate.
+    rw = {"n_real": 36, "sources": 12, "target_fpr": 0.1, "raised": True, "false_alarms_leave_one_source_out": 5}
+    r = cal.report_block(block | {"real_world": rw}, {}, 0.7, False)
+    assert "at most 10% of 36 real-world real clips" in r["meaning"] and "5 of 36 were flagged" in r["meaning"]
+    assert "real-world" not in cal.report_block(block, {}, 0.7, False)["meaning"]

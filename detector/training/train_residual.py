@@ -65,6 +65,10 @@ class ResidualConfig:
     # at full weight, pull the dev set down (issue 15: 0.72 with them, 0.79 with them zeroed). The
     # penalty lets the LSTM use them only where they pay for it on the training clips. 0: off.
     rgb_l2: float = 0.0
+    # Seeds the LSTM + head's init, batch order and dropout only (None: `seed`); the training clips stay
+    # those of `seed`. With --freeze-stream and --resume on a run folder holding another run's cached
+    # features, a new head costs ~1 min: the heads merged by `merge-heads` are trained this way.
+    head_seed: int | None = None
     eval_every: int = 50  # steps
     patience: int = 8  # evaluations without a lower validation loss
     max_steps: int = 100_000  # an upper bound; the time budget or early stopping usually ends it first
@@ -95,11 +99,11 @@ def clip_logits(model, rgb: torch.Tensor, x: np.ndarray, batch: int = 16, partne
                 res: torch.Tensor | None = None) -> torch.Tensor:
     """Eval-mode logits (N, 2) of clips x uint8 (N, T, S, S, 3) with their cached RGB features (N, T, 2048)
     (and, for a stream pairing "next" frames, their successors `partners`, same shape as x; or the stream's
-    cached features `res` (N, T, C), when it is frozen)."""
+    cached features `res` (N, T, C), when it is frozen: then x is not read and may be None)."""
     was = model.training
     model.eval()
     out = []
-    for i in range(0, len(x), batch):
+    for i in range(0, len(rgb), batch):
         if res is None:
             nx = None if partners is None else _clips_tensor(partners[i:i + batch])
             r = model.residual(_clips_tensor(x[i:i + batch]), nx)
@@ -130,6 +134,12 @@ def rgb_input_weights(model) -> torch.Tensor:
     return torch.cat([getattr(model.lstm, n)[:, :model.rgb_features] for n in names])
 
 
+def _clip_key(rc: ResidualConfig, info: dict) -> str:
+    """What the training clips depend on: a cached feature file is reused only for the same key."""
+    return json.dumps([rc.seed, list(rc.families), rc.camera, rc.pseudo_train, rc.pseudo_val,
+                       {k: v for k, v in info.items() if k != "seconds"}], sort_keys=True)
+
+
 def _trainable(model) -> list[nn.Parameter]:
     return [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
 
@@ -149,7 +159,8 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     from detector.weights import load_weights, save_weights
 
     t_start = time.time()
-    torch.manual_seed(rc.seed)
+    head_seed = rc.seed if rc.head_seed is None else rc.head_seed
+    torch.manual_seed(head_seed)
     device = _device()
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(rc), indent=2))
@@ -174,17 +185,28 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         model.residual.load_state_dict(src.residual.state_dict())
     if rc.freeze_stream:
         model.residual.requires_grad_(False)
-    stills, clips = load_pack(pack)
-    t = int(clips["crops"].shape[1])
-    pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera)
-    xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
-    xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
-    ptr = pva = None
-    if pairs == "next":  # fakes were made on the interleaved sequence, so a fake's partner is a fake frame too
-        (xtr, ptr), (xva, pva) = split_next(xtr), split_next(xva)
-        t //= 2
+    feats, sfeats, labels = run / "rgb_features.pt", run / "stream_features.pt", run / "labels.json"
+    if rc.freeze_stream and resume and feats.is_file() and sfeats.is_file() and labels.is_file():
+        # Every input of a frozen-stream run is cached: the clips need not be built again (a new head seed).
+        lab = json.loads(labels.read_text())
+        if lab["clip_key"] != _clip_key(rc, info):
+            raise ValueError(f"{run}: its cached features were made from other clips ({lab['clip_key']}); "
+                             "use a fresh --run folder")
+        ytr, yva, fva_fam, t = np.array(lab["ytr"]), np.array(lab["yva"]), np.array(lab["fva_fam"]), lab["t"]
+        xtr = xva = ptr = pva = None
+    else:
+        stills, clips = load_pack(pack)
+        t = int(clips["crops"].shape[1])
+        pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera)
+        xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
+        xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
+        ptr = pva = None
+        if pairs == "next":  # fakes were made on the interleaved sequence, so a fake's partner is a fake frame too
+            (xtr, ptr), (xva, pva) = split_next(xtr), split_next(xva)
+            t //= 2
+        labels.write_text(json.dumps({"clip_key": _clip_key(rc, info), "ytr": ytr.tolist(), "yva": yva.tolist(),
+                                      "fva_fam": fva_fam.tolist(), "t": t}))
     _log(run, {"stage": 3, "clips_train": len(ytr), "clips_val": len(yva), "built_s": round(time.time() - t_start)})
-    feats = run / "rgb_features.pt"
     if resume and feats.is_file():
         rgb_tr, rgb_va = torch.load(feats, weights_only=True).values()
     else:
@@ -192,7 +214,6 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         torch.save({"train": rgb_tr, "val": rgb_va}, feats)
     res_tr = res_va = None
     if rc.freeze_stream:  # the frozen stream's features, as and flipped (~5 min on 2 cores for 778 clips)
-        sfeats = run / "stream_features.pt"
         if resume and sfeats.is_file():
             res_tr, res_va = torch.load(sfeats, weights_only=True).values()
         else:
@@ -206,7 +227,7 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     opt = torch.optim.AdamW(_trainable(model) + list(aux.parameters()), rc.lr, weight_decay=rc.weight_decay)
     step, best, bad, best_state = 0, float("inf"), 0, None
     ckpt = run / "checkpoint.pt"
-    g = torch.Generator().manual_seed(rc.seed)
+    g = torch.Generator().manual_seed(head_seed)
     if resume and ckpt.is_file():
         c = torch.load(ckpt, weights_only=True)
         model.load_state_dict(c["model"], strict=False)
@@ -215,7 +236,7 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         step, best, bad, best_state = c["step"], c["best"], c["bad"], c["best_state"]
         g.set_state(c["rng"])
         _log(run, {"stage": 3, "resumed_at_step": step})
-    rng = np.random.default_rng(rc.seed + step)
+    rng = np.random.default_rng(head_seed + step)
     ytr_t = torch.from_numpy(ytr)
     deadline = t_start + budget_min * 60
     losses = []
@@ -326,6 +347,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="L2 penalty on the LSTM's input weights from the ResNeXt50 features (ResidualConfig.rgb_l2)")
     p.add_argument("--batch", type=int, default=ResidualConfig.batch, help="clips a step")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--head-seed", type=int, default=None,
+                   help="seed of the LSTM + head only (init, batches, dropout); the clips stay --seed's")
     p.add_argument("--trained-on", default="", help="text for the model card")
     p.set_defaults(func=_cmd)
 
@@ -336,7 +359,7 @@ def _cmd(a: argparse.Namespace) -> int:
     rc = ResidualConfig(width=a.width, families=tuple(a.families.split(",")), camera=not a.no_camera,
                         rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, aux_weight=a.aux_weight,
                         pseudo_train=a.pseudo_train, seed=a.seed, freeze_stream=a.freeze_stream, batch=a.batch,
-                        rgb_l2=a.rgb_l2, stream_from_init=a.stream_from_init)
+                        rgb_l2=a.rgb_l2, stream_from_init=a.stream_from_init, head_seed=a.head_seed)
     name = a.out.name.removesuffix(".safetensors") if a.out else None
     _, spec = train_residual(a.pack, a.init, a.run, rc, a.budget_min, a.out, a.resume, name, a.trained_on)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")

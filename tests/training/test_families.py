@@ -532,6 +532,22 @@ def test_train_residual_freeze_stream_keeps_init_stream(tmp_path, crop_clips):
         assert torch.equal(v, src.residual.state_dict()[k]), k
     assert not torch.equal(model.head.weight, src.head.weight)
     assert "frozen; a fresh LSTM + head" in spec.training["recipe"] and "rgb 0.8" in spec.training["recipe"]
+    # A new head seed on the cached features of that run: the clips are not built again (the pack is not
+    # even read), the head differs; other clips' caches are refused.
+    import shutil
+    seeded = tmp_path / "run_h1"
+    seeded.mkdir()
+    for f in ("rgb_features.pt", "stream_features.pt", "labels.json"):
+        shutil.copy(tmp_path / "run" / f, seeded / f)
+    moved = tmp_path / "moved_clips.npz"
+    (tmp_path / "clips.npz").rename(moved)
+    out_h1 = tmp_path / "out" / "tiny_h1.safetensors"
+    train_residual(tmp_path, init, seeded, dataclasses.replace(rc, head_seed=1), budget_min=5, out=out_h1,
+                   resume=True)
+    assert not torch.equal(load_weights(out_h1)[0].head.weight, model.head.weight)
+    with pytest.raises(ValueError, match="other clips"):
+        train_residual(tmp_path, init, seeded, dataclasses.replace(rc, seed=5), budget_min=5, resume=True)
+    moved.rename(tmp_path / "clips.npz")
     plain_init = tmp_path / "plain.safetensors"
     save_weights(build_model(plain), plain, plain_init)
     with pytest.raises(ValueError, match="stream"):
