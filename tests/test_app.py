@@ -175,6 +175,14 @@ def test_model_card_lists_calibration_and_devset_per_family():
     assert "Residual-pair stream" not in card
     nxt = app_logic.model_card_markdown(ModelSpec(name="m", residual_width=32, residual_pairs="next"))
     assert "128 features per frame" in nxt and "the video frame right after it" in nxt
+    assert "Threshold on real footage" not in card
+    rw = {"n_real": 36, "sources": 12, "target_fpr": 0.1, "raised": True, "false_alarms_in_sample": 3,
+          "false_alarms_leave_one_source_out": 4}
+    members = [{"name": f"h{k}", "head_seed": k, "val_auc": 0.9} for k in range(3)]
+    card_rw = app_logic.model_card_markdown(ModelSpec(name="m", trained=True, calibration=cal | {"real_world": rw},
+                                                      training={"recipe": "r", "members": members}))
+    assert "raised on 36 real-world real clips of 12 sources" in card_rw and "**4 of 36**" in card_rw
+    assert "h2 (seed 2, validation AUC 0.9)" in card_rw
 
 
 def test_model_card_says_untrained_loudly():

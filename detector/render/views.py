@@ -339,6 +339,9 @@ def training_markdown(training: dict) -> list[str]:
         init = (init.get("training") or {}).get("init")
     if chain:
         lines.append("- **Started from:** " + " ← ".join(chain) + " (full records in the sidecar's `training`)")
+    if t.get("members"):  # merge-heads: an ensemble of seeds' heads
+        lines.append("- **Merged heads:** " + "; ".join(
+            f"{m.get('name')} (seed {m.get('head_seed')}, validation AUC {m.get('val_auc')})" for m in t["members"]))
     return lines
 
 
@@ -353,7 +356,18 @@ def calibration_markdown(spec: ModelSpec) -> list[str]:
             f"{v.get('data', 'validation clips')}: threshold **{c['threshold']:.3f}**, INCONCLUSIVE below it down "
             f"to {c.get('band_low', c['threshold']):.3f}; on those clips {v.get('false_alarms')} of "
             f"{v.get('n_real')} real are flagged FAKE and {v.get('detected')} of {v.get('n_fake')} fakes caught "
-            f"({c.get('date', '')})"]
+            f"({c.get('date', '')})"] + _real_world_markdown(c.get("real_world"))
+
+
+def _real_world_markdown(rw: dict | None) -> list[str]:
+    """The calibration's real-world line: how the threshold was raised and its held-out-source rate."""
+    if not rw or "false_alarms_leave_one_source_out" not in rw:
+        return []
+    return [f"- **Threshold on real footage:** {'raised' if rw.get('raised') else 'checked'} on {rw['n_real']} "
+            f"real-world real clips of {rw['sources']} sources (the dev set's reals; its fakes unused) so that at "
+            f"most {rw['target_fpr']:.0%} reach it ({rw['false_alarms_in_sample']} do); with each source left out "
+            f"of the fit, **{rw['false_alarms_leave_one_source_out']} of {rw['n_real']}** were flagged: the rate "
+            "to expect on footage from a source it has not seen"]
 
 
 def devset_markdown(dev: dict | None, title: str = "Dev set", note: str = "never trained on; ") -> list[str]:

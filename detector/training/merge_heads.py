@@ -96,13 +96,16 @@ def _cmd(a: argparse.Namespace) -> int:
     models, specs = [m for m, _ in loaded], [s for _, s in loaded]
     name = a.out.name.removesuffix(".safetensors")
     merged, spec = merge_heads(models, specs, name)
-    members = [{"name": s.name, "weights_sha256": s.weights_sha256, "training": s.training} for s in specs]
-    vals = [s.training.get("val_clip_auc_per_family", {}).get("all") for s in specs]
+    # Members by name, hash, seed and validation AUC; the recipe and lineage once (the first member's).
+    members = [{"name": s.name, "weights_sha256": s.weights_sha256,
+                "head_seed": s.training.get("residual_config", {}).get("head_seed"),
+                "val_auc": s.training.get("val_clip_auc_per_family", {}).get("all")} for s in specs]
     training = {
         "recipe": (f"the mean of {len(specs)} LSTM + head models trained on the same frozen backbone and residual "
                    f"stream with different seeds (merge-heads: one LSTM of hidden {spec.lstm_hidden}, block-"
                    f"diagonal; exact); each member: {specs[0].training.get('recipe', '?')}"),
-        "members": members, "member_val_auc": vals,
+        "init": specs[0].training.get("init", {}), "members": members,
+        "residual_config": specs[0].training.get("residual_config", {}), "pack": specs[0].training.get("pack", {}),
         "steps": sum(s.training.get("steps", 0) for s in specs),
         "wall_time_s": round(sum(s.training.get("wall_time_s", 0) for s in specs), 1)}
     spec = dataclasses.replace(spec, trained=True, training=training,
