@@ -6,6 +6,9 @@
 #   2. evaluate --clips on them (through analyze_video), 3. calibrate on those scores (sidecar),
 #   4. evaluate --clips on the dev set with its manifest, before (raw) and after calibration, and store
 #      metrics.devset in the sidecar (--update-sidecar). The tensor file is never changed.
+#   With the dev set restored and REAL_WORLD_FPR set (default 0.10; empty: off), the dev set is scored first
+#   and its REAL clips may raise the threshold (`calibrate --real-world`; its fakes are never used), then
+#   step 4 re-reads those scores at the new threshold.
 #
 # Re-runs resume: finished steps and already scored clips are skipped (outputs are keyed by the weights'
 # sha256). Environment: WEIGHTS, VAL_IDS (comma-separated identity folders under GRID and CREMAD),
@@ -26,6 +29,7 @@ PER_ID=${PER_ID:-18}
 MAX_REAL=${MAX_REAL:-40}
 FRAMES=${FRAMES:-20}
 SEED=${SEED:-1}   # training fakes used seed 0: validation fakes here are fresh draws
+REAL_WORLD_FPR=${REAL_WORLD_FPR-0.10}
 
 SHA=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['weights_sha256'][:12])" "${WEIGHTS%.*}.json")
 OUT=data/eval/$SHA
@@ -42,11 +46,17 @@ nice -n 10 "${DF[@]}" evaluate --clips "$CAL/val" --weights "$WEIGHTS" --frames 
     --json-out "$OUT/val.json" --roc "$OUT/val_roc.png" \
     --data "held-out validation identities ${VAL_IDS} (real, re-encoded) + SBI/face-swap fakes made from them (synth --seed $SEED)"
 
-# 3. calibrate on them ------------------------------------------------------------------------------
+# 3. calibrate on them (and on the dev set's real clips, with REAL_WORLD_FPR) --------------------------
+REAL_WORLD=()
+if [ -n "$REAL_WORLD_FPR" ] && [ -d "$DEVSET/real" ]; then
+    nice -n 10 "${DF[@]}" evaluate --clips "$DEVSET" --manifest "$MANIFEST" --weights "$WEIGHTS" --frames "$FRAMES" \
+        --json-out "$OUT/devset.json" --data "public dev set (../shared/devset, 74 clips)" > /dev/null
+    REAL_WORLD=(--real-world "$OUT/devset.json" --real-world-fpr "$REAL_WORLD_FPR")
+fi
 "${DF[@]}" calibrate --scores "$OUT/val.json" --weights "$WEIGHTS" --target-fpr "${TARGET_FPR:-0.05}" \
-    | tee "$OUT/calibrate.txt"
+    "${REAL_WORLD[@]}" | tee "$OUT/calibrate.txt"
 
-# 4. the dev set (never used for fitting), stored in the sidecar -------------------------------------
+# 4. the dev set (its fakes never used for fitting), stored in the sidecar ------------------------------
 if [ -d "$DEVSET/real" ]; then
     nice -n 10 "${DF[@]}" evaluate --clips "$DEVSET" --manifest "$MANIFEST" --weights "$WEIGHTS" --frames "$FRAMES" \
         --json-out "$OUT/devset.json" --roc "$OUT/devset_roc.png" --update-sidecar \

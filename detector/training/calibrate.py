@@ -255,7 +255,8 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
               f"{'raised from' if rw['raised'] else 'kept at'} {rw['threshold_from_validation']:.4f}; "
               f"{rw['false_alarms_in_sample']} flagged in sample, {rw['false_alarms_leave_one_source_out']} with "
               "each source left out of the fit")
-        rw["data"] = str(a.real_world)
+        clips_dir = json.loads(a.real_world.read_text()).get("clips_dir", "?")
+        rw["data"] = f"the real clips of {clips_dir} (scores {a.real_world}; its fakes unused)"
     if a.dry_run:
         print(json.dumps(block, indent=2))
         return 0
