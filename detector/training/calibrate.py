@@ -4,7 +4,8 @@
     deepfake-forensics calibrate --scores val.json [--weights W] [--target-fpr 0.05]
 
 Input: the fake-real logit margins of validation clips (held-out identities of the training sources,
-real clips plus synthesised fakes made from them), never the dev set. Output, the sidecar's
+real clips plus synthesised fakes made from them), never the dev set's fakes (its real clips only with
+`--real-world`, below). Output, the sidecar's
 `calibration` block (see detector/calibration.py for how it is applied):
 
 - Platt scaling p = sigmoid(a m + b) fitted by maximum likelihood with Platt's smoothed targets
@@ -228,6 +229,8 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
         raise InputError(f"{a.scores[0]}: no scored clips with a face (is it an `evaluate --clips` JSON?)")
     m = np.array([r["margin"] for r in rows])
     y = np.array([r["label"] == "fake" for r in rows], int)
+    if not 0 <= a.real_world_fpr < 1:
+        raise InputError(f"--real-world-fpr must lie in [0, 1), not {a.real_world_fpr}")
     real_world = _real_world(a.real_world, spec.weights_sha256, Path(weights).name) if a.real_world else None
     try:
         block = fit_calibration(m, y, a.target_fpr, a.target_fnr, a.method, real_world, a.real_world_fpr)

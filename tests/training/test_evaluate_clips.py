@@ -173,6 +173,19 @@ def test_calibrate_then_reports_carry_calibration(first_run, tiny_weights, face_
     r2 = analyze_video(face_clip, AnalysisConfig(frames=6, threshold=0.5), detector=Detector(model, spec, "fp32"))
     assert r2.verdict in ("REAL", "FAKE") and r2.calibration["band"] is None
 
+    # --real-world: the scored real clips of another evaluation raise the threshold (none may reach it at
+    # fpr 0), with the leave-one-source-out count; a bad rate is one line and exit 2.
+    args = ["calibrate", "--scores", str(out / "ranked.json"), "--weights", str(tiny_weights),
+            "--real-world", str(out / "ranked.json")]
+    assert main(args + ["--real-world-fpr", "1.5"]) == 2
+    assert main(args + ["--real-world-fpr", "0"]) == 0
+    rw_block = read_spec(tiny_weights).calibration
+    rw = rw_block["real_world"]
+    reals = [r["margin"] for r in scored if r["label"] == "real"]
+    top = max(1 / (1 + np.exp(-(rw_block["a"] * m + rw_block["b"]))) for m in reals)
+    assert rw["n_real"] == 2 and rw["false_alarms_in_sample"] == 0 and rw_block["threshold"] > top
+    assert "false_alarms_leave_one_source_out" in rw and "real-world" in rw_block["rule"]
+
 
 def test_old_sidecar_without_calibration_loads():
     from detector.spec import ModelSpec
