@@ -231,7 +231,10 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
     y = np.array([r["label"] == "fake" for r in rows], int)
     if not 0 <= a.real_world_fpr < 1:
         raise InputError(f"--real-world-fpr must lie in [0, 1), not {a.real_world_fpr}")
-    real_world = _real_world(a.real_world, spec.weights_sha256, Path(weights).name) if a.real_world else None
+    real_world = rw_dir = None
+    if a.real_world:
+        rw_m, rw_src, rw_dir = _real_world(a.real_world, spec.weights_sha256, Path(weights).name)
+        real_world = (rw_m, rw_src)
     try:
         block = fit_calibration(m, y, a.target_fpr, a.target_fnr, a.method, real_world, a.real_world_fpr)
     except ValueError as e:
@@ -258,8 +261,7 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
               f"{'raised from' if rw['raised'] else 'kept at'} {rw['threshold_from_validation']:.4f}; "
               f"{rw['false_alarms_in_sample']} flagged in sample, {rw['false_alarms_leave_one_source_out']} with "
               "each source left out of the fit")
-        clips_dir = json.loads(a.real_world.read_text()).get("clips_dir", "?")
-        rw["data"] = f"the real clips of {clips_dir} (scores {a.real_world}; its fakes unused)"
+        rw["data"] = f"the real clips of {rw_dir} (scores {a.real_world}; its fakes unused)"
     if a.dry_run:
         print(json.dumps(block, indent=2))
         return 0
@@ -281,9 +283,9 @@ def _read_scores(path: Path, sha: str, weights_name: str) -> dict:
     return res
 
 
-def _real_world(path: Path, sha: str, weights_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(margins, sources) of the REAL clips with a score in an `evaluate --clips --manifest` JSON; a clip's
-    source is its manifest `method` ("source: LRS2 samples ..."), else its folder."""
+def _real_world(path: Path, sha: str, weights_name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(margins, sources, clips folder) of the REAL clips with a score in an `evaluate --clips --manifest` JSON;
+    a clip's source is its manifest `method` ("source: LRS2 samples ..."), else its folder."""
     from detector.errors import InputError
 
     res = _read_scores(path, sha, weights_name)
@@ -292,7 +294,7 @@ def _real_world(path: Path, sha: str, weights_name: str) -> tuple[np.ndarray, np
         raise InputError(f"{path}: {len(rows)} real clips with a score; --real-world needs an `evaluate --clips` "
                          "JSON with at least 2 scored real clips")
     return (np.array([r["margin"] for r in rows]),
-            np.array([r.get("method") or str(Path(r["path"]).parent) for r in rows]))
+            np.array([r.get("method") or str(Path(r["path"]).parent) for r in rows]), res.get("clips_dir", "?"))
 
 
 def _rounded(d):

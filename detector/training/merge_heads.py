@@ -29,14 +29,14 @@ def _check_same(models, specs) -> None:
     from detector.errors import WeightsError
 
     ref, rspec = models[0], specs[0]
+    if rspec.lstm_layers != 1 or rspec.bidirectional:
+        raise WeightsError("merge-heads handles a single-layer, one-directional LSTM only")
     for m, s in zip(models[1:], specs[1:]):
         for f in ("architecture", "backbone", "lstm_hidden", "lstm_layers", "bidirectional", "residual_width",
                   "residual_pairs", "sequence_length", "input_size", "mean", "std", "channel_order"):
             if getattr(s, f) != getattr(rspec, f):
                 raise WeightsError(f"{s.name} and {rspec.name} differ in {f} ({getattr(s, f)!r} vs "
                                    f"{getattr(rspec, f)!r}): only heads on one architecture can be merged")
-        if s.lstm_layers != 1 or s.bidirectional:
-            raise WeightsError("merge-heads handles a single-layer, one-directional LSTM only")
         for part in ("backbone", "residual"):
             a, b = getattr(ref, part), getattr(m, part)
             if (a is None) != (b is None) or a is not None and any(
