@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PY:-.venv/bin/python}
-WEIGHTS=${WEIGHTS:-weights/resnext50_lstm.faces-families-residual-next-rgbl2_20.safetensors}
+WEIGHTS=${WEIGHTS:-weights/resnext50_lstm.faces-families-residual-next-stills800_20.safetensors}
 # Validation identities of the bundled default (its sidecar's trained_on names them). CREMA-D actors go
 # in the same list (e.g. VAL_IDS=s5,s16,1015): each id is looked up under GRID, then under CREMAD.
 VAL_IDS=${VAL_IDS:-s5,s16,s20,s30,s33}

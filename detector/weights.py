@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: `import detector` must 
     import torch
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "resnext50_lstm.faces-families-residual-next-rgbl2_20.safetensors"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "resnext50_lstm.faces-families-residual-next-stills800_20.safetensors"
 __all__ = ["DEFAULT_WEIGHTS", "IMAGENET_MEAN", "IMAGENET_STD", "ModelSpec", "load_weights", "read_spec",
            "save_weights", "sidecar_path", "store_calibration", "store_metrics"]
 
