@@ -47,10 +47,12 @@ nice -n 10 "${DF[@]}" evaluate --clips "$CAL/val" --weights "$WEIGHTS" --frames 
     --data "held-out validation identities ${VAL_IDS} (real, re-encoded) + SBI/face-swap fakes made from them (synth --seed $SEED)"
 
 # 3. calibrate on them (and on the dev set's real clips, with REAL_WORLD_FPR) --------------------------
+# the dev set's scoring, shared by steps 3 and 4 (the second re-reads the stored margins: seconds)
+DEV_EVAL=(nice -n 10 "${DF[@]}" evaluate --clips "$DEVSET" --manifest "$MANIFEST" --weights "$WEIGHTS" --frames "$FRAMES"
+          --json-out "$OUT/devset.json" --data "public dev set (../shared/devset, 74 clips)")
 REAL_WORLD=()
 if [ -n "$REAL_WORLD_FPR" ] && [ -d "$DEVSET/real" ]; then
-    nice -n 10 "${DF[@]}" evaluate --clips "$DEVSET" --manifest "$MANIFEST" --weights "$WEIGHTS" --frames "$FRAMES" \
-        --json-out "$OUT/devset.json" --data "public dev set (../shared/devset, 74 clips)" > /dev/null
+    "${DEV_EVAL[@]}" > /dev/null
     REAL_WORLD=(--real-world "$OUT/devset.json" --real-world-fpr "$REAL_WORLD_FPR")
 fi
 "${DF[@]}" calibrate --scores "$OUT/val.json" --weights "$WEIGHTS" --target-fpr "${TARGET_FPR:-0.05}" \
@@ -58,9 +60,7 @@ fi
 
 # 4. the dev set (its fakes never used for fitting), stored in the sidecar ------------------------------
 if [ -d "$DEVSET/real" ]; then
-    nice -n 10 "${DF[@]}" evaluate --clips "$DEVSET" --manifest "$MANIFEST" --weights "$WEIGHTS" --frames "$FRAMES" \
-        --json-out "$OUT/devset.json" --roc "$OUT/devset_roc.png" --update-sidecar \
-        --data "public dev set (../shared/devset, 74 clips)" | tee "$OUT/devset.txt"
+    "${DEV_EVAL[@]}" --roc "$OUT/devset_roc.png" --update-sidecar | tee "$OUT/devset.txt"
 else
     echo "no $DEVSET/real: restore the dev set first (DEVELOPERS.md); skipped the dev-set step" >&2
 fi

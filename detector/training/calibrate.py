@@ -140,6 +140,8 @@ def fit_calibration(margins: np.ndarray, y: np.ndarray, target_fpr: float = 0.05
     the in-sample and leave-one-source-out false-alarm counts."""
     from detector.training.evaluate import roc_auc
 
+    if not 0 <= real_world_fpr < 1:
+        raise ValueError(f"--real-world-fpr must lie in [0, 1), not {real_world_fpr}")
     m, y = np.asarray(margins, np.float64), np.asarray(y).astype(int)
     if (y == 0).sum() < 2 or (y == 1).sum() < 2:
         raise ValueError(f"need at least 2 real and 2 fake validation clips with a face, got "
@@ -229,8 +231,6 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
         raise InputError(f"{a.scores[0]}: no scored clips with a face (is it an `evaluate --clips` JSON?)")
     m = np.array([r["margin"] for r in rows])
     y = np.array([r["label"] == "fake" for r in rows], int)
-    if not 0 <= a.real_world_fpr < 1:
-        raise InputError(f"--real-world-fpr must lie in [0, 1), not {a.real_world_fpr}")
     real_world = rw_dir = None
     if a.real_world:
         rw_m, rw_src, rw_dir = _real_world(a.real_world, spec.weights_sha256, Path(weights).name)

@@ -128,6 +128,7 @@ def test_resume_scores_nothing_new(first_run, clip_dir, tiny_weights, monkeypatc
 
 
 def test_calibrate_then_reports_carry_calibration(first_run, tiny_weights, face_clip):
+    from detector.calibration import calibrate
     from detector.pipeline import AnalysisConfig, Detector, analyze_video
     from detector.render import render_html, views
     from detector.weights import load_weights, read_spec, store_calibration
@@ -182,7 +183,7 @@ def test_calibrate_then_reports_carry_calibration(first_run, tiny_weights, face_
     rw_block = read_spec(tiny_weights).calibration
     rw = rw_block["real_world"]
     reals = [r["margin"] for r in scored if r["label"] == "real"]
-    top = max(1 / (1 + np.exp(-(rw_block["a"] * m + rw_block["b"]))) for m in reals)
+    top = max(calibrate(m, rw_block) for m in reals)
     assert rw["n_real"] == 2 and rw["false_alarms_in_sample"] == 0 and rw_block["threshold"] > top
     assert "false_alarms_leave_one_source_out" in rw and "real-world" in rw_block["rule"]
 
