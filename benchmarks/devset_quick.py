@@ -14,6 +14,14 @@ seconds, per family. It reads data/devset (restored, never committed) and ../sha
     python benchmarks/devset_quick.py compare W W --canon 80 --old-plain   # crops at 80 px and back vs as is
     python benchmarks/devset_quick.py cache --next                         # + each frame's successor (same box)
     python benchmarks/devset_quick.py compare W W --next --old-plain       # the stream on (frame, next frame)
+    python benchmarks/devset_quick.py cache --next --frames 120            # 120 spread frames + successors
+    python benchmarks/devset_quick.py score W W2 --sets 6                  # six disjoint 20-frame samplings
+    python benchmarks/devset_quick.py compare W W2 --sets 6                # paired, mean over the six
+
+Why `--sets`: the dev set's AUC moves with *which* 20 frames are read. Six disjoint interleaved
+samplings of the same clips (frames k, k+6, k+12, ... of 120 spread ones) scored the stills800 default
+0.730-0.789 (mean 0.752; stop 29), a spread as wide as most differences between recipes. A choice between
+recipes should read the mean over sets (and its paired interval), not one sampling.
 
 Every AUC comes with its 95 % bootstrap interval, and `compare` gives the paired interval of the
 difference: with 36 real and 38 fake clips, a change of a few hundredths is noise.
@@ -64,8 +72,13 @@ def cache(devset: Path, frames: int, windows: int = 0, spacing_s: float = 0.15) 
 NEXT_CACHE = CACHE.with_name("devset_crops_next.npz")
 
 
+def next_cache(frames: int = 20) -> Path:
+    """NEXT_CACHE for the product's 20 frames; `devset_crops_next{frames}.npz` for another count."""
+    return NEXT_CACHE if frames == 20 else CACHE.with_name(f"devset_crops_next{frames}.npz")
+
+
 def cache_next(frames: int) -> None:
-    """Write NEXT_CACHE: CACHE's clips at the product's spread frames, plus each frame's successor in the
+    """Write `next_cache(frames)`: CACHE's clips at `frames` spread frames, plus each frame's successor in the
     video cropped with the same box (`partners`), for models whose stream pairs "next" frames."""
     from detector.training.prepare import clip_crops
 
@@ -77,7 +90,7 @@ def cache_next(frames: int) -> None:
         crops.append(both[0::2])
         partners.append(both[1::2])
         print(f"{i + 1}/{len(d['path'])} {Path(path).name}", flush=True)
-    np.savez(NEXT_CACHE, crops=np.stack(crops), partners=np.stack(partners),
+    np.savez(next_cache(frames), crops=np.stack(crops), partners=np.stack(partners),
              **{k: d[k] for k in ("label", "family", "method", "path")})
 
 
@@ -117,6 +130,33 @@ def canonical(x: np.ndarray, side: int) -> np.ndarray:
     s = flat.shape[1]
     return np.stack([cv2.resize(cv2.resize(i, (side, side), interpolation=cv2.INTER_AREA), (s, s),
                                 interpolation=cv2.INTER_LINEAR) for i in flat]).reshape(x.shape)
+
+
+@torch.no_grad()
+def score_sets(target: str, sets: int, frames: int = 20, zero: str = "") -> np.ndarray:
+    """(sets, N) p_fake: the clips of `next_cache(sets * frames)` read as `sets` disjoint interleaved samplings
+    of `frames` frames each (set k: spread frames k, k + sets, k + 2 sets, ...), one LSTM pass per set."""
+    d = np.load(next_cache(sets * frames))
+    c, nx = d["crops"], d["partners"]
+    idx = set_positions(c, sets, frames)  # (N, sets, frames)
+    rows = np.arange(len(c))[:, None]
+    return np.stack([_score(target, c[rows, idx[:, k]], zero, nx[rows, idx[:, k]]) for k in range(sets)])
+
+
+def set_positions(crops: np.ndarray, sets: int, frames: int) -> np.ndarray:
+    """(N, sets, frames) positions into each clip's cached crops (N, F, S, S, 3), F = sets * frames.
+
+    A clip (or face track) shorter than F frames was cached with its last crop repeated to F; its `n`
+    distinct crops are split the same way as a full clip's (set k: floor((j sets + k) n / (frames sets))), so that
+    no sampling reads the padding (plain interleaving would hand the later sets runs of one repeated frame)."""
+    n_all, f = crops.shape[:2]
+    out = np.empty((n_all, sets, frames), dtype=np.int64)
+    for i, c in enumerate(crops):
+        differs = np.flatnonzero((c != c[-1]).reshape(f, -1).any(1))
+        n = f if not len(differs) else min(f, int(differs[-1]) + 2)
+        for k in range(sets):
+            out[i, k] = (np.arange(frames) * sets + k) * n // (frames * sets)  # integers: no float floor off by one
+    return out
 
 
 @torch.no_grad()
@@ -160,6 +200,7 @@ def _score(target: str, crops: np.ndarray, zero: str = "", partners: np.ndarray 
     import dataclasses
 
     from detector.model import build_model
+    from detector.pipeline import _cpu_has_bf16
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
     x = torch.from_numpy(crops).permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, S, S) uint8
@@ -169,8 +210,10 @@ def _score(target: str, crops: np.ndarray, zero: str = "", partners: np.ndarray 
         if nx is not None:
             model.spec = dataclasses.replace(model.spec, residual_pairs="next")
         run = _zeroed(model, zero)
-        return np.concatenate([torch.softmax(run(x[i:i + 8], None if nx is None else nx[i:i + 8]), -1)[:, 1].numpy()
-                               for i in range(0, len(x), 8)])
+        # bf16 autocast where the CPU has it natively (as the product chooses): ~2x faster, softmax within 4e-5.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=_cpu_has_bf16()):
+            return np.concatenate([torch.softmax(run(x[i:i + 8], None if nx is None else nx[i:i + 8]).float(), -1)
+                                   [:, 1].numpy() for i in range(0, len(x), 8)])
     s = torch.load(target, map_location="cpu", weights_only=True)
     _, spec = load_weights(DEFAULT_WEIGHTS)
     model = build_model(spec).eval()
@@ -197,6 +240,39 @@ def report(name: str, p: np.ndarray) -> None:
         m = real | (fam == f)
         line += f" | {f} {roc_auc(y[m], p[m]):.3f}"
     print(line, flush=True)
+
+
+def report_sets(name: str, p: np.ndarray) -> None:
+    """p: (sets, N). Each sampling's AUC, their mean and range, and the per-family means."""
+    from detector.training.evaluate import roc_auc
+
+    d = np.load(CACHE)
+    y, fam = d["label"], d["family"]
+    aucs = [roc_auc(y, q) for q in p]
+    line = (f"{name}: AUC mean over {len(p)} samplings {np.mean(aucs):.3f} (each "
+            + " ".join(f"{a:.3f}" for a in aucs) + ")")
+    for f in sorted(set(fam[y == 1])):
+        m = (y == 0) | (fam == f)
+        line += f" | {f} {np.mean([roc_auc(y[m], q[m]) for q in p]):.3f}"
+    print(line, flush=True)
+
+
+def compare_sets(p_old: np.ndarray, p_new: np.ndarray, name: str, n_boot: int = 2000) -> None:
+    """Mean over samplings of AUC(new) - AUC(old), with a paired bootstrap over clips (the same resampled
+    clips for every sampling and both models), overall and per family."""
+    from detector.training.evaluate import _auc_rows, _boot_index, roc_auc
+
+    d = np.load(CACHE)
+    y, fam = d["label"], d["family"]
+    rows = [("all", np.ones(len(y), bool))] + [(f, (y == 0) | (fam == f)) for f in sorted(set(fam[y == 1]))]
+    for g, m in rows:
+        ym, a, b = y[m], p_old[:, m].astype(np.float64), p_new[:, m].astype(np.float64)
+        diff = np.mean([roc_auc(ym, qb) - roc_auc(ym, qa) for qa, qb in zip(a, b)])
+        idx = _boot_index(ym, n_boot, 0)
+        boot = np.mean([_auc_rows(ym[idx[0]], qb[idx]) - _auc_rows(ym[idx[0]], qa[idx]) for qa, qb in zip(a, b)], 0)
+        lo, hi = np.quantile(boot, [0.025, 0.975])
+        print(f"{name} | {g}: mean AUC difference over {len(a)} samplings {diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]"
+              + (" (no evidence of a difference)" if lo <= 0 <= hi else ""), flush=True)
 
 
 def compare(p_old: np.ndarray, p_new: np.ndarray, name: str) -> None:
@@ -233,6 +309,8 @@ def main() -> None:
                        help="score the window cache of `cache --windows K`")
         p.add_argument("--spacing-s", type=float, default=0.15)
         p.add_argument("--next", action="store_true", help="score NEXT_CACHE, the stream pairing next frames")
+        p.add_argument("--sets", type=int, default=0, metavar="K",
+                       help="K disjoint 20-frame samplings of `cache --next --frames 20K` (implies --next)")
         p.add_argument("--canon", type=int, default=0, metavar="SIDE",
                        help="crops down-sampled to SIDE px and back first")
         p.add_argument("--zero", choices=["rgb", "residual"], default="",
@@ -243,6 +321,19 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if a.cmd == "cache":
         cache_next(a.frames) if a.next else cache(a.devset, a.frames, a.windows, a.spacing_s)
+        return
+    if a.sets:
+        if a.canon or (a.cmd == "compare" and a.old_plain):
+            raise SystemExit("--sets: --canon and --old-plain are not supported with it")
+        if not next_cache(20 * a.sets).exists():
+            raise SystemExit(f"--sets {a.sets}: run `cache --next --frames {20 * a.sets}` first")
+        if a.cmd == "compare":
+            compare_sets(score_sets(a.old, a.sets), score_sets(a.new, a.sets, zero=a.zero),
+                         f"{Path(a.new).name} - {Path(a.old).name}")
+        else:
+            for t in a.targets:
+                report_sets(Path(t).name + (f", {a.zero} stream zeroed" if a.zero else ""),
+                            score_sets(t, a.sets, zero=a.zero))
         return
     cache_file = NEXT_CACHE if a.next else window_cache(a.windows, a.spacing_s) if a.windows else CACHE
     if a.cmd == "compare":
