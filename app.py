@@ -23,7 +23,7 @@ import gradio as gr
 
 from detector.errors import ForensicsError, InputError
 from detector.faces import FaceConfig
-from detector.pipeline import FRAME_CHOICES, AnalysisConfig, analyze_video
+from detector.pipeline import DEFAULT_FRAMES, FRAME_CHOICES, AnalysisConfig, analyze_video
 from detector.render import views
 from detector.weights import DEFAULT_WEIGHTS, read_spec
 
@@ -152,7 +152,7 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
         with gr.Column(scale=1):
             video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-in")
             image_in = gr.Image(label="…or one image", type="filepath", sources=["upload"], height=200)
-            frames_in = gr.Dropdown(list(FRAME_CHOICES), value=20, label="Frames sampled over the clip")
+            frames_in = gr.Dropdown(list(FRAME_CHOICES), value=DEFAULT_FRAMES, label="Frames sampled over the clip")
             detector_in = gr.Radio(list(DETECTORS), value="BlazeFace", label="Face detector",
                                    info="HOG is fast on CPU; CNN finds harder poses but is slower")
             explain_in = gr.Checkbox(value=True, label="Explanations (Grad-CAM + which frames moved the verdict)")

@@ -27,7 +27,7 @@ DEVSET=${DEVSET:-data/devset}
 MANIFEST=${MANIFEST:-../shared/devset/MANIFEST.tsv}
 PER_ID=${PER_ID:-18}
 MAX_REAL=${MAX_REAL:-40}
-FRAMES=${FRAMES:-20}
+FRAMES=${FRAMES:-60}   # the product's default (detector.pipeline.DEFAULT_FRAMES): calibrate at the reading users get
 SEED=${SEED:-1}   # training fakes used seed 0: validation fakes here are fresh draws
 REAL_WORLD_FPR=${REAL_WORLD_FPR-0.10}
 

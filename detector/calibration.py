@@ -66,6 +66,17 @@ def decide(p: float, threshold: float, band_low: float | None = None) -> str:
     return REAL
 
 
+def frames_note(block: dict | None, frames: int) -> str | None:
+    """A warning when a clip is read at another frame count than the calibration's validation clips were:
+    more or fewer frames change how much a clip's score varies with the frames read (20 frames: the dev
+    set's AUC moves by +-0.03 between samplings), so the threshold's measured rates only approximately hold."""
+    fitted = (block or {}).get("validation", {}).get("frames") if is_calibrated(block) else None
+    if not fitted or int(fitted) == int(frames):
+        return None
+    return (f"the threshold was calibrated on clips read at {int(fitted)} frames; at {int(frames)} frames its "
+            f"measured false-alarm and detection rates hold only approximately (use --frames {int(fitted)})")
+
+
 def raw_threshold(p_calibrated: float, block: dict) -> float:
     """The raw p_fake (sigmoid of the margin) that calibrates to `p_calibrated` (the map is increasing)."""
     return sigmoid((logit(p_calibrated) - float(block["b"])) / float(block["a"]))

@@ -8,7 +8,10 @@ from pathlib import Path
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
     """--frames, --explain, --detector, --weights, --threshold, --max-mb, --max-seconds, --precision."""
-    p.add_argument("--frames", type=int, default=20, help="frames sampled evenly over the clip (default 20)")
+    from detector.pipeline import DEFAULT_FRAMES
+
+    p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                   help=f"frames sampled evenly over the clip (default {DEFAULT_FRAMES})")
     p.add_argument("--explain", action="store_true", help="Grad-CAM overlays + temporal importance (+HTML)")
     p.add_argument("--detector", choices=["blazeface", "hog", "cnn"], default="blazeface",
                    help="face detector (blazeface: fastest, default; hog/cnn: dlib)")

@@ -31,18 +31,23 @@ if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import d
 
 Progress = Callable[[float, str], None]
 FRAME_CHOICES = (10, 20, 40, 60, 80, 100)
+# Frames read per clip by default. 60, not 20: which 20 frames are read moves the dev set's ROC-AUC by
+# +-0.03 (six disjoint 20-frame samplings of the same clips: 0.768-0.835, benchmarks/devset_quick.py --sets);
+# 60 frames read in one pass score 0.797-0.801 there, as the mean of those samplings (0.801), for ~2x the time.
+DEFAULT_FRAMES = 60
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """Options of one analysis. `frames`: T, frames sampled evenly over the whole clip (1-300).
+    """Options of one analysis. `frames`: T, frames sampled evenly over the whole clip (1-300; default
+    DEFAULT_FRAMES, the count the bundled weights were calibrated at).
 
     threshold: None uses the one in the weights' sidecar. precision: "fp32", "bf16" or "auto" (bf16
     autocast + channels_last where the CPU has native bf16, ~2x faster here, softmax within 4e-5).
     explain: also compute Grad-CAM and temporal importance (see explain/).
     """
 
-    frames: int = 20
+    frames: int = DEFAULT_FRAMES
     faces: FaceConfig = field(default_factory=FaceConfig)
     limits: VideoLimits = field(default_factory=VideoLimits)
     weights: str = str(DEFAULT_WEIGHTS)
@@ -255,6 +260,9 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
     threshold = config.threshold if config.threshold is not None else \
         float(calib["threshold"]) if calib else det.spec.threshold
     band = None if config.threshold is not None else cal.band(calib)
+    note = cal.frames_note(calib, config.frames) if config.threshold is None and video.get("codec") != "image" else None
+    if note:
+        warnings.append(note)
     results, feats = [], []
     for k, tr in enumerate(tracks):
         crops = track_crops(frames, tr, config.faces)

@@ -158,3 +158,12 @@ def test_report_block_says_what_the_threshold_means():
     r = cal.report_block(block | {"real_world": rw}, {}, 0.7, False)
     assert "at most 10% of 36 real-world real clips" in r["meaning"] and "5 of 36 were flagged" in r["meaning"]
     assert "real-world" not in cal.report_block(block, {}, 0.7, False)["meaning"]
+
+
+def test_frames_note_only_when_the_reading_differs_from_the_calibrations():
+    block = {"a": 1.0, "b": 0.0, "threshold": 0.7, "validation": {"frames": 60}}
+    assert cal.frames_note(block, 60) is None
+    note = cal.frames_note(block, 20)
+    assert note is not None and "60 frames" in note and "20 frames" in note and "--frames 60" in note
+    assert cal.frames_note({"a": 1.0, "b": 0.0, "threshold": 0.7}, 20) is None  # frames not recorded: nothing to say
+    assert cal.frames_note({}, 20) is None  # not calibrated

@@ -224,12 +224,13 @@ class _Bar:
 
 
 def evaluate_clips(root: Path, manifest: Path | None = None, json_out: Path | None = None, roc: Path | None = None,
-                   weights: Path | None = None, frames: int = 20, progress: bool = True, data: str | None = None,
-                   precision: str = "auto") -> dict:
+                   weights: Path | None = None, frames: int | None = None, progress: bool = True,
+                   data: str | None = None, precision: str = "auto") -> dict:
     """Score every clip under root/real and root/fake through analyze_video; returns (and writes) the result."""
-    from detector.pipeline import AnalysisConfig, get_detector
+    from detector.pipeline import DEFAULT_FRAMES, AnalysisConfig, get_detector
     from detector.weights import DEFAULT_WEIGHTS
 
+    frames = frames or DEFAULT_FRAMES  # the product's own reading, which the calibration is fitted on
     root = Path(root)
     weights = Path(weights or DEFAULT_WEIGHTS)
     clips = find_clips(root)
@@ -390,7 +391,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=Path, metavar="DIR", help="evaluate every clip under DIR/real and DIR/fake "
                    "through analyze_video (instead of prepared crops)")
     p.add_argument("--manifest", type=Path, help="devset MANIFEST.tsv: family/method per clip (with --clips)")
-    p.add_argument("--frames", type=int, default=20, help="frames sampled per clip (with --clips; default 20)")
+    p.add_argument("--frames", type=int, help="frames sampled per clip (with --clips; default: the product's, "
+                   "detector.pipeline.DEFAULT_FRAMES)")
     p.add_argument("--data", help="words describing the clips, stored with the figures (with --clips)")
     p.add_argument("--sidecar-key", default="devset", help="metrics key written by --update-sidecar with --clips")
     p.add_argument("--no-progress", action="store_true")
@@ -406,7 +408,7 @@ def cmd(a: argparse.Namespace) -> int:
         if not res["complete"]:
             raise InputError("not every clip was scored; re-run to finish before --update-sidecar")
         command = "deepfake-forensics evaluate --clips " + str(a.clips) + \
-            (f" --manifest {a.manifest}" if a.manifest else "") + f" --frames {a.frames} --update-sidecar"
+            (f" --manifest {a.manifest}" if a.manifest else "") + f" --frames {res['frames']} --update-sidecar"
         store_metrics(weights, a.sidecar_key, sidecar_entry(res, command))
         print(f"stored metrics.{a.sidecar_key} in {sidecar_path(weights).name} (tensor file unchanged)")
     return 0
