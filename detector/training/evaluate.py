@@ -72,15 +72,19 @@ def roc_auc_ci(y: np.ndarray, p: np.ndarray, n_boot: int = 2000, level: float = 
 def roc_auc_diff_ci(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, n_boot: int = 2000, level: float = 0.95,
                     seed: int = 0) -> tuple[float, float, float]:
     """AUC(b) - AUC(a) on the same clips, with a paired percentile bootstrap interval: (diff, lo, hi).
-    An interval that contains 0 means the clips cannot tell the two models apart."""
+    An interval that contains 0 means the clips cannot tell the two models apart.
+
+    p_a, p_b: (N,) scores, or (K, N): K readings of the same clips (e.g. K frame samplings); then the
+    difference is the mean over the K of AUC(b_k) - AUC(a_k), every reading resampled with the same clips."""
     y = np.asarray(y).astype(int)
-    p_a, p_b = np.asarray(p_a, dtype=np.float64), np.asarray(p_b, dtype=np.float64)
+    p_a, p_b = np.atleast_2d(np.asarray(p_a, dtype=np.float64)), np.atleast_2d(np.asarray(p_b, dtype=np.float64))
     if y.sum() == 0 or y.sum() == len(y):
         return float("nan"), float("nan"), float("nan")
     idx = _boot_index(y, n_boot, seed)
-    d = _auc_rows(y[idx[0]], p_b[idx]) - _auc_rows(y[idx[0]], p_a[idx])
+    d = np.mean([_auc_rows(y[idx[0]], b[idx]) - _auc_rows(y[idx[0]], a[idx]) for a, b in zip(p_a, p_b)], 0)
     q = (1 - level) / 2
-    return roc_auc(y, p_b) - roc_auc(y, p_a), float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+    diff = float(np.mean([roc_auc(y, b) - roc_auc(y, a) for a, b in zip(p_a, p_b)]))
+    return diff, float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
 
 
 def eer(y: np.ndarray, p: np.ndarray) -> float:

@@ -224,3 +224,19 @@ def test_auc_intervals_cover_the_estimate_narrow_with_clips_and_pair_models():
     assert diff > 0 and dlo > 0
     worse = roc_auc_diff_ci(y, better, p)
     assert worse[0] == -diff and worse[2] < 0
+
+
+def test_auc_diff_over_several_readings_is_the_mean_with_clips_resampled_alike():
+    """roc_auc_diff_ci on (K, N) scores (K frame samplings of the same clips): one reading equals the 1-D
+    call; K copies of one reading give the same figures; the difference is the mean of the K differences."""
+    from detector.training.evaluate import roc_auc, roc_auc_diff_ci
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(40, int), np.ones(40, int)]
+    a = rng.normal(size=(3, 80)) + 0.5 * y
+    b = a + rng.normal(scale=0.5, size=(3, 80)) + 1.0 * y
+    assert roc_auc_diff_ci(y, a[0], b[0]) == roc_auc_diff_ci(y, a[:1], b[:1])
+    assert roc_auc_diff_ci(y, a[0], b[0]) == roc_auc_diff_ci(y, np.stack([a[0]] * 3), np.stack([b[0]] * 3))
+    diff, lo, hi = roc_auc_diff_ci(y, a, b)
+    assert diff == pytest.approx(np.mean([roc_auc(y, b[k]) - roc_auc(y, a[k]) for k in range(3)]))
+    assert 0 < lo < diff < hi
