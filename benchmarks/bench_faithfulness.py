@@ -32,7 +32,8 @@ no new analysis.
 
 Run (one command, after new default weights land):
     python benchmarks/bench_faithfulness.py --update-sidecar
-Defaults: clips = data/devset/fake (families from ../shared/devset/MANIFEST.tsv when present), T = 20,
+Defaults: clips = data/devset/fake (families from ../shared/devset/MANIFEST.tsv when present), T = the
+product's default (detector.pipeline.DEFAULT_FRAMES, 60; k = 1, 3, 5 and the same shares of T as 1, 3, 5 of 20),
 25 random draws, 5 spatial draws, weights = the default. Per-clip results are cached (keyed by the file's
 and the weights' sha256) under --cache, so a re-run only re-does the cheap part.
 """
@@ -55,6 +56,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT / "data" / "devset" / "fake"
 MANIFEST = ROOT.parent / "shared" / "devset" / "MANIFEST.tsv"
 KS = (1, 3, 5)
+SHARES = (0.05, 0.15, 0.25)  # k = 1, 3, 5 of 20 frames
+
+
+def ks_for(frames: int) -> tuple[int, ...]:
+    """k values of the temporal test at `frames` frames: always 1, 3, 5 (the headline "top-3"), plus the same
+    *shares* of the clip as 1, 3, 5 of 20 (at 60 frames: 3, 9, 15), so that figures at different T compare."""
+    return tuple(sorted(set(KS) | {max(1, round(f * frames)) for f in SHARES}))
 AREA = 0.2
 METHODS = ("integrated_gradients", "ig_mean", "ig_zeros", "occlusion", "grad_x_input", "grad_norm")
 
@@ -209,7 +217,7 @@ def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
     row: dict = {"file": path.name, "family": family, "p_fake": round(float(d["p_fake"]), 4),
                  "margin": round(m0, 4), "frames": n, "temporal": {}, "position_corr": {},
                  "ig_completeness_error": {m: float(f"{e:.3g}") for m, e in ig_errors.items()}}
-    draws = {k: [rng.choice(n, k, replace=False) for _ in range(args.draws)] for k in KS if k < n}
+    draws = {k: [rng.choice(n, k, replace=False) for _ in range(args.draws)] for k in ks_for(args.frames) if k < n}
     rand = {}
     for k, sels in draws.items():
         batch = torch.cat([delete_frames(feats, s) for s in sels])
@@ -283,8 +291,9 @@ def _ratio(top: float, rand: float) -> float | None:
 
 def summarise(rows: list[dict]) -> dict:
     out: dict = {"n_clips": len(rows), "temporal": {}, "position_corr": {}, "spatial": {}}
+    ks = sorted({int(k[1:]) for r in rows for m in r["temporal"].values() for k in m})
     for method in METHODS:
-        for k in KS:
+        for k in ks:
             vals = [r["temporal"][method][f"k{k}"] for r in rows if f"k{k}" in r["temporal"][method]]
             if not vals:
                 continue
@@ -321,10 +330,11 @@ def winner(summary: dict, k: int = 3) -> str | None:
 
 def print_table(title: str, s: dict) -> None:
     print(f"\n{title} ({s['n_clips']} clips): mean drop of the fake margin, top-k vs random-k [ratio]")
-    print(f"  {'method':22s} " + " ".join(f"{'k=' + str(k):>26s}" for k in KS) + f" {'|rho| pos':>10s}")
+    shown = sorted({int(k[1:]) for v in s["temporal"].values() for k in v})
+    print(f"  {'method':22s} " + " ".join(f"{'k=' + str(k):>26s}" for k in shown) + f" {'|rho| pos':>10s}")
     for method, ks in s["temporal"].items():
         cells = []
-        for k in KS:
+        for k in shown:
             v = ks.get(f"k{k}")
             cells.append(f"{'-':>26s}" if v is None else
                          f"{v['top_drop']:8.3f} vs {v['random_drop']:7.3f} [{_fmt(v['ratio'])}]".rjust(26))
@@ -343,14 +353,14 @@ def _fmt(x) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detector.pipeline import get_detector
+    from detector.pipeline import DEFAULT_FRAMES, get_detector
     from detector.weights import DEFAULT_WEIGHTS
     from explain.temporal import DEFAULT_METHOD
 
     ap = argparse.ArgumentParser(description="deletion test of Grad-CAM and the temporal attributions")
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     ap.add_argument("--clips", nargs="*", help=f"video files or folders (default: {DEVSET.relative_to(ROOT)})")
-    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     ap.add_argument("--draws", type=int, default=25, help="random draws per temporal test (>= 20)")
     ap.add_argument("--spatial-draws", type=int, default=5, help="random draws per spatial control")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])

@@ -21,7 +21,8 @@ trace separates the classes. Families (issue "a default model that holds on real
   ``reenact``: frame 0 driven by the real clip's own landmark motion, so that only texture renewal differs.
 
 ``degrade`` gives real and fake frames the same codec-style damage (JPEG, noise, resolution), so that
-clean-vs-noisy is never the cue. ``match_sharpness`` then re-sharpens (or softens) every fake until the
+clean-vs-noisy is never the cue; ``h264`` gives a clip pair the same real H.264 round trip (inter-frame
+coding, which per-frame JPEG does not imitate). ``match_sharpness`` then re-sharpens (or softens) every fake until the
 high-frequency energy of its face equals its real frame's: blends, decoders and warps all smooth, and a
 first recipe without this learned "blurry face = fake", which ranks real-world fakes *below* real video
 (public generators' faces are sharper than compressed real footage: measured on the dev set, sharpness
@@ -273,6 +274,46 @@ def degrade(img: np.ndarray, rng: np.random.Generator, p: dict | None = None) ->
     if p["jpeg"]:
         out = synth.jpeg(out, p["jpeg"])
     return out
+
+
+# A real-world clip reaches an analyst as H.264 (or a later codec), whose P-frames copy blocks from the
+# previous frame: in a flat or slowly moving area a real camera's fresh grain is *not* renewed, which is what
+# the residual stream reads as a generator's frozen texture. Per-frame JPEG (degrade) never does this.
+H264_CRF = (18, 40)  # x264 CRF drawn per clip pair: 18 near-transparent .. 40 heavy blocking
+H264_SIDES = (112, 160, 224)  # the face's size in the encoded video (small faces suffer the codec most)
+
+
+def h264(frames: np.ndarray, crf: int, side: int = 224) -> np.ndarray:
+    """uint8 (T, H, W, 3) RGB frames through an H.264 encode and decode (libx264 -preset veryfast, yuv420p,
+    25 fps, the frames in order as one GOP-structured stream, no B-frame reordering visible in the output)
+    at `side` x `side` pixels, back to (T, H, W, 3). Deterministic for the same input and parameters
+    (x264 single-threaded). Used on a real clip and its paired fake with the same (crf, side)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    t, h, w = frames.shape[:3]
+    if t == 0:
+        return frames
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    interp = cv2.INTER_CUBIC if side > max(h, w) else cv2.INTER_AREA
+    up = np.stack([cv2.resize(f, (side, side), interpolation=interp) for f in frames])
+    enc = subprocess.run([ff, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{side}x{side}", "-r", "25",
+                          "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(int(crf)), "-threads", "1",
+                          "-pix_fmt", "yuv420p", "-f", "h264", "-"], input=up.tobytes(), capture_output=True)
+    dec = subprocess.run([ff, "-v", "error", "-f", "h264", "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                          "-threads", "1", "-"], input=enc.stdout, capture_output=True)
+    if enc.returncode or dec.returncode:
+        raise RuntimeError(f"h264 round trip failed: {(enc.stderr or dec.stderr).decode(errors='replace')[:300]}")
+    out = np.frombuffer(dec.stdout, np.uint8).reshape(-1, side, side, 3)
+    if len(out) != t:
+        raise RuntimeError(f"h264 round trip returned {len(out)} frames for {t}")
+    back = cv2.INTER_AREA if side > max(h, w) else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (w, h), interpolation=back) for f in out])
+
+
+def h264_params(rng: np.random.Generator) -> dict:
+    return {"crf": int(rng.integers(H264_CRF[0], H264_CRF[1] + 1)), "side": int(rng.choice(H264_SIDES))}
 
 
 def degrade_params(rng: np.random.Generator) -> dict:

@@ -70,6 +70,11 @@ class PackConfig:
     # default re-encode gave "animate" fakes fresh noise in 40 % of clips. With it, grain that persists is
     # taught as what it is in real-world video: a generator's, not a camera's. Off: the default's stream.
     clip_camera: bool = False
+    # Share of stage-2 clip pairs (real + its fake, the same draw) passed through a real H.264 encode and
+    # decode (families.h264, CRF 18-40, the face at 112-224 px), after the per-frame damage. Why: the dev set's
+    # real clips are H.264, whose P-frames keep a camera's grain from frame to frame where little moves,
+    # which the residual stream reads as a generator's frozen texture. 0: off (every default so far).
+    clip_codec: float = 0.0
     frame_match: bool | str = True  # stage-1 fake frames: the same choice (families.matched)
 
 
@@ -208,6 +213,9 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
     Returns x uint8 (M, T, S, S, 3), y (M,), family (M,) ('real' for reals), source (M,).
     """
     rng = np.random.default_rng(seed)
+    # The codec's draws have their own generator: with clip_codec on, the clips (and their fakes) are those
+    # of the same seed without it, so a run with and one without the codec differ only by the codec.
+    codec_rng = np.random.default_rng([seed, 264])
     c = np.flatnonzero(clips["split"] == split)
     s = np.flatnonzero(stills["split"] == split)
     reals = [(clips["crops"][i][:t], clips["landmarks"][i][:t], clips["identity"][i], "clip") for i in c]
@@ -239,6 +247,9 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
         else:  # pseudo-clips carry their own per-frame damage; the fake gets the same draw per frame
             p = F.degrade_params(rng)
             fake = np.stack([F.degrade(f, rng, {**p, "noise": max(p["noise"], 1.5)}) for f in fake])
+        if pc.clip_codec and codec_rng.random() < pc.clip_codec:
+            q = F.h264_params(codec_rng)
+            fr, fake = F.h264(fr, **q), F.h264(fake, **q)
         xs += [fr, fake]
         ys += [0, 1]
         fams += ["real", fam]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detector.training import families as F
 from detector.training.train import _device, _log, cache_features
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set
 
@@ -69,6 +70,8 @@ class ResidualConfig:
     # those of `seed`. With --freeze-stream and --resume on a run folder holding another run's cached
     # features, a new head costs ~1 min: the heads merged by `merge-heads` are trained this way.
     head_seed: int | None = None
+    # PackConfig.clip_codec: share of clip pairs given a real H.264 round trip (0: off).
+    codec: float = 0.0
     eval_every: int = 50  # steps
     patience: int = 8  # evaluations without a lower validation loss
     max_steps: int = 100_000  # an upper bound; the time budget or early stopping usually ends it first
@@ -136,8 +139,10 @@ def rgb_input_weights(model) -> torch.Tensor:
 
 def _clip_key(rc: ResidualConfig, info: dict) -> str:
     """What the training clips depend on: a cached feature file is reused only for the same key."""
-    return json.dumps([rc.seed, list(rc.families), rc.camera, rc.pseudo_train, rc.pseudo_val,
-                       {k: v for k, v in info.items() if k != "seconds"}], sort_keys=True)
+    key = [rc.seed, list(rc.families), rc.camera, rc.pseudo_train, rc.pseudo_val,
+           {k: v for k, v in info.items() if k != "seconds"}]
+    # Appended only when on, so that the run folders of earlier recipes keep their keys (and caches).
+    return json.dumps(key + ([{"codec": rc.codec}] if rc.codec else []), sort_keys=True)
 
 
 def _trainable(model) -> list[nn.Parameter]:
@@ -197,7 +202,7 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     else:
         stills, clips = load_pack(pack)
         t = int(clips["crops"].shape[1])
-        pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera)
+        pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera, clip_codec=rc.codec)
         xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
         xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
         ptr = pva = None
@@ -305,7 +310,10 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
                    + (f", L2 {rc.rgb_l2} on the LSTM's ResNeXt50 input weights" if rc.rgb_l2 else "")
                    + f") on {len(ytr)} clips: real speaker clips"
                    f"{' with camera noise' if rc.camera else ''} + {rc.pseudo_train} still pseudo-clips, one "
-                   f"paired fake clip each of {list(rc.families)}; early stopping on {len(yva)} clips of "
+                   f"paired fake clip each of {list(rc.families)}"
+                   + (f"; {rc.codec:.0%} of the clip pairs through a real H.264 encode + decode (CRF "
+                      f"{F.H264_CRF[0]}-{F.H264_CRF[1]}, the same for a real clip and its fake)" if rc.codec else "")
+                   + f"; early stopping on {len(yva)} clips of "
                    "held-out identities"),
         "init": {"name": src_spec.name, "weights_sha256": src_spec.weights_sha256, "training": src_spec.training},
         "residual_config": dataclasses.asdict(rc), "pack": info, "val_clip_auc_per_family": val_auc,
@@ -345,6 +353,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="start the residual stream from --init's and train it on (instead of from scratch)")
     p.add_argument("--rgb-l2", type=float, default=ResidualConfig.rgb_l2,
                    help="L2 penalty on the LSTM's input weights from the ResNeXt50 features (ResidualConfig.rgb_l2)")
+    p.add_argument("--codec", type=float, default=ResidualConfig.codec, metavar="SHARE",
+                   help="share of clip pairs given a real H.264 round trip, CRF 18-40 (PackConfig.clip_codec)")
     p.add_argument("--batch", type=int, default=ResidualConfig.batch, help="clips a step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--head-seed", type=int, default=None,
@@ -359,7 +369,8 @@ def _cmd(a: argparse.Namespace) -> int:
     rc = ResidualConfig(width=a.width, families=tuple(a.families.split(",")), camera=not a.no_camera,
                         rgb_drop=a.rgb_drop, residual_drop=a.residual_drop, aux_weight=a.aux_weight,
                         pseudo_train=a.pseudo_train, seed=a.seed, freeze_stream=a.freeze_stream, batch=a.batch,
-                        rgb_l2=a.rgb_l2, stream_from_init=a.stream_from_init, head_seed=a.head_seed)
+                        rgb_l2=a.rgb_l2, stream_from_init=a.stream_from_init, head_seed=a.head_seed,
+                        codec=a.codec)
     name = a.out.name.removesuffix(".safetensors") if a.out else None
     _, spec = train_residual(a.pack, a.init, a.run, rc, a.budget_min, a.out, a.resume, name, a.trained_on)
     print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")

@@ -292,6 +292,43 @@ def test_clip_camera_renews_the_reals_grain(tmp_path, crop_clips):
     assert (y[src == "clip"] == 0).sum() == (y[src == "clip"] == 1).sum() > 0
 
 
+def test_h264_round_trip_keeps_grain_where_little_moves(crop_clips):
+    """families.h264: shape and dtype kept, deterministic; on a still face with a camera's fresh noise every
+    frame (what clip_camera gives the reals), a strong H.264 encode carries grain from frame to frame (its
+    P-frames copy blocks), which per-frame JPEG at a similar loss does not: the reason for `clip_codec`."""
+    from detector.training.families import degrade, h264
+    from detector.training.train_pack import _camera
+
+    still = np.repeat(crop_clips[0][0][:1], 8, 0)  # one frame, held: (8, 112, 112, 3)
+    noisy = _camera(still, np.random.default_rng(0))
+    a, b = h264(noisy, 36, 224), h264(noisy, 36, 224)
+    assert a.shape == noisy.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(np.float32) - noisy).mean() < 12  # the same picture, not a new one
+    jpeg = np.stack([degrade(f, np.random.default_rng(1), {"scale": 1.0, "noise": 0.0, "jpeg": 30}) for f in noisy])
+
+    def renewal(v):  # mean change from one frame to the next: here all of it is the camera's fresh noise
+        return np.abs(np.diff(v.astype(np.float32), axis=0)).mean()
+
+    # Measured on the fixture: 5.1 as noised, 3.7 after JPEG 30, 0.5 after CRF 23, ~0 after CRF 28+.
+    assert renewal(jpeg) > 0.5 * renewal(noisy)
+    assert renewal(h264(noisy, 28)) < 0.2 * renewal(jpeg) and renewal(a) < 0.2 * renewal(jpeg)
+    assert np.abs(h264(noisy, 20).astype(np.float32) - noisy).mean() < np.abs(a.astype(np.float32) - noisy).mean()
+
+
+def test_clip_codec_changes_only_the_codec(tmp_path, crop_clips):
+    """PackConfig.clip_codec: the same clips, families and labels as without it (the codec has its own
+    generator); with share 1 every real clip and every fake differs from its no-codec version."""
+    from detector.training.train_pack import PackConfig, clip_set
+
+    stills, clips = _tiny_pack(tmp_path, crop_clips)
+    x0, y0, f0, s0 = clip_set(stills, clips, "train", 2, PackConfig(clip_camera=True), 4, seed=3)
+    x1, y1, f1, s1 = clip_set(stills, clips, "train", 2, PackConfig(clip_camera=True, clip_codec=1.0), 4, seed=3)
+    assert np.array_equal(y0, y1) and np.array_equal(f0, f1) and np.array_equal(s0, s1) and x0.shape == x1.shape
+    assert all(not np.array_equal(a, b) for a, b in zip(x0, x1))
+    assert np.abs(x0.astype(np.float32) - x1).mean() < 12
+
+
 def test_thin_plate_spline_matches_scipy():
     """families._tps solves the system scipy's RBFInterpolator(kernel="thin_plate_spline") solves (the
     reenact probes were measured with scipy's; training no longer needs it)."""

@@ -1,0 +1,136 @@
+"""Does the verdict survive a re-upload? The dev set re-encoded, each copy through the product (dev tool).
+
+An analyst rarely gets the file a generator wrote: a clip reaches them after a platform re-encoded it,
+often smaller. The model's strongest cue is the finest grain of a frame against the next one (the residual
+stream), which is exactly what a lossy encoder smooths. So each dev-set clip is re-encoded with H.264
+(libx264 from imageio-ffmpeg, no audio) under a few conditions and scored through `evaluate_clips`
+(analyze_video, the product's default frame count, the bundled calibration):
+
+    crf23     libx264 -crf 23 (ffmpeg's default quality), same size
+    crf32     -crf 32: visibly soft, what a strong platform re-encode does to detail
+    crf40     -crf 40: heavy blocking, the worst a viewer would still watch
+    360p      height scaled to 360 px (if taller), -crf 28: a typical "data saver" / messenger copy
+
+For every condition: ROC-AUC with its paired bootstrap difference against the clips as published (joined on
+their path), the median shift of the fake-real logit margin of real and of fake clips, and the verdicts at
+the calibrated threshold: real clips called FAKE, fakes called FAKE, and how many verdicts changed.
+
+    python benchmarks/bench_reupload.py                       # all conditions (~25 min on 2 cores)
+    python benchmarks/bench_reupload.py --conditions crf32    # one
+
+Writes data/reupload/<condition>/{real,fake}/... (ignored; the dev set is never committed) and
+data/eval/reupload/<condition>.json (evaluate's report, resumable). Never train on the dev set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEVSET = ROOT / "data" / "devset"
+MANIFEST = ROOT.parent / "shared" / "devset" / "MANIFEST.tsv"
+# Always even sizes (yuv420p needs them); 360p keeps the aspect ratio and never upscales.
+EVEN = "scale=trunc(iw/2)*2:trunc(ih/2)*2"
+CONDITIONS = {
+    "crf23": ["-crf", "23", "-vf", EVEN],
+    "crf32": ["-crf", "32", "-vf", EVEN],
+    "crf40": ["-crf", "40", "-vf", EVEN],
+    "360p": ["-crf", "28", "-vf", "scale=-2:'2*trunc(min(360,ih)/2)'"],
+}
+
+
+def reencode(src: Path, dst: Path, args: list[str]) -> None:
+    """src re-encoded to dst (H.264 in an MP4 container whatever dst's suffix: the manifest joins on the
+    file's relative path, and the decoder reads the container, not the name)."""
+    import imageio_ffmpeg
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-an", "-c:v", "libx264",
+           "-preset", "veryfast", "-pix_fmt", "yuv420p", *args, "-f", "mp4", str(dst)]
+    subprocess.run(cmd, check=True)
+
+
+def paired(base: dict, new: dict) -> dict:
+    """Figures of `new` against `base` on the clips scored in both (joined on path)."""
+    from detector.training.evaluate import roc_auc, roc_auc_diff_ci
+
+    a = {c["path"]: c for c in base["clips"] if c.get("p_fake") is not None}
+    b = {c["path"]: c for c in new["clips"] if c.get("p_fake") is not None}
+    keys = sorted(a.keys() & b.keys())
+    y = np.array([a[k]["label"] == "fake" for k in keys], int)
+    pa, pb = (np.array([d[k]["p_fake"] for k in keys]) for d in (a, b))
+    ma, mb = (np.array([d[k]["margin"] for k in keys]) for d in (a, b))
+    va, vb = ([d[k]["verdict"] for k in keys] for d in (a, b))
+    diff, lo, hi = roc_auc_diff_ci(y, pa, pb)
+    out = {"n": len(keys), "lost": sorted((a.keys() | b.keys()) - set(keys)), "roc_auc": roc_auc(y, pb),
+           "roc_auc_base": roc_auc(y, pa), "diff": diff, "diff_ci95": [lo, hi],
+           "median_margin_shift": {lab: float(np.median((mb - ma)[y == i])) for i, lab in enumerate(("real", "fake"))},
+           "fake_verdicts": {lab: [int(sum(v == "FAKE" for v, t in zip(vs, y) if t == i)) for vs in (va, vb)]
+                             for i, lab in enumerate(("real", "fake"))},
+           "n_real": int((y == 0).sum()), "n_fake": int(y.sum()),
+           "verdicts_changed": int(sum(x != z for x, z in zip(va, vb)))}
+    fams = sorted({a[k]["family"] for k in keys if a[k]["label"] == "fake"})
+    out["per_family"] = {}
+    for f in fams:
+        m = np.array([a[k]["label"] == "real" or a[k]["family"] == f for k in keys])
+        d, lo, hi = roc_auc_diff_ci(y[m], pa[m], pb[m])
+        out["per_family"][f] = {"roc_auc": roc_auc(y[m], pb[m]), "diff": d, "diff_ci95": [lo, hi]}
+    return out
+
+
+def line(name: str, r: dict) -> str:
+    (r0, r1), (f0, f1) = r["fake_verdicts"]["real"], r["fake_verdicts"]["fake"]
+    fam = ", ".join(f"{f} {v['roc_auc']:.3f} ({v['diff']:+.3f})" for f, v in r["per_family"].items())
+    return (f"{name:7s} n {r['n']:3d}  ROC-AUC {r['roc_auc']:.3f} vs {r['roc_auc_base']:.3f} as published: "
+            f"{r['diff']:+.3f} [{r['diff_ci95'][0]:+.3f}, {r['diff_ci95'][1]:+.3f}] | margin shift real "
+            f"{r['median_margin_shift']['real']:+.2f} fake {r['median_margin_shift']['fake']:+.2f} | FAKE on real "
+            f"{r0}->{r1} of {r['n_real']}, on fakes {f0}->{f1} of {r['n_fake']}, verdicts changed "
+            f"{r['verdicts_changed']} | {fam}" + (f" | lost {len(r['lost'])}" if r["lost"] else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from detector.training.evaluate_clips import evaluate_clips, find_clips
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devset", type=Path, default=DEVSET)
+    ap.add_argument("--manifest", type=Path, default=MANIFEST)
+    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
+    ap.add_argument("--work", type=Path, default=ROOT / "data" / "reupload")
+    ap.add_argument("--reports", type=Path, default=ROOT / "data" / "eval" / "reupload")
+    ap.add_argument("--frames", type=int, default=None, help="frames a clip (default: the product's)")
+    ap.add_argument("--json-out", type=Path, help="all conditions' figures in one JSON")
+    args = ap.parse_args(argv)
+    if not args.devset.is_dir():
+        ap.error(f"{args.devset}: no dev set; restore it first (README, 'Real-world evaluation')")
+    args.reports.mkdir(parents=True, exist_ok=True)
+    clips = find_clips(args.devset)
+
+    def report(name: str, root: Path) -> dict:
+        return evaluate_clips(root, args.manifest, args.reports / f"{name}.json", frames=args.frames, progress=False)
+
+    base = report("published", args.devset)
+    results = {}
+    for name in args.conditions:
+        for rel, _ in clips:
+            dst = args.work / name / rel
+            if not dst.is_file():
+                reencode(args.devset / rel, dst, CONDITIONS[name])
+        results[name] = paired(base, report(name, args.work / name))
+        print(line(name, results[name]), flush=True)
+    if args.json_out:
+        head = {"weights": base["weights"], "weights_sha256": base["weights_sha256"], "frames": base["frames"],
+                "precision": base["precision"], "conditions": {k: " ".join(CONDITIONS[k]) for k in results}}
+        args.json_out.write_text(json.dumps(head | {"results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
