@@ -17,9 +17,10 @@ the calibrated threshold: real clips called FAKE, fakes called FAKE, and how man
 
     python benchmarks/bench_reupload.py                       # all conditions (~25 min on 2 cores)
     python benchmarks/bench_reupload.py --conditions crf32    # one
+    python benchmarks/bench_reupload.py --weights runs/x/out/X.safetensors   # another model, same copies
 
 Writes data/reupload/<condition>/{real,fake}/... (ignored; the dev set is never committed) and
-data/eval/reupload/<condition>.json (evaluate's report, resumable). Never train on the dev set.
+data/eval/reupload/<weights>/<condition>.json (evaluate's reports, resumable). Never train on the dev set.
 """
 
 from __future__ import annotations
@@ -104,17 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", type=Path, default=MANIFEST)
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
     ap.add_argument("--work", type=Path, default=ROOT / "data" / "reupload")
-    ap.add_argument("--reports", type=Path, default=ROOT / "data" / "eval" / "reupload")
+    ap.add_argument("--weights", type=Path, default=None, help="weights file (default: the bundled default)")
+    ap.add_argument("--reports", type=Path, default=None,
+                    help="evaluate's reports (default: data/eval/reupload/<weights file name>/)")
     ap.add_argument("--frames", type=int, default=None, help="frames a clip (default: the product's)")
     ap.add_argument("--json-out", type=Path, help="all conditions' figures in one JSON")
     args = ap.parse_args(argv)
+    from detector.weights import DEFAULT_WEIGHTS
+
+    weights = args.weights or DEFAULT_WEIGHTS
+    args.reports = args.reports or ROOT / "data" / "eval" / "reupload" / Path(weights).stem
     if not args.devset.is_dir():
         ap.error(f"{args.devset}: no dev set; restore it first (README, 'Real-world evaluation')")
     args.reports.mkdir(parents=True, exist_ok=True)
     clips = find_clips(args.devset)
 
     def report(name: str, root: Path) -> dict:
-        return evaluate_clips(root, args.manifest, args.reports / f"{name}.json", frames=args.frames, progress=False)
+        return evaluate_clips(root, args.manifest, args.reports / f"{name}.json", weights=weights, frames=args.frames,
+                              progress=False)
 
     base = report("published", args.devset)
     results = {}

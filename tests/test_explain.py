@@ -207,7 +207,13 @@ def test_html_signed_bars_and_faithfulness_sentence():
                            "spatial_texture": {"top_drop": 0.7, "random_blobs_drop": 0.2}}}
     text = faithfulness_sentence(ex)
     assert "-0.40" in text and "+1.50" in text and "texture Grad-CAM pixels" in text and "-0.70" in text
-    assert "top 20% appearance Grad-CAM pixels" in text
+    assert "top 20% appearance Grad-CAM pixels" in text and "the 3 frames" in text
+    # Measured at 60 frames: the headline k is 15 % of them (9), and the sentence names it and T.
+    k9 = {"top_drop": 0.2, "random_drop": 0.0}
+    ex["faithfulness"] |= {"headline_k": 9, "method": {"frames": 60},
+                           "temporal": {"integrated_gradients": {"k3": k3, "k9": k9}}}
+    text = faithfulness_sentence(ex)
+    assert "the 9 frames of 60" in text and "-0.20" in text and "-0.40" not in text
 
 
 def test_html_report_shows_top_frames(small_model):

@@ -99,13 +99,16 @@ def faithfulness_sentence(explanations: dict) -> str:
     if not f:
         return (f"Faithfulness not measured: no deletion test of {method} is recorded for this model "
                 "(benchmarks/bench_faithfulness.py), so read the bars as the model's view, unverified.")
-    k3 = f.get("temporal", {}).get(method, {}).get("k3")
-    if not k3:
+    k = int(f.get("headline_k", 3))  # 15 % of the measured frames (3 of 20, 9 of 60); older entries: 3
+    top = f.get("temporal", {}).get(method, {}).get(f"k{k}")
+    if not top:
         return (f"Faithfulness: a deletion test is recorded for this model, but not for {method} "
                 "(see explanations.faithfulness in the JSON report).")
-    text = (f"Faithfulness, measured on {f.get('measured_on', 'a benchmark')}: overwriting the 3 frames "
-            f"{method} ranks highest with their neighbours moved the fake logit margin by {-k3['top_drop']:+.2f} "
-            f"on average, vs {-k3['random_drop']:+.2f} for 3 random frames")
+    frames = f.get("method", {}).get("frames")
+    text = (f"Faithfulness, measured on {f.get('measured_on', 'a benchmark')}: overwriting the {k} frames "
+            f"{'of ' + str(frames) + ' ' if frames else ''}{method} ranks highest with their neighbours moved the "
+            f"fake logit margin by {-top['top_drop']:+.2f} on average, vs {-top['random_drop']:+.2f} for {k} random "
+            "frames")
     sp = f.get("spatial", {})
     if "top_drop" in sp and "random_blobs_drop" in sp:
         text += (f"; filling the top 20% {'appearance ' if 'spatial_texture' in f else ''}Grad-CAM pixels with "
