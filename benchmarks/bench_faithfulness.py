@@ -56,6 +56,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT / "data" / "devset" / "fake"
 MANIFEST = ROOT.parent / "shared" / "devset" / "MANIFEST.tsv"
 KS = (1, 3, 5)
+AREA = 0.2
+METHODS = ("integrated_gradients", "ig_mean", "ig_zeros", "occlusion", "grad_x_input", "grad_norm")
 SHARES = (0.05, 0.15, 0.25)  # k = 1, 3, 5 of 20 frames
 
 
@@ -65,11 +67,9 @@ def headline_k(frames: int) -> int:
 
 
 def ks_for(frames: int) -> tuple[int, ...]:
-    """k values of the temporal test at `frames` frames: always 1, 3, 5 (the headline "top-3"), plus the same
-    *shares* of the clip as 1, 3, 5 of 20 (at 60 frames: 3, 9, 15), so that figures at different T compare."""
+    """k values of the temporal test at `frames` frames: always 1, 3, 5, plus the same *shares* of the clip as
+    1, 3, 5 of 20 (at 60 frames: 3, 9, 15), so that figures at different T compare."""
     return tuple(sorted(set(KS) | {max(1, round(f * frames)) for f in SHARES}))
-AREA = 0.2
-METHODS = ("integrated_gradients", "ig_mean", "ig_zeros", "occlusion", "grad_x_input", "grad_norm")
 
 
 # ---------------------------------------------------------------- edits

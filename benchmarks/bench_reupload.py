@@ -15,7 +15,7 @@ For every condition: ROC-AUC with its paired bootstrap difference against the cl
 their path), the median shift of the fake-real logit margin of real and of fake clips, and the verdicts at
 the calibrated threshold: real clips called FAKE, fakes called FAKE, and how many verdicts changed.
 
-    python benchmarks/bench_reupload.py                       # all conditions (~25 min on 2 cores)
+    python benchmarks/bench_reupload.py                       # all conditions (~45 min on 2 busy cores, stop 30)
     python benchmarks/bench_reupload.py --conditions crf32    # one
     python benchmarks/bench_reupload.py --weights runs/x/out/X.safetensors   # another model, same copies
 

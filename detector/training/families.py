@@ -285,9 +285,9 @@ H264_SIDES = (112, 160, 224)  # the face's size in the encoded video (small face
 
 def h264(frames: np.ndarray, crf: int, side: int = 224) -> np.ndarray:
     """uint8 (T, H, W, 3) RGB frames through an H.264 encode and decode (libx264 -preset veryfast, yuv420p,
-    25 fps, the frames in order as one GOP-structured stream, no B-frame reordering visible in the output)
-    at `side` x `side` pixels, back to (T, H, W, 3). Deterministic for the same input and parameters
-    (x264 single-threaded). Used on a real clip and its paired fake with the same (crf, side)."""
+    25 fps, the frames in order as one stream, decoded in display order) at `side` x `side` pixels, back to
+    (T, H, W, 3). Deterministic for the same input and parameters (x264 single-threaded). Used on a real
+    clip and its paired fake with the same (crf, side)."""
     import subprocess
 
     import imageio_ffmpeg
