@@ -60,30 +60,24 @@ def reencode(src: Path, dst: Path, args: list[str]) -> None:
 
 
 def paired(base: dict, new: dict) -> dict:
-    """Figures of `new` against `base` on the clips scored in both (joined on path)."""
-    from detector.training.evaluate import roc_auc, roc_auc_diff_ci
+    """Figures of `new` against `base` on the clips scored in both (joined on path): the paired AUC rows of
+    compare_evals.compare, the median margin shift and the verdicts at each report's threshold."""
+    from compare_evals import compare, scored
 
-    a = {c["path"]: c for c in base["clips"] if c.get("p_fake") is not None}
-    b = {c["path"]: c for c in new["clips"] if c.get("p_fake") is not None}
+    a, b = scored(base, "path"), scored(new, "path")
     keys = sorted(a.keys() & b.keys())
     y = np.array([a[k]["label"] == "fake" for k in keys], int)
-    pa, pb = (np.array([d[k]["p_fake"] for k in keys]) for d in (a, b))
     ma, mb = (np.array([d[k]["margin"] for k in keys]) for d in (a, b))
     va, vb = ([d[k]["verdict"] for k in keys] for d in (a, b))
-    diff, lo, hi = roc_auc_diff_ci(y, pa, pb)
-    out = {"n": len(keys), "lost": sorted((a.keys() | b.keys()) - set(keys)), "roc_auc": roc_auc(y, pb),
-           "roc_auc_base": roc_auc(y, pa), "diff": diff, "diff_ci95": [lo, hi],
+    rows = {name: {"roc_auc_base": auc_a, "roc_auc": auc_b, "diff": d, "diff_ci95": [lo, hi]}
+            for name, _, _, auc_a, auc_b, d, lo, hi in compare(base, new, key="path")}
+    out = {"n": len(keys), "lost": sorted((a.keys() | b.keys()) - set(keys)), **rows.pop("all"),
            "median_margin_shift": {lab: float(np.median((mb - ma)[y == i])) for i, lab in enumerate(("real", "fake"))},
            "fake_verdicts": {lab: [int(sum(v == "FAKE" for v, t in zip(vs, y) if t == i)) for vs in (va, vb)]
                              for i, lab in enumerate(("real", "fake"))},
            "n_real": int((y == 0).sum()), "n_fake": int(y.sum()),
            "verdicts_changed": int(sum(x != z for x, z in zip(va, vb)))}
-    fams = sorted({a[k]["family"] for k in keys if a[k]["label"] == "fake"})
-    out["per_family"] = {}
-    for f in fams:
-        m = np.array([a[k]["label"] == "real" or a[k]["family"] == f for k in keys])
-        d, lo, hi = roc_auc_diff_ci(y[m], pa[m], pb[m])
-        out["per_family"][f] = {"roc_auc": roc_auc(y[m], pb[m]), "diff": d, "diff_ci95": [lo, hi]}
+    out["per_family"] = {f: {k: v for k, v in r.items() if k != "roc_auc_base"} for f, r in rows.items()}
     return out
 
 

@@ -22,16 +22,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def scored(report: dict) -> dict[str, dict]:
-    """sha256 -> clip row, for the clips of `report` that have a p_fake."""
-    return {c["sha256"]: c for c in report["clips"] if c.get("p_fake") is not None}
+def scored(report: dict, key: str = "sha256") -> dict[str, dict]:
+    """row[key] -> clip row, for the clips of `report` that have a p_fake. key "path" joins copies of the same
+    clips that a re-encode gave new bytes (benchmarks/bench_reupload.py)."""
+    return {c[key]: c for c in report["clips"] if c.get("p_fake") is not None}
 
 
-def compare(a: dict, b: dict, n_boot: int = 2000) -> list[tuple[str, int, int, float, float, float, float, float]]:
-    """Rows (group, n_real, n_fake, auc_a, auc_b, diff, lo, hi): 'all', then each family."""
+def compare(a: dict, b: dict, n_boot: int = 2000,
+            key: str = "sha256") -> list[tuple[str, int, int, float, float, float, float, float]]:
+    """Rows (group, n_real, n_fake, auc_a, auc_b, diff, lo, hi): 'all', then each family; clips joined on `key`."""
     from detector.training.evaluate import roc_auc, roc_auc_diff_ci
 
-    ra, rb = scored(a), scored(b)
+    ra, rb = scored(a, key), scored(b, key)
     keys = sorted(set(ra) & set(rb))
     y = np.array([int(ra[k]["label"] == "fake") for k in keys])
     fam = np.array([ra[k].get("family") or ra[k]["label"] for k in keys])
