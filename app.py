@@ -24,7 +24,7 @@ import gradio as gr
 from detector.errors import ForensicsError, InputError
 from detector.faces import FaceConfig
 from detector.pipeline import DEFAULT_FRAMES, FRAME_CHOICES, AnalysisConfig, analyze_video
-from detector.render import views
+from detector.render import page, views
 from detector.weights import DEFAULT_WEIGHTS, read_spec
 
 log = logging.getLogger("deepfake_forensics.app")
@@ -62,13 +62,15 @@ def _explain_available() -> bool:
     return True
 
 
-def _model_card() -> tuple[str, bool]:
-    """(Markdown card, whether the weights are trained). Reads the JSON sidecar only: no tensors."""
+def _model_card() -> tuple[str, bool, dict | None, bool]:
+    """(Markdown card, whether the weights are trained, their stored faithfulness test, whether they have a
+    residual-pair stream). Reads the JSON sidecar only: no tensors."""
     try:
         spec = read_spec(DEFAULT_WEIGHTS)
     except ForensicsError as e:
-        return f"> ⚠️ **Model card unavailable:** {e}", False
-    return views.model_card_markdown(spec), spec.trained
+        return f"> ⚠️ **Model card unavailable:** {e}", False, None, False
+    return (views.model_card_markdown(spec), spec.trained, spec.metrics.get("faithfulness"),
+            bool(spec.residual_width))
 
 
 def analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
@@ -140,7 +142,7 @@ def _release_memory() -> None:
         pass
 
 
-MODEL_CARD, TRAINED = _model_card()
+MODEL_CARD, TRAINED, FAITHFULNESS, HAS_STREAM = _model_card()
 
 # delete_cache=(every, older than): uploads and Gradio's copies of our outputs live at most ~1.25 × the age.
 with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S // 4), CACHE_MAX_AGE_S)) as demo:
@@ -168,14 +170,22 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
                 html_out = gr.File(label="HTML report")
     with gr.Tab("Face tracks"):
         faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces")
-    with gr.Tab("Grad-CAM"):
-        cams_out = gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto")
-    with gr.Tab("Grad-CAM: grain between frames"):
-        gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed the "
-                    "verdict (the residual-pair stream, which carries most of the default model's decision). "
-                    "Red: grain that does not renew itself as a camera's does. Empty for an image.")
-        texture_out = gr.Gallery(label="Grad-CAM on the residual-pair stream", columns=8, height="auto",
-                                 elem_id="texture-cams")
+    # Two Grad-CAM tabs, the texture map first for a model with a stream (on the default weights the map the
+    # deletion test found pointing at what the model uses); each says what that test found for it.
+    for layer in ("texture", "appearance") if HAS_STREAM else ("appearance", "texture"):
+        if layer == "texture":
+            with gr.Tab("Grad-CAM: grain between frames"):
+                gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed "
+                            "the verdict (the residual-pair stream, which carries most of the default model's "
+                            "decision). Red: grain that does not renew itself as a camera's does. Empty for an "
+                            "image.\n\n" + page.map_check(FAITHFULNESS, "texture"))
+                texture_out = gr.Gallery(label="Grad-CAM on the residual-pair stream", columns=8, height="auto",
+                                         elem_id="texture-cams")
+        else:
+            with gr.Tab("Grad-CAM: appearance"):
+                gr.Markdown("Where the ResNeXt50's last block looked in each frame.\n\n"
+                            + page.map_check(FAITHFULNESS, "appearance"))
+                cams_out = gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto", elem_id="cams")
     with gr.Tab("Temporal chart"):
         plot_out = gr.Plot(label="Which frames moved the verdict (signed) and p(fake)", elem_id="temporal")
     with gr.Accordion("Model card", open=not TRAINED):

@@ -19,7 +19,15 @@ random blobs of the same geometry as Grad-CAM (a random (h, w) grid at the targe
 upsampled like a CAM, top 20%): same shapes, random place. i.i.d. random pixels are reported too (salt and
 pepper is a pattern of its own, so it is the weaker control). A model with a residual-pair stream gets the
 same test for its texture Grad-CAM (``spatial_texture``; blobs at the stream's stride-16 resolution): the
-fill flattens the grain there in the crop and in its successor alike.
+fill flattens the grain there in the crop and in its successor alike. Each map is also scored *isolated*:
+the fill is seen only by the stream the map explains (appearance: the ResNeXt50; texture: the residual
+stream), the other stream reading the original crops (spliced features, exact). Why: a flat patch also has
+no grain for the residual stream to renew, so the whole-model drop of an appearance fill mixes in the other
+stream's reaction to it. ``--fill grain`` adds fresh noise at the crop's own grain level to the flat fill
+(new in every crop and successor): a large flat patch is itself the smooth, blended look an appearance model
+trained on blends calls FAKE, so the mean fill may score the edit rather than the map.
+``--cam-objective`` recomputes the maps from the cached crops for the margin or the fake logit
+(explain.gradcam.OBJECTIVES).
 
 Position bias: |Spearman| and |Pearson| correlation of (frame position, attribution) per clip; the median
 over clips per method (RLNet's gradient norm decreases with position through an LSTM + mean pooling).
@@ -118,6 +126,22 @@ def mean_fill(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
     for t, m in enumerate(masks):
         out[t][m] = crops[t].reshape(-1, 3).mean(0).round().astype(np.uint8)
     return out
+
+
+def grain_fill(crops: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """As `mean_fill`, plus fresh grey Gaussian noise at the crop's own grain level (the std of its high-pass
+    residual, grey - Gaussian blur sigma 1, as the residual stream computes it), new for every crop: a
+    patch without content that still looks like camera footage, so that "flat" is not what is scored."""
+    out = crops.copy()
+    for t, m in enumerate(masks):
+        grey = crops[t].astype(np.float32).mean(-1)
+        sigma = max(0.5, float((grey - cv2.GaussianBlur(grey, (0, 0), 1.0)).std()))
+        noise = rng.normal(0.0, sigma, int(m.sum()))[:, None]
+        out[t][m] = np.clip(crops[t].reshape(-1, 3).mean(0) + noise, 0, 255).round().astype(np.uint8)
+    return out
+
+
+FILLS = ("mean", "grain")
 
 
 # ---------------------------------------------------------------- per clip
@@ -248,24 +272,63 @@ def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
         row["crop_check"] = abs(crop_level - feat_level)
     # Spatial: fill the top 20% Grad-CAM pixels with the crop's mean colour vs random blobs / pixels.
     crops, cam = d["crops"], d["cam"]
+    tex = d.get("cam_texture")
+    if args.cam_objective:  # the maps again from the cached crops, of another explained score
+        cam, tex = recompute_cams(det, d, args.cam_objective)
     grid = max(1, crops.shape[1] // 32)  # layer4 resolution for a stride-32 backbone
 
-    def fill_drop(mask: np.ndarray) -> float:
-        return m0 - float(_margins(det, _edited(det, d, lambda x: mean_fill(x, mask)))[0])
+    n_rgb = int(getattr(det.model, "rgb_features", feats.shape[-1]))
 
-    def spatial(cam: np.ndarray, grid: int) -> dict:
-        top = fill_drop(top_mask(cam))
-        blobs = [fill_drop(top_mask(random_blobs(cam.shape, grid, rng))) for _ in range(args.spatial_draws)]
-        pixels = [fill_drop(rng.random(cam.shape) < AREA) for _ in range(args.spatial_draws)]
-        return {"top_drop": top, "random_blobs_drop": float(np.mean(blobs)),
-                "random_pixels_drop": float(np.mean(pixels)),
+    def fill_drop(mask: np.ndarray, own: slice) -> tuple[float, float]:
+        """(drop with the fill seen by the whole model, drop with it seen only by the map's own stream)."""
+        edited = _edited(det, d, (lambda x: mean_fill(x, mask)) if args.fill == "mean" else
+                         (lambda x: grain_fill(x, mask, rng)))
+        both = torch.cat([edited, isolate(feats, edited, own)])
+        m = _margins(det, both)
+        return m0 - float(m[0]), m0 - float(m[1])
+
+    def spatial(cam: np.ndarray, grid: int, own: slice) -> dict:
+        top = fill_drop(top_mask(cam), own)
+        blobs = np.array([fill_drop(top_mask(random_blobs(cam.shape, grid, rng)), own)
+                          for _ in range(args.spatial_draws)])
+        pixels = np.array([fill_drop(rng.random(cam.shape) < AREA, own) for _ in range(args.spatial_draws)])
+        return {"top_drop": top[0], "random_blobs_drop": float(blobs[:, 0].mean()),
+                "random_pixels_drop": float(pixels[:, 0].mean()),
+                "isolated": {"top_drop": top[1], "random_blobs_drop": float(blobs[:, 1].mean()),
+                             "random_pixels_drop": float(pixels[:, 1].mean())},
                 "cam_zero_frames": int((cam.reshape(n, -1).max(1) == 0).sum())}
 
-    row["spatial"] = spatial(cam, grid)
-    tex = d.get("cam_texture")
+    # The appearance map explains the ResNeXt50 features, the texture map the stream's: "isolated" gives the
+    # fill to that stream only (the other keeps the original crops), since a flat fill also changes the grain
+    # the other stream reads (a flat patch has no grain to renew) and would be scored against the wrong map.
+    row["spatial"] = spatial(cam, grid, slice(0, n_rgb))
     if tex is not None and tex.size:
-        row["spatial_texture"] = spatial(tex, max(1, crops.shape[1] // 16))  # the stream's stride is 16
+        # the stream's stride is 16
+        row["spatial_texture"] = spatial(tex, max(1, crops.shape[1] // 16), slice(n_rgb, feats.shape[-1]))
     return row
+
+
+def recompute_cams(det, d: dict, objective: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(appearance, texture or None) Grad-CAM maps (T, H, W) of the cached crops for `objective`
+    (explain.gradcam.OBJECTIVES), as the product computes them (fast path, fp32)."""
+    from explain.gradcam import gradcams
+
+    p = d.get("partners")
+    p = p if p is not None and p.size else None
+    texture = getattr(det.model, "residual", None) is not None
+    cams = gradcams(det.model, d["crops"], "fake", partners=p, objective=objective,
+                    layers=("appearance", "texture") if texture else ("appearance",))
+    return cams["appearance"].maps, cams["texture"].maps if texture else None
+
+
+def isolate(original: torch.Tensor, edited: torch.Tensor, own: slice) -> torch.Tensor:
+    """Features (1, T, C) equal to `original` except the channels `own` (one stream's block), from `edited`.
+
+    Exact: the model's features are [ResNeXt50 (per frame) | residual stream (per frame pair)] concatenated,
+    each block computed from its own input only (detector/model.py)."""
+    out = original.clone()
+    out[..., own] = edited[..., own]
+    return out
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:
@@ -324,6 +387,15 @@ def summarise(rows: list[dict]) -> dict:
                     "random_pixels_drop": _sig(pixels), "ratio_vs_pixels": _ratio(top, pixels),
                     "clips_top_beats_blobs": round(statistics.mean(v["top_drop"] > v["random_blobs_drop"]
                                                                    for v in sp), 3)}
+        iso = [v["isolated"] for v in sp if "isolated" in v]
+        if iso:
+            top, blobs = (statistics.mean(v[k] for v in iso) for k in ("top_drop", "random_blobs_drop"))
+            pixels = statistics.mean(v["random_pixels_drop"] for v in iso)
+            out[key]["isolated"] = {
+                "top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
+                "random_pixels_drop": _sig(pixels),
+                "clips_top_beats_blobs": round(statistics.mean(v["top_drop"] > v["random_blobs_drop"]
+                                                               for v in iso), 3)}
     return out
 
 
@@ -351,6 +423,11 @@ def print_table(title: str, s: dict) -> None:
             print(f"  spatial, top {AREA:.0%} {name} pixels := crop mean colour: {sp['top_drop']:.3f} vs random "
                   f"blobs {sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random pixels "
                   f"{sp['random_pixels_drop']:.3f}); top beats blobs on {sp['clips_top_beats_blobs']:.0%} of clips")
+            iso = sp.get("isolated")
+            if iso:
+                print(f"    the fill seen by the map's own stream only: {iso['top_drop']:.3f} vs random blobs "
+                      f"{iso['random_blobs_drop']:.3f} [{_fmt(iso['ratio'])}] (vs random pixels "
+                      f"{iso['random_pixels_drop']:.3f}); top beats blobs on {iso['clips_top_beats_blobs']:.0%}")
 
 
 def _fmt(x) -> str:
@@ -360,6 +437,7 @@ def _fmt(x) -> str:
 def main(argv: list[str] | None = None) -> int:
     from detector.pipeline import DEFAULT_FRAMES, get_detector
     from detector.weights import DEFAULT_WEIGHTS
+    from explain.gradcam import DEFAULT_OBJECTIVE
     from explain.temporal import DEFAULT_METHOD
 
     ap = argparse.ArgumentParser(description="deletion test of Grad-CAM and the temporal attributions")
@@ -373,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/dff_faithfulness_cache"))
     ap.add_argument("--cached-only", action="store_true",
                     help="only the clips already analysed into --cache (a partial run on a busy machine)")
+    ap.add_argument("--fill", choices=FILLS, default="mean",
+                    help="spatial deletion: the crop's mean colour (default), or that plus noise at the crop's "
+                         "own grain level (grain_fill)")
+    ap.add_argument("--cam-objective", choices=["margin", "logit"],
+                    help="recompute the Grad-CAM maps from the cached crops with this explained score "
+                         "(explain.gradcam.OBJECTIVES) instead of using the product's maps")
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--update-sidecar", nargs="?", const="the dev set's public fakes (data/devset/fake)",
                     metavar="DESCRIPTION", help="store the summary in the weights' sidecar (metrics.faithfulness), "
@@ -424,12 +508,16 @@ def main(argv: list[str] | None = None) -> int:
     method = {"temporal": "top-k frames of each method (largest values) overwritten by their nearest non-selected "
                           f"neighbour frame vs k random frames ({args.draws} draws); drop = margin(original) - "
                           "margin(edited); ratio = mean top drop / mean random drop",
-              "spatial": f"top {AREA:.0%} Grad-CAM pixels of every crop filled with the crop's mean colour vs "
+              "spatial": f"top {AREA:.0%} Grad-CAM pixels of every crop filled with the crop's mean colour"
+                         + (" plus fresh noise at the crop's grain level" if args.fill == "grain" else "") + " vs "
                          f"{AREA:.0%} of the pixels in random CAM-shaped blobs ({args.spatial_draws} draws); "
                          "spatial_texture: the same with the texture (residual-stream) Grad-CAM, in the crop "
-                         "and its successor",
+                         "and its successor; isolated: the filled crops given to the map's own stream only (the "
+                         "ResNeXt50 for the appearance map, the residual stream for the texture map), the other "
+                         "stream reading the original crops",
               "position_corr": "median over clips of |Spearman| between frame position and attribution",
-              "frames": args.frames, "seed": args.seed, "precision": det.model_info()["precision"]}
+              "frames": args.frames, "seed": args.seed, "precision": det.model_info()["precision"],
+              "gradcam_objective": args.cam_objective or DEFAULT_OBJECTIVE, "fill": args.fill}
     entry = {"measured_on": f"{args.update_sidecar or 'clips'}: {len(rows)} clips with a face, T={args.frames}",
              "command": "python benchmarks/bench_faithfulness.py --update-sidecar",
              "score": "fake-real logit margin", "default_temporal_method": DEFAULT_METHOD,

@@ -7,8 +7,12 @@
   evidence the model used; the appearance map then shows a minor path.
 
 The map of frame t is ``relu(sum_c w_c * A_c)`` where A = the target layer's output for frame t and
-``w_c = mean_xy d logit_target / d A_c``. The logit is the **clip** decision (LSTM over all T frames),
-so each frame's map says where in that frame the clip decision looked.
+``w_c = mean_xy d s / d A_c``. s is the **clip** decision (LSTM over all T frames), so each frame's map says
+where in that frame the clip decision looked. ``objective`` (OBJECTIVES) picks s: ``"margin"`` =
+logit_target - logit_other, what the verdict is made from (calibration reads the margin, and the temporal
+attributions explain it too), or ``"logit"`` = logit_target alone, Grad-CAM's textbook choice. With a
+softmax over two classes only the margin moves the verdict: a feature that raises both logits equally
+changes nothing, yet the logit's gradient counts it.
 
 Two implementations, same maps (within ~0.003 after normalisation, measured on the project machine):
 
@@ -41,6 +45,8 @@ TARGETS = {"fake": 1, "real": 0}
 LAYERS = ("appearance", "texture")
 METHODS = ("fast", "library")
 DEFAULT_METHOD = "fast"
+OBJECTIVES = ("margin", "logit")
+DEFAULT_OBJECTIVE = "logit"
 
 
 @dataclass
@@ -132,8 +138,16 @@ def _run(model: nn.Module, x: torch.Tensor, partners: torch.Tensor | None) -> to
     return model(x.unsqueeze(0)) if partners is None else model(x.unsqueeze(0), partners.unsqueeze(0))
 
 
+def score(logits: torch.Tensor, idx: int, objective: str = DEFAULT_OBJECTIVE) -> torch.Tensor:
+    """The explained scalar of clip logits (2,) [real, fake]: logit idx, or logit idx - the other one."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+    return logits[idx] - logits[1 - idx] if objective == "margin" else logits[idx]
+
+
 def _fast(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None,
-          layers: tuple[str, ...] = ("appearance",)) -> tuple[list[np.ndarray], np.ndarray]:
+          layers: tuple[str, ...] = ("appearance",),
+          objective: str = DEFAULT_OBJECTIVE) -> tuple[list[np.ndarray], np.ndarray]:
     """One forward and one backward pass for every layer: (cams per layer, (T|P, h, w) each; logits (2,))."""
     store: dict[str, torch.Tensor] = {}
 
@@ -153,7 +167,8 @@ def _fast(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | 
         with torch.no_grad():
             logits = _run(model, x, partners)  # (1, 2)
         with torch.enable_grad():
-            grads = torch.autograd.grad(logits[0, idx], [store[name] for name in layers], allow_unused=True)
+            grads = torch.autograd.grad(score(logits[0], idx, objective), [store[name] for name in layers],
+                                        allow_unused=True)
     finally:
         for h in handles:
             h.remove()
@@ -180,20 +195,24 @@ class ClipAsBatch(nn.Module):
 
 
 def _library(model: nn.Module, x: torch.Tensor, idx: int, partners: torch.Tensor | None = None,
-             layers: tuple[str, ...] = ("appearance",)) -> tuple[list[np.ndarray], np.ndarray]:
+             layers: tuple[str, ...] = ("appearance",),
+             objective: str = DEFAULT_OBJECTIVE) -> tuple[list[np.ndarray], np.ndarray]:
     """pytorch-grad-cam, one run per layer (the reference, not the fast path)."""
     from pytorch_grad_cam import GradCAM  # ~7 s import: only when asked for
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     t = x.shape[0]
+
+    def target(row: torch.Tensor) -> torch.Tensor:  # the library calls it on each output row (2,)
+        return score(row, idx, objective)
+
     wrapper = ClipAsBatch(model, partners)
     out, logits = [], None
     for name in layers:
         cams = None
         try:
             with torch.enable_grad(), GradCAM(model=wrapper, target_layers=[target_layer(model, name)]) as cam:
-                cam(input_tensor=x, targets=[ClassifierOutputTarget(idx)] * t)
-                # The loss summed the clip logit T times (once per row): divide to get d logit / d A.
+                cam(input_tensor=x, targets=[target] * t)
+                # The loss summed the clip score T times (once per row): divide to get d score / d A.
                 acts = cam.activations_and_grads.activations[0]
                 grads = cam.activations_and_grads.gradients[0] / t
                 cams = _cam_from(acts, grads)
@@ -219,19 +238,20 @@ def _per_frame(cams: np.ndarray, t: int) -> np.ndarray:
 
 def gradcams(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
              method: str = DEFAULT_METHOD, partners: np.ndarray | torch.Tensor | None = None,
-             layers: tuple[str, ...] = ("appearance",)) -> dict[str, CamResult]:
+             layers: tuple[str, ...] = ("appearance",), objective: str = DEFAULT_OBJECTIVE) -> dict[str, CamResult]:
     """Grad-CAM of the clip decision for every frame of one face track, on each of `layers` (LAYERS).
 
     model: ResNeXtLSTM or LegacyReferenceModel (anything with ``backbone`` and ``forward``; "texture" needs
     a residual stream). crops: uint8 (T, H, W, 3) RGB (or a tensor (T, 3, H, W) in [0, 255]); T = 1 for an
     image. target: "fake" (logit index 1) or "real" (index 0). method: "fast" (default: every layer in one
-    forward and backward pass) or "library".
+    forward and backward pass) or "library". objective: "margin" or "logit" (OBJECTIVES, module docstring).
     partners: the crops of each frame's successor (as crops), for a model that pairs "next" frames, so the
     explained logit is the one the analysis reported; the maps are of `crops` (the texture map of frame t
     covers the pair frame t belongs to). A pair the stream ignores (duplicate crops, no partner) gets 0.
     Returns {layer: CamResult} with maps and raw maps of shape (T, H, W).
     """
     idx = target_index(target)
+    score(torch.zeros(2), idx, objective)  # a clear error before any work
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     for name in layers:
@@ -246,7 +266,7 @@ def gradcams(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | i
     run = tuple(n for n in layers if not (n == "texture" and no_pair))
     with eval_mode(model), torch.autocast("cpu", enabled=False):
         if run:
-            cams, logits = (_fast if method == "fast" else _library)(model, x, idx, nx, run)
+            cams, logits = (_fast if method == "fast" else _library)(model, x, idx, nx, run, objective)
         else:
             with torch.no_grad():
                 cams, logits = [], _run(model, x, nx)[0].cpu().numpy()
@@ -265,7 +285,7 @@ def gradcams(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | i
 
 def gradcam(model: nn.Module, crops: np.ndarray | torch.Tensor, target: str | int = "fake",
             method: str = DEFAULT_METHOD, partners: np.ndarray | torch.Tensor | None = None,
-            layer: str = "appearance") -> CamResult:
+            layer: str = "appearance", objective: str = DEFAULT_OBJECTIVE) -> CamResult:
     """Grad-CAM of the clip decision on one layer ("appearance" or "texture"); see `gradcams`.
     Returns CamResult with maps and raw maps of shape (T, H, W)."""
-    return gradcams(model, crops, target, method, partners, (layer,))[layer]
+    return gradcams(model, crops, target, method, partners, (layer,), objective)[layer]

@@ -69,6 +69,37 @@ def test_fast_matches_library(small_model):
     assert all(p.grad is None for p in small_model.parameters())  # the library's .grad is dropped
 
 
+def test_margin_objective_is_the_difference_of_the_two_logit_maps(small_model):
+    """Grad-CAM is linear in the gradient before its ReLU: margin weights = fake weights - real weights,
+    and the fast path and the library agree on it."""
+    import torch
+
+    from explain.gradcam import _fast, score
+
+    x = torch.from_numpy(_crops(3, seed=4)).permute(0, 3, 1, 2).float()
+    with pytest.raises(ValueError, match="objective"):
+        score(torch.zeros(2), 1, "probability")
+    store = {}
+    h = small_model.backbone.layer4.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    try:
+        with torch.enable_grad():
+            xg = x.clone()
+            logits = small_model(xg.unsqueeze(0))
+            a = store["a"]
+            g_fake, = torch.autograd.grad(logits[0, 1], a, retain_graph=True)
+            g_real, = torch.autograd.grad(logits[0, 0], a)
+    finally:
+        h.remove()
+    want = torch.relu(((g_fake - g_real).mean((2, 3), keepdim=True) * a).sum(1)).detach().numpy()
+    (got,), _ = _fast(small_model, x, 1, objective="margin")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    a_m = gradcam(small_model, _crops(3, seed=4), "fake", method="fast", objective="margin")
+    b_m = gradcam(small_model, _crops(3, seed=4), "fake", method="library", objective="margin")
+    np.testing.assert_allclose(a_m.raw, b_m.raw, rtol=1e-3, atol=1e-5 * max(1.0, float(a_m.raw.max())))
+    real_m = gradcam(small_model, _crops(3, seed=4), "real", method="fast", objective="margin")
+    assert not np.allclose(real_m.raw, a_m.raw)  # the real margin is the fake one's negative: another map
+
+
 @pytest.mark.parametrize("method", ["fast", "library"])
 def test_hooks_released(small_model, method):
     layer = small_model.backbone.layer4
@@ -216,6 +247,23 @@ def test_html_signed_bars_and_faithfulness_sentence():
     assert "the 9 frames of 60" in text and "-0.20" in text and "-0.40" not in text
 
 
+def test_map_check_says_whether_each_map_passed_its_deletion_test():
+    from detector.render.page import map_check
+
+    assert map_check(None).startswith("Not checked") and map_check({}, "texture").startswith("Not checked")
+    f = {"measured_on": "38 dev fakes",
+         "spatial": {"top_drop": -1.08, "random_blobs_drop": 0.55, "clips_top_beats_blobs": 0.08},
+         "spatial_texture": {"top_drop": 0.86, "random_blobs_drop": 0.18, "clips_top_beats_blobs": 0.84}}
+    tex, app = map_check(f, "texture"), map_check(f, "appearance")
+    assert "38 dev fakes" in tex and "lowered the fake margin by 0.86" in tex and "by 0.18" in tex
+    assert "84% of clips" in tex and tex.endswith("it points at what the model uses.")
+    assert "raised the fake margin by 1.08" in app and "lowered the fake margin by 0.55" in app
+    assert "does NOT point" in app
+    # a larger mean drop on a minority of clips (a few large drops) does not pass either
+    f["spatial"] = {"top_drop": 0.9, "random_blobs_drop": 0.2, "clips_top_beats_blobs": 0.4}
+    assert "does NOT point" in map_check(f, "appearance")
+
+
 def test_html_report_shows_top_frames(small_model):
     from detector.render import render_html
     from explain import explain_report
@@ -270,6 +318,20 @@ def test_texture_gradcam_on_the_residual_stream(stream_model):
     # no successors (a still image, or a caller without them): no pair, a map of 0, the model still runs
     none = gradcam(stream_model, crops, "fake", layer="texture")
     assert not none.raw.any() and np.isfinite(none.logits).all()
+
+
+def test_html_shows_the_texture_map_first_with_each_maps_check(stream_model):
+    from detector.render import render_html
+    from explain import explain_report
+
+    report, det, feats = _synthetic_report(stream_model)
+    explain_report(report, det, feats, target="fake")
+    page = render_html(report)
+    tex, app = page.index("Grad-CAM on the grain between"), page.index("Grad-CAM overlays (appearance")
+    assert tex < app and page.count("Not checked: no deletion test of this map") == 2
+    report.explanations["faithfulness"] = {"measured_on": "dev fakes", "spatial_texture": {
+        "top_drop": 0.86, "random_blobs_drop": 0.18, "clips_top_beats_blobs": 0.84}}
+    assert "it points at what the model uses" in render_html(report)
 
 
 def test_texture_gradcam_needs_a_stream(small_model):

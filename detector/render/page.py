@@ -121,6 +121,32 @@ def faithfulness_sentence(explanations: dict) -> str:
     return text + "."
 
 
+MAP_KEYS = {"appearance": "spatial", "texture": "spatial_texture"}
+
+
+def map_check(faithfulness: dict | None, layer: str = "appearance") -> str:
+    """One sentence: what the deletion test stored in the weights' sidecar (metrics.faithfulness, from
+    benchmarks/bench_faithfulness.py) found for the Grad-CAM map of `layer` ("appearance" or "texture").
+
+    The map "points at what the model uses" when filling its top pixels lowers the fake margin more than
+    random patches of the same shape do on average and on most clips; otherwise the sentence says it does
+    not, so that nobody reads it as the reason for the verdict."""
+    sp = (faithfulness or {}).get(MAP_KEYS[layer], {})
+    if "top_drop" not in sp or "random_blobs_drop" not in sp:
+        return "Not checked: no deletion test of this map is recorded for this model."
+    top, rnd, share = sp["top_drop"], sp["random_blobs_drop"], sp.get("clips_top_beats_blobs")
+
+    def moved(drop: float) -> str:
+        return f"{'lowered' if drop >= 0 else 'raised'} the fake margin by {abs(drop):.2f}"
+
+    text = (f"Checked on {faithfulness.get('measured_on', 'a benchmark')}: filling the top 20% of this map's "
+            f"pixels {moved(top)}, random patches of the same shape {moved(rnd)}"
+            + (f"; the map's pixels mattered more on {share:.0%} of clips" if share is not None else ""))
+    passes = top > rnd and (share is None or share > 0.5)
+    return text + (": it points at what the model uses." if passes else
+                   ": it does NOT point at what decided the verdict (read it as where these features look).")
+
+
 def streams_sentence(per_face: dict) -> str:
     """One sentence for a two-stream model (per_face["streams"], explain._streams): how much of the face's
     Integrated Gradients came from its appearance and how much from texture renewal between frames; ""
@@ -242,9 +268,15 @@ def render_html(report) -> str:
         fx, pf = face.explanation, per_face.get(face.track_id)
         if not fx or not pf:
             continue
-        out.append(_strip("Grad-CAM overlays", fx["crop_overlays"], face.frame_indices))
-        out.append(_strip("Grad-CAM on the grain between each frame and the next (residual-pair stream)",
-                          fx.get("texture_overlays"), face.frame_indices))
+        # The texture map first when there is one: on the default weights it is the one the deletion test
+        # found pointing at what the model uses (map_check says so, or not, under each strip).
+        faith = ex.get("faithfulness")
+        if fx.get("texture_overlays") is not None:
+            out.append(_strip("Grad-CAM on the grain between each frame and the next (residual-pair stream)",
+                              fx["texture_overlays"], face.frame_indices)
+                       + f"<p>{e(map_check(faith, 'texture'))}</p>")
+        out.append(_strip("Grad-CAM overlays (appearance: the ResNeXt50's last block)", fx["crop_overlays"],
+                          face.frame_indices) + f"<p>{e(map_check(faith, 'appearance'))}</p>")
         top = top_positions(fx)  # positions in the track (the JSON's top_frames are video frame indices)
         method = pf.get("temporal_method", "attribution")
         out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
