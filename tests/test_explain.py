@@ -255,13 +255,18 @@ def test_map_check_says_whether_each_map_passed_its_deletion_test():
          "spatial": {"top_drop": -1.08, "random_blobs_drop": 0.55, "clips_top_beats_blobs": 0.08},
          "spatial_texture": {"top_drop": 0.86, "random_blobs_drop": 0.18, "clips_top_beats_blobs": 0.84}}
     tex, app = map_check(f, "texture"), map_check(f, "appearance")
-    assert "38 dev fakes" in tex and "lowered the fake margin by 0.86" in tex and "by 0.18" in tex
+    assert "38 dev fakes" in tex and "lowered it by 0.86, against lowered it by 0.18" in tex
     assert "84% of clips" in tex and tex.endswith("it points at what the model uses.")
-    assert "raised the fake margin by 1.08" in app and "lowered the fake margin by 0.55" in app
-    assert "does NOT point" in app
+    assert "raised it by 1.08, against lowered it by 0.55" in app and "does NOT point" in app
     # a larger mean drop on a minority of clips (a few large drops) does not pass either
     f["spatial"] = {"top_drop": 0.9, "random_blobs_drop": 0.2, "clips_top_beats_blobs": 0.4}
     assert "does NOT point" in map_check(f, "appearance")
+    # the isolated test (the fill seen by the map's own stream only) must pass too, where recorded
+    f["spatial_texture"]["isolated"] = {"top_drop": 0.95, "random_blobs_drop": 0.40, "clips_top_beats_blobs": 0.95}
+    tex = map_check(f, "texture")
+    assert "seen only by the stream this map explains: lowered it by 0.95" in tex and "points at what" in tex
+    f["spatial_texture"]["isolated"] = {"top_drop": 0.1, "random_blobs_drop": 0.4, "clips_top_beats_blobs": 0.3}
+    assert "does NOT point" in map_check(f, "texture")
 
 
 def test_html_report_shows_top_frames(small_model):

@@ -128,22 +128,33 @@ def map_check(faithfulness: dict | None, layer: str = "appearance") -> str:
     """One sentence: what the deletion test stored in the weights' sidecar (metrics.faithfulness, from
     benchmarks/bench_faithfulness.py) found for the Grad-CAM map of `layer` ("appearance" or "texture").
 
-    The map "points at what the model uses" when filling its top pixels lowers the fake margin more than
-    random patches of the same shape do on average and on most clips; otherwise the sentence says it does
-    not, so that nobody reads it as the reason for the verdict."""
+    A test passes when filling the map's top pixels lowers the fake margin more than random patches of the
+    same shape do, on average and on most clips. The map "points at what the model uses" when the test
+    passes with the fill seen by the whole model and, where recorded, by the map's own stream alone
+    ("isolated"); otherwise the sentence says it does not, so that nobody reads it as the verdict's reason."""
     sp = (faithfulness or {}).get(MAP_KEYS[layer], {})
     if "top_drop" not in sp or "random_blobs_drop" not in sp:
         return "Not checked: no deletion test of this map is recorded for this model."
-    top, rnd, share = sp["top_drop"], sp["random_blobs_drop"], sp.get("clips_top_beats_blobs")
 
     def moved(drop: float) -> str:
-        return f"{'lowered' if drop >= 0 else 'raised'} the fake margin by {abs(drop):.2f}"
+        return f"{'lowered' if drop >= 0 else 'raised'} it by {abs(drop):.2f}"
 
+    def passes(t: dict) -> bool:
+        share = t.get("clips_top_beats_blobs")
+        return t["top_drop"] > t["random_blobs_drop"] and (share is None or share > 0.5)
+
+    share = sp.get("clips_top_beats_blobs")
     text = (f"Checked on {faithfulness.get('measured_on', 'a benchmark')}: filling the top 20% of this map's "
-            f"pixels {moved(top)}, random patches of the same shape {moved(rnd)}"
-            + (f"; the map's pixels mattered more on {share:.0%} of clips" if share is not None else ""))
-    passes = top > rnd and (share is None or share > 0.5)
-    return text + (": it points at what the model uses." if passes else
+            f"pixels with the crop's mean colour moved the fake margin: {moved(sp['top_drop'])}, against "
+            f"{moved(sp['random_blobs_drop'])} for random patches of the same shape"
+            + (f" (the map's pixels mattered more on {share:.0%} of clips)" if share is not None else ""))
+    ok = passes(sp)
+    iso = sp.get("isolated")
+    if iso and "top_drop" in iso and "random_blobs_drop" in iso:
+        text += (f"; with the fill seen only by the stream this map explains: {moved(iso['top_drop'])} against "
+                 f"{moved(iso['random_blobs_drop'])}")
+        ok = ok and passes(iso)
+    return text + (": it points at what the model uses." if ok else
                    ": it does NOT point at what decided the verdict (read it as where these features look).")
 
 
