@@ -405,7 +405,7 @@ def winner(summary: dict, k: int = 3) -> str | None:
     return max(scores, key=scores.get) if scores else None
 
 
-def print_table(title: str, s: dict) -> None:
+def print_table(title: str, s: dict, fill: str = "mean") -> None:
     print(f"\n{title} ({s['n_clips']} clips): mean drop of the fake margin, top-k vs random-k [ratio]")
     shown = sorted({int(k[1:]) for v in s["temporal"].values() for k in v})
     print(f"  {'method':22s} " + " ".join(f"{'k=' + str(k):>26s}" for k in shown) + f" {'|rho| pos':>10s}")
@@ -420,7 +420,8 @@ def print_table(title: str, s: dict) -> None:
     for key, name in (("spatial", "Grad-CAM"), ("spatial_texture", "texture Grad-CAM")):
         sp = s.get(key)
         if sp:
-            print(f"  spatial, top {AREA:.0%} {name} pixels := crop mean colour: {sp['top_drop']:.3f} vs random "
+            what = "crop mean colour" + (" + grain-level noise" if fill == "grain" else "")
+            print(f"  spatial, top {AREA:.0%} {name} pixels := {what}: {sp['top_drop']:.3f} vs random "
                   f"blobs {sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random pixels "
                   f"{sp['random_pixels_drop']:.3f}); top beats blobs on {sp['clips_top_beats_blobs']:.0%} of clips")
             iso = sp.get("isolated")
@@ -490,11 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmodel {det.spec.name} sha256 {det.spec.weights_sha256[:12]} (trained: {det.spec.trained}), "
           f"T={args.frames}, {args.draws} draws, precision {det.model_info()['precision']}, "
           f"{time.perf_counter() - t0:.0f} s")
-    print_table("all clips", summary)
+    print_table("all clips", summary, args.fill)
     by_family = {}
     for fam in sorted({r["family"] for r in rows}):
         by_family[fam] = summarise([r for r in rows if r["family"] == fam])
-        print_table(f"family {fam}", by_family[fam])
+        print_table(f"family {fam}", by_family[fam], args.fill)
     best = winner(summary, kh)
     checks = [r["crop_check"] for r in rows if "crop_check" in r]
     errors = {m: max(r["ig_completeness_error"][m] for r in rows) for m in rows[0]["ig_completeness_error"]}
