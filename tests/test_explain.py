@@ -334,6 +334,10 @@ def test_html_shows_the_texture_map_first_with_each_maps_check(stream_model):
     page = render_html(report)
     tex, app = page.index("Grad-CAM on the grain between"), page.index("Grad-CAM overlays (appearance")
     assert tex < app and page.count("Not checked: no deletion test of this map") == 2
+    top = report.faces[0].explanation["top_frames"]
+    assert top  # some frame pushed towards FAKE, so the figures are there to check
+    assert page.count("(appearance map; beside it the grain map)") == len(top)
+    assert all(f'alt="grain map, frame {report.faces[0].frame_indices[t]}"' in page for t in top)
     report.explanations["faithfulness"] = {"measured_on": "dev fakes", "spatial_texture": {
         "top_drop": 0.86, "random_blobs_drop": 0.18, "clips_top_beats_blobs": 0.84}}
     assert "it points at what the model uses" in render_html(report)

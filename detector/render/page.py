@@ -300,8 +300,14 @@ def render_html(report) -> str:
         if top:
             images = fx["frame_overlays"] if fx.get("frame_overlays") is not None else fx["crop_overlays"]
             width = FRAME_THUMB if fx.get("frame_overlays") is not None else None
+            # Beside each frame (appearance map) its crop's grain map, where there is one: on the default
+            # weights the map that points at what the model uses (map_check).
+            tex = fx.get("texture_overlays")
             imgs = "".join(f"<figure>{_img(images[t], width, f'frame {face.frame_indices[t]}')}"
-                           f"<figcaption>#{r} frame {int(face.frame_indices[t])}</figcaption></figure>"
+                           + ("" if tex is None else _img(tex[t], None, f"grain map, frame {face.frame_indices[t]}"))
+                           + f"<figcaption>#{r} frame {int(face.frame_indices[t])}"
+                           + ("" if tex is None else " (appearance map; beside it the grain map)")
+                           + "</figcaption></figure>"
                            for r, t in enumerate(top, 1))
             out.append(f"<h3>The frames that moved the verdict most (towards FAKE)</h3>"
                        f"<div class='frames'>{imgs}</div>")
