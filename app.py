@@ -170,22 +170,27 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
                 html_out = gr.File(label="HTML report")
     with gr.Tab("Face tracks"):
         faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces")
-    # Two Grad-CAM tabs, the texture map first for a model with a stream (on the default weights the map the
-    # deletion test found pointing at what the model uses); each says what that test found for it.
-    for layer in ("texture", "appearance") if HAS_STREAM else ("appearance", "texture"):
-        if layer == "texture":
-            with gr.Tab("Grad-CAM: grain between frames"):
-                gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed "
-                            "the verdict (the residual-pair stream, which carries most of the default model's "
-                            "decision). Red: grain that does not renew itself as a camera's does. Empty for an "
-                            "image.\n\n" + page.map_check(FAITHFULNESS, "texture"))
-                texture_out = gr.Gallery(label="Grad-CAM on the residual-pair stream", columns=8, height="auto",
-                                         elem_id="texture-cams")
-        else:
-            with gr.Tab("Grad-CAM: appearance"):
-                gr.Markdown("Where the ResNeXt50's last block looked in each frame.\n\n"
-                            + page.map_check(FAITHFULNESS, "appearance"))
-                cams_out = gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto", elem_id="cams")
+    def texture_tab() -> gr.Gallery:
+        with gr.Tab("Grad-CAM: grain between frames"):
+            gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed the "
+                        "verdict (the residual-pair stream, which carries most of the default model's decision). "
+                        "Red: grain that does not renew itself as a camera's does. Empty for an image.\n\n"
+                        + page.map_check(FAITHFULNESS, "texture"))
+            return gr.Gallery(label="Grad-CAM on the residual-pair stream", columns=8, height="auto",
+                              elem_id="texture-cams")
+
+    def appearance_tab() -> gr.Gallery:
+        with gr.Tab("Grad-CAM: appearance"):
+            gr.Markdown("Where the ResNeXt50's last block looked in each frame.\n\n"
+                        + page.map_check(FAITHFULNESS, "appearance"))
+            return gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto", elem_id="cams")
+
+    # The texture map's tab first for a model with a stream (on the default weights the map the deletion test
+    # found pointing at what the model uses); each tab says what that test found for its map.
+    if HAS_STREAM:
+        texture_out, cams_out = texture_tab(), appearance_tab()
+    else:
+        cams_out, texture_out = appearance_tab(), texture_tab()
     with gr.Tab("Temporal chart"):
         plot_out = gr.Plot(label="Which frames moved the verdict (signed) and p(fake)", elem_id="temporal")
     with gr.Accordion("Model card", open=not TRAINED):

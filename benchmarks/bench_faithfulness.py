@@ -230,10 +230,16 @@ def attributions(det, feats: torch.Tensor) -> tuple[dict[str, np.ndarray], dict[
     return out, errors
 
 
+def _partners(d: dict) -> np.ndarray | None:
+    """The cached successors' crops (T, h, w, 3), or None for a model that does not pair "next" frames."""
+    p = d.get("partners")
+    return p if p is not None and p.size else None
+
+
 def _edited(det, d: dict, edit) -> torch.Tensor:
     """Features of the clip's crops after `edit` (uint8 (T, h, w, 3) -> same), made to the successors too."""
-    p = d.get("partners")
-    return det.features(edit(d["crops"]), edit(p) if p is not None and p.size else None)
+    p = _partners(d)
+    return det.features(edit(d["crops"]), None if p is None else edit(p))
 
 
 def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
@@ -282,10 +288,12 @@ def evaluate_clip(path: Path, det, args, family: str) -> dict | None:
 
     n_rgb = int(getattr(det.model, "rgb_features", feats.shape[-1]))
 
+    def fill(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return mean_fill(x, mask) if args.fill == "mean" else grain_fill(x, mask, rng)
+
     def fill_drop(mask: np.ndarray, own: slice) -> tuple[float, float]:
         """(drop with the fill seen by the whole model, drop with it seen only by the map's own stream)."""
-        edited = _edited(det, d, (lambda x: mean_fill(x, mask)) if args.fill == "mean" else
-                         (lambda x: grain_fill(x, mask, rng)))
+        edited = _edited(det, d, lambda x: fill(x, mask))
         both = torch.cat([edited, isolate(feats, edited, own)])
         m = _margins(det, both)
         return m0 - float(m[0]), m0 - float(m[1])
@@ -316,10 +324,8 @@ def recompute_cams(det, d: dict, objective: str) -> tuple[np.ndarray, np.ndarray
     (explain.gradcam.OBJECTIVES), as the product computes them (fast path, fp32)."""
     from explain.gradcam import gradcams
 
-    p = d.get("partners")
-    p = p if p is not None and p.size else None
     texture = getattr(det.model, "residual", None) is not None
-    cams = gradcams(det.model, d["crops"], "fake", partners=p, objective=objective,
+    cams = gradcams(det.model, d["crops"], "fake", partners=_partners(d), objective=objective,
                     layers=("appearance", "texture") if texture else ("appearance",))
     return cams["appearance"].maps, cams["texture"].maps if texture else None
 
@@ -383,23 +389,21 @@ def summarise(rows: list[dict]) -> dict:
         sp = [r[key] for r in rows if key in r]
         if not sp:
             continue
-        top = statistics.mean(v["top_drop"] for v in sp)
-        blobs = statistics.mean(v["random_blobs_drop"] for v in sp)
-        pixels = statistics.mean(v["random_pixels_drop"] for v in sp)
-        out[key] = {"top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
-                    "random_pixels_drop": _sig(pixels), "ratio_vs_pixels": _ratio(top, pixels),
-                    "clips_top_beats_blobs": round(statistics.mean(v["top_drop"] > v["random_blobs_drop"]
-                                                                   for v in sp), 3)}
+        out[key] = _spatial_summary(sp)
         iso = [v["isolated"] for v in sp if "isolated" in v]
         if iso:
-            top, blobs = (statistics.mean(v[k] for v in iso) for k in ("top_drop", "random_blobs_drop"))
-            pixels = statistics.mean(v["random_pixels_drop"] for v in iso)
-            out[key]["isolated"] = {
-                "top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
-                "random_pixels_drop": _sig(pixels),
-                "clips_top_beats_blobs": round(statistics.mean(v["top_drop"] > v["random_blobs_drop"]
-                                                               for v in iso), 3)}
+            out[key]["isolated"] = _spatial_summary(iso)
     return out
+
+
+def _spatial_summary(sp: list[dict]) -> dict:
+    """Mean drops over clips of one spatial test (whole model or isolated), their ratios, and the share of
+    clips where the map's top pixels beat random blobs."""
+    top, blobs, pixels = (statistics.mean(v[k] for v in sp)
+                          for k in ("top_drop", "random_blobs_drop", "random_pixels_drop"))
+    return {"top_drop": _sig(top), "random_blobs_drop": _sig(blobs), "ratio": _ratio(top, blobs),
+            "random_pixels_drop": _sig(pixels), "ratio_vs_pixels": _ratio(top, pixels),
+            "clips_top_beats_blobs": round(statistics.mean(v["top_drop"] > v["random_blobs_drop"] for v in sp), 3)}
 
 
 def winner(summary: dict, k: int = 3) -> str | None:
@@ -420,18 +424,17 @@ def print_table(title: str, s: dict, fill: str = "mean") -> None:
                          f"{v['top_drop']:8.3f} vs {v['random_drop']:7.3f} [{_fmt(v['ratio'])}]".rjust(26))
         rho = s["position_corr"].get(method, {}).get("median_abs_spearman")
         print(f"  {method:22s} " + " ".join(cells) + f" {_fmt(rho):>10s}")
+    def figures(sp: dict) -> str:
+        return (f"{sp['top_drop']:.3f} vs random blobs {sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random "
+                f"pixels {sp['random_pixels_drop']:.3f}); top beats blobs on {sp['clips_top_beats_blobs']:.0%}")
+
     for key, name in (("spatial", "Grad-CAM"), ("spatial_texture", "texture Grad-CAM")):
         sp = s.get(key)
         if sp:
             what = "crop mean colour" + (" + grain-level noise" if fill == "grain" else "")
-            print(f"  spatial, top {AREA:.0%} {name} pixels := {what}: {sp['top_drop']:.3f} vs random "
-                  f"blobs {sp['random_blobs_drop']:.3f} [{_fmt(sp['ratio'])}] (vs random pixels "
-                  f"{sp['random_pixels_drop']:.3f}); top beats blobs on {sp['clips_top_beats_blobs']:.0%} of clips")
-            iso = sp.get("isolated")
-            if iso:
-                print(f"    the fill seen by the map's own stream only: {iso['top_drop']:.3f} vs random blobs "
-                      f"{iso['random_blobs_drop']:.3f} [{_fmt(iso['ratio'])}] (vs random pixels "
-                      f"{iso['random_pixels_drop']:.3f}); top beats blobs on {iso['clips_top_beats_blobs']:.0%}")
+            print(f"  spatial, top {AREA:.0%} {name} pixels := {what}: {figures(sp)} of clips")
+            if sp.get("isolated"):
+                print(f"    the fill seen by the map's own stream only: {figures(sp['isolated'])}")
 
 
 def _fmt(x) -> str:
