@@ -18,6 +18,7 @@ import numpy as np
 
 from detector import __version__
 from detector import calibration as cal
+from detector.cues import apply_cues
 from detector.errors import InputError
 from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
 from detector.hashing import sha256_file
@@ -122,6 +123,9 @@ class Detector:
                 "sequence_length": s.sequence_length, "input_size": s.input_size,
                 "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
                 "metrics": s.metrics, "limits": list(s.limits),
+                # what the verdict adds to the network's margin (detector/cues.py): the same tensors with another
+                # cue block are another verdict, so a report names it beside the weights' hash
+                "cues": {k: {"weight": c["weight"], "centre": c["centre"]} for k, c in s.cues.items()},
                 "precision": "bf16-autocast" if self.use_bf16 else "fp32"}
 
 
@@ -272,11 +276,13 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
                             "was prepared for other weights); its frame-pair evidence is left out")
         f = det.features(crops, partners)
         feats.append(f)
-        m = det.margin(f)
+        m_model = det.margin(f)
+        m, cue_details = apply_cues(m_model, crops, det.spec.cues)  # the model's margin when there are none
         results.append(FaceResult(tr.track_id, cal.calibrate(m, calib), [indices[p] for p in tr.positions],
                                   [b.as_list() for b in tr.boxes], [not d for d in tr.detected], crops,
                                   p_fake_raw=cal.sigmoid(m), margin=m,
-                                  partners=partners if det.wants_partners else None))
+                                  partners=partners if det.wants_partners else None,
+                                  model_margin=m_model if cue_details else None, cues=cue_details or None))
     timings["model"] = time.perf_counter() - t
     if not det.spec.trained:
         warnings.append("the model is UNTRAINED (random weights): its probabilities mean nothing")

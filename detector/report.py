@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.cues import cue_sentence
+
 SCHEMA_VERSION = 1
 REAL, FAKE, NO_FACE, INCONCLUSIVE = "REAL", "FAKE", "NO_FACE", "INCONCLUSIVE"
 
@@ -27,7 +29,9 @@ class FaceResult:
     interpolated: True where the box was interpolated between detections.
 
     p_fake: calibrated when the weights carry a calibration, else the raw softmax probability;
-    p_fake_raw: the model's own softmax probability; margin: its fake-minus-real logit.
+    margin: the fake-minus-real logit the verdict rests on, p_fake_raw = sigmoid(margin). With sidecar cues
+    (detector/cues.py) margin = model_margin + the cues' contributions, and `cues` holds each cue's value
+    and contribution; without them margin is the model's own and model_margin, cues are None.
     """
 
     track_id: int
@@ -40,6 +44,8 @@ class FaceResult:
     p_fake_raw: float | None = None
     margin: float | None = None
     partners: np.ndarray | None = field(default=None, repr=False)
+    model_margin: float | None = None
+    cues: dict | None = None
 
     def to_dict(self) -> dict:
         d = {"track_id": self.track_id, "p_fake": round(self.p_fake, 6),
@@ -49,6 +55,9 @@ class FaceResult:
             d["p_fake_raw"] = round(self.p_fake_raw, 6)
         if self.margin is not None:
             d["logit_margin"] = round(self.margin, 6)
+        if self.cues:
+            d["model_logit_margin"] = round(self.model_margin, 6)
+            d["cues"] = self.cues
         return d
 
 
@@ -108,6 +117,7 @@ class Report:
         for f in self.faces:
             lines.append(f"  face {f.track_id}: p_fake={f.p_fake:.3f} over {len(f.frame_indices)} frames "
                          f"[{f.frame_indices[0]}..{f.frame_indices[-1]}]")
+            lines += [f"    {cue_sentence(name, c)}" for name, c in (f.cues or {}).items()]
         m = self.model
         lines.append(f"  model: {m['name']} sha256 {m['weights_sha256'][:12]}… trained on: {m['trained_on']}")
         lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings_s.items()))

@@ -45,6 +45,9 @@ class ModelSpec:
     # Platt/temperature parameters, threshold and INCONCLUSIVE band fitted on validation clips (see
     # detector/calibration.py); {} = not calibrated, `threshold` above applies to the raw probability.
     calibration: dict = field(default_factory=dict)
+    # Measured cues added to the model's logit margin before calibration (detector/cues.py), e.g.
+    # {"mouth_detail_deficit": {"weight": 1.0, "centre": 0.09, ...}}; {} = the verdict is the model's alone.
+    cues: dict = field(default_factory=dict)
     trained: bool = False
     trained_on: str = "nothing: randomly initialised, UNTRAINED; its outputs mean nothing"
     training: dict = field(default_factory=dict)

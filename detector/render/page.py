@@ -12,6 +12,8 @@ import html
 import cv2
 import numpy as np
 
+from detector.cues import cue_sentence
+
 THUMB = 96  # px, crop thumbnails in the page
 FRAME_THUMB = 320  # px wide, full-frame overlays in the page
 TOP_FRAMES = 3  # frames shown first per face: those that pushed the verdict towards FAKE most
@@ -224,6 +226,17 @@ def _row(k: str, v) -> str:
     return f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
 
 
+def cue_lines(report) -> list[str]:
+    """Per face with sidecar cues: the model's own margin, then each cue's reading and what it added."""
+    out = []
+    for f in report.faces:
+        if f.cues:
+            out.append(f"face {f.track_id}: the network's fake margin {f.model_margin:+.2f}; "
+                       + "; ".join(cue_sentence(k, c) for k, c in f.cues.items())
+                       + f"; together {f.margin:+.2f}")
+    return out
+
+
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
     e = html.escape
@@ -242,6 +255,8 @@ def render_html(report) -> str:
         out.append(f"<p class='meaning'>What this means: {e(says[:1].upper() + says[1:])}.</p>")
     if getattr(report, "p_fake_raw", None) is not None and cal.get("calibrated"):
         out.append(f"<p>calibrated p_fake; the model's raw p_fake was {report.p_fake_raw:.3f}</p>")
+    for line in cue_lines(report):
+        out.append(f"<p class='cue'>{e(line[:1].upper() + line[1:])}</p>")
     for w in report.warnings:
         out.append(f"<div class='warn'>{e(str(w))}</div>")
     out.append("<table>")

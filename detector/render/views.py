@@ -21,7 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.render.page import faithfulness_sentence, raw_threshold, render_html, streams_sentence, top_positions
+from detector.render.page import (
+    cue_lines,
+    faithfulness_sentence,
+    raw_threshold,
+    render_html,
+    streams_sentence,
+    top_positions,
+)
 from detector.report import FAKE, INCONCLUSIVE, NO_FACE, REAL, Report
 from detector.spec import ModelSpec
 
@@ -53,6 +60,9 @@ def timings_markdown(report: Report) -> str:
     lines = [head, ""]
     if verdict_meaning(report):
         lines += [f"_What this means: {verdict_meaning(report)}._", ""]
+    why = cue_lines(report)
+    if why:
+        lines += [*[f"- {x}" for x in why], ""]
     lines += ["| stage | time |", "|---|---|", *rows]
     if report.warnings:
         lines += ["", *[f"- ⚠️ {w}" for w in report.warnings]]
@@ -278,6 +288,7 @@ def model_card_markdown(spec: ModelSpec) -> str:
                  "residual pairs, " + ("each sampled frame with the video frame right after it"
                                        if spec.residual_pairs == "next" else "consecutive sampled frames")]
                 if spec.residual_width else []),
+              *cues_markdown(spec.cues),
               f"- **Weights sha256:** `{spec.weights_sha256 or 'not recorded'}`",
               f"- **Trained on:** {spec.trained_on}"]
     if spec.training:
@@ -314,6 +325,16 @@ def model_card_markdown(spec: ModelSpec) -> str:
     lines += ["", "_A detector's score is evidence, not proof: check the Grad-CAM overlays and the "
                   "temporal chart before trusting a verdict._"]
     return "\n".join(lines)
+
+
+def cues_markdown(cues: dict) -> list[str]:
+    """Model-card lines for the sidecar's measured cues (detector/cues.py): what is added to the margin."""
+    out = []
+    for name, c in (cues or {}).items():
+        out.append(f"- **Measured cue added to the verdict:** `{name}` × {c['weight']:g} (centred on {c['centre']:g}, "
+                   f"the median of {c.get('reference', 'real clips')}; 90 % of them lie below {c.get('real_p90', '?')})"
+                   + (f". {c['why']}" if c.get("why") else ""))
+    return out
 
 
 METRIC_TITLES = {"test_clips": "Identity-held-out test (synthetic fakes of held-out people, measured once)",

@@ -109,6 +109,8 @@ def score_clip(root: Path, rel: str, label: str, config, detector) -> dict:
         row.update(status="scored" if best else "no_face", verdict=r.verdict, p_fake=r.p_fake,
                    p_fake_raw=r.p_fake_raw, margin=None if best is None else best.margin, n_faces=len(r.faces),
                    sha256=r.file.get("sha256"), timings_s={k: round(v, 3) for k, v in r.timings_s.items()})
+        if best is not None and best.cues:  # the face the verdict rests on: its model margin and cue values
+            row.update(model_margin=best.model_margin, cues={k: c["value"] for k, c in best.cues.items()})
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
 
