@@ -101,7 +101,7 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
         outputs = (views.label_value(report), views.timings_markdown(report),
                    views.face_gallery(report), views.gradcam_gallery(report),
                    views.gradcam_gallery(report, "texture"),
-                   views.temporal_figure(report), boxed, json_path, html_path)
+                   views.temporal_figure(report), boxed, json_path, html_path, views.cue_gallery(report))
     except InputError as e:
         raise gr.Error(str(e)) from None
     except ForensicsError as e:  # e.g. weights missing or inconsistent: the message says the fix
@@ -170,6 +170,13 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
                 html_out = gr.File(label="HTML report")
     with gr.Tab("Face tracks"):
         faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces")
+    with gr.Tab("Mouth detail (measured cue)"):
+        gr.Markdown("Besides the network, the verdict weighs one fixed measurement: how much less fine detail the "
+                    "lower face has than the upper face (lip-sync generators re-draw the mouth at low resolution). "
+                    "Each face's reading, what it added to the verdict, and the frame that shows it. Some real "
+                    "faces read high too (studio light from above, a smooth chin under busy brows): weigh it with "
+                    "the network's own margin, shown beside the verdict.")
+        cue_out = gr.Gallery(label="What the mouth-detail cue compares", columns=2, height="auto", elem_id="cue")
     def texture_tab() -> gr.Gallery:
         with gr.Tab("Grad-CAM: grain between frames"):
             gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed the "
@@ -202,7 +209,7 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
                 inputs=inputs, label="Examples (GRID corpus, CC BY 4.0)", cache_examples=False)
     run_btn.click(serve_analyze, inputs=inputs,
                   outputs=[verdict_out, timings_out, faces_out, cams_out, texture_out, plot_out, boxed_out,
-                           json_out, html_out],
+                           json_out, html_out, cue_out],
                   api_name="analyze")
 
 # Past QUEUE_SIZE waiting requests Gradio turns new ones away: the browser shows "This application is

@@ -52,6 +52,18 @@ def detail_energy(crops: np.ndarray, regions: Regions = Regions()) -> tuple[np.n
     return np.array(e_up), np.array(e_low)
 
 
+def detail_map(crop: np.ndarray) -> np.ndarray:
+    """crop: uint8 (S, S, 3) RGB -> float32 (S, S) |Laplacian| of the grey image: the fine detail the cue sums."""
+    return np.abs(cv2.filter2D(crop.astype(np.float32).mean(-1), -1, _LAPLACE))
+
+
+def median_frame(crops: np.ndarray, regions: Regions = Regions()) -> int:
+    """Position of the frame whose lower/upper ratio is the track's median: the frame that shows the reading."""
+    up, low = detail_energy(crops, regions)
+    r = low / (up + 1e-3)
+    return int(np.argsort(r)[len(r) // 2])
+
+
 def mouth_detail_deficit(crops: np.ndarray, regions: Regions = Regions()) -> float:
     """How much less fine detail the lower face has than the upper face, over a track: -log of the median over
     frames of (lower RMS Laplacian / upper RMS Laplacian). 0: equal detail; +0.69: the mouth has half the

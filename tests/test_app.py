@@ -46,7 +46,7 @@ def test_no_model_loaded_at_import():
 
 
 def test_handler_outputs(outputs):
-    label, timings, faces, cams, texture, fig, boxed, json_path, html_path = outputs
+    label, timings, faces, cams, texture, fig, boxed, json_path, html_path, cue = outputs
     report = json.loads(Path(json_path).read_text())
     # Verdict: FAKE/REAL bars, or the INCONCLUSIVE band in words
     if report["verdict"] == "INCONCLUSIVE":
@@ -63,6 +63,11 @@ def test_handler_outputs(outputs):
     # Face tracks gallery: crops with captions naming face, frame, time and p_fake
     assert faces and all(isinstance(img, np.ndarray) and img.shape == (112, 112, 3) for img, _ in faces)
     assert all("face" in c and "frame" in c and " s " in c and "p_fake" in c for _, c in faces)
+    # The measured cue the bundled sidecar adds: one panel per face, its reading in words, and the same reading
+    # in the JSON and beside the verdict
+    assert len(cue) == len(report["faces"]) and all(img.shape == (224, 448, 3) for img, _ in cue)
+    reading = report["faces"][0]["cues"]["mouth_detail_deficit"]
+    assert f"deficit {reading['value']:.2f}" in cue[0][1] and f"deficit {reading['value']:.2f}" in timings
     # Grad-CAM gallery: one item per face and frame when explanations ran, else empty
     if "explanations" in report or cams:
         assert len(cams) == len(faces)
@@ -224,10 +229,10 @@ def test_gradio_client_against_served_app(clip):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = client.predict(handle_file(clip), None, 10, "HOG", False, api_name="/analyze")
-        label, timings, faces, cams, texture, plot, boxed, json_file, html_file = result
+        label, timings, faces, cams, texture, plot, boxed, json_file, html_file, cue = result
         # the verdict of the bundled model on this clip is not the point here, only that one comes back
         assert label["label"] in ("FAKE", "REAL") or label["label"].startswith("INCONCLUSIVE: p(fake) ")
-        assert "total" in timings and len(faces) >= 1 and plot is not None
+        assert "total" in timings and len(faces) >= 1 and plot is not None and len(cue) >= 1
         assert json.loads(Path(json_file).read_text())["schema_version"] == 1
         assert Path(boxed["video"] if isinstance(boxed, dict) else boxed).is_file()
     finally:
@@ -240,8 +245,8 @@ def test_image_upload(tmp_path, clip):
     cap.release()
     png = tmp_path / "frame.png"
     cv2.imwrite(str(png), frame)
-    label, timings, faces, _cams, _tex, fig, boxed, json_path, _html = app.analyze(None, str(png), 20, "HOG",
-                                                                                  False)
-    assert set(label) == {"FAKE", "REAL"} and len(faces) == 1 and "still image" in timings
+    label, timings, faces, _cams, _tex, fig, boxed, json_path, _html, cue = app.analyze(None, str(png), 20, "HOG",
+                                                                                       False)
+    assert set(label) == {"FAKE", "REAL"} and len(faces) == 1 and len(cue) == 1 and "still image" in timings
     assert len(fig.data) == 1 and Path(boxed).is_file()
     assert json.loads(Path(json_path).read_text())["video"]["codec"] == "image"

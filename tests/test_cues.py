@@ -54,6 +54,21 @@ def test_regions_are_disjoint_and_bad_shapes_are_refused():
     assert e_up.shape == e_low.shape == (3,)
 
 
+def test_panel_shows_the_median_frame_and_both_regions():
+    from detector.cues import median_frame
+    from detector.render.page import cue_panel
+
+    x = _textured(t=5)
+    x[2] = _blur_rows(x[2:3], 0.55, 1.0)[0]  # frame 2 alone has a blurred mouth: not the median reading
+    assert median_frame(x) != 2
+    p = cue_panel(x)
+    assert p.shape == (224, 448, 3) and p.dtype == np.uint8
+    cyan = (p[..., 0] == 0) & (p[..., 1] == 220) & (p[..., 2] == 255)
+    orange = (p[..., 0] == 255) & (p[..., 1] == 150) & (p[..., 2] == 0)
+    assert cyan[:112].any() and not cyan[130:].any()  # the upper region's outline in the top half only
+    assert orange[120:].any() and not orange[:100].any()
+
+
 def test_apply_cues_adds_weight_times_distance_from_centre():
     x = _blur_rows(_textured(), 0.55, 1.0)
     value = mouth_detail_deficit(x)
@@ -90,6 +105,9 @@ def test_pipeline_verdict_rests_on_model_margin_plus_cue(face_clip, tiny_spec):
     assert f"the network's fake margin {f.model_margin:+.2f}" in views.timings_markdown(r)
     assert "of the upper face&#x27;s fine detail" in render_html(r)
     assert "`mouth_detail_deficit` × 3" in views.model_card_markdown(spec)
+    [(panel, caption)] = views.cue_gallery(r)
+    assert panel.shape == (224, 448, 3) and "mouth detail" in caption and len(views.face_gallery(r)) == 8
+    assert "what the mouth-detail cue compares" in render_html(r)
     plain = dataclasses.replace(spec, cues={})  # same network, no cue: the model's own margin
     r0 = analyze_video(face_clip, AnalysisConfig(frames=8), detector=Detector(det.model, plain, precision="fp32"))
     assert r0.faces[0].cues is None and r0.faces[0].margin == pytest.approx(f.model_margin, abs=1e-5)

@@ -12,7 +12,7 @@ import html
 import cv2
 import numpy as np
 
-from detector.cues import cue_sentence
+from detector.cues import Regions, cue_sentence, detail_map, median_frame
 
 THUMB = 96  # px, crop thumbnails in the page
 FRAME_THUMB = 320  # px wide, full-frame overlays in the page
@@ -237,6 +237,27 @@ def cue_lines(report) -> list[str]:
     return out
 
 
+def cue_panel(crops: np.ndarray, regions: Regions = Regions(), scale: int = 2) -> np.ndarray:
+    """What the mouth-detail cue compares, for people: uint8 (scale S, 2 scale S, 3) RGB. Left: the track's
+    median-reading crop; right: its fine detail (|Laplacian|, brighter = more), both with the upper-face region
+    outlined in cyan and the lower-face region in orange. crops: uint8 (T, S, S, 3) RGB."""
+    crop = crops[median_frame(crops, regions)]
+    side = crop.shape[0]
+    d = detail_map(crop)
+    d = np.sqrt(d / (np.percentile(d, 99) + 1e-6)).clip(0, 1)  # sqrt: faint texture stays visible beside edges
+    detail = cv2.cvtColor(cv2.applyColorMap((d * 255).astype(np.uint8), cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    up, low = regions.masks(side)
+    panels = []
+    for img in (crop, detail):
+        img = cv2.resize(img, (side * scale, side * scale), interpolation=cv2.INTER_NEAREST)
+        for mask, colour in ((up, (0, 220, 255)), (low, (255, 150, 0))):
+            m = cv2.resize(mask.astype(np.uint8), (side * scale, side * scale), interpolation=cv2.INTER_NEAREST)
+            contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(img, contours, -1, colour, 1)
+        panels.append(img)
+    return np.concatenate(panels, 1)
+
+
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
     e = html.escape
@@ -257,6 +278,12 @@ def render_html(report) -> str:
         out.append(f"<p>calibrated p_fake; the model's raw p_fake was {report.p_fake_raw:.3f}</p>")
     for line in cue_lines(report):
         out.append(f"<p class='cue'>{e(line[:1].upper() + line[1:])}</p>")
+    for face in report.faces:
+        if face.cues and face.crops is not None:
+            out.append(f"<figure>{_img(cue_panel(face.crops), title='mouth detail')}<figcaption>face "
+                       f"{face.track_id}: what the mouth-detail cue compares, on the frame with the median reading: "
+                       "upper face (cyan) against lower face (orange); right, the fine detail it measures "
+                       "(brighter = more)</figcaption></figure>")
     for w in report.warnings:
         out.append(f"<div class='warn'>{e(str(w))}</div>")
     out.append("<table>")

@@ -21,8 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.cues import cue_sentence
 from detector.render.page import (
     cue_lines,
+    cue_panel,
     faithfulness_sentence,
     raw_threshold,
     render_html,
@@ -92,6 +94,14 @@ def face_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
             items.append((crop, f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s · "
                                 f"p_fake {face.p_fake:.3f}"))
     return items
+
+
+def cue_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
+    """(panel uint8 (224, 448, 3) RGB, caption) per face and measured cue the verdict weighs (`page.cue_panel`:
+    the track's median-reading crop and its fine-detail map, the two regions outlined); [] without cues."""
+    return [(cue_panel(face.crops), f"face {face.track_id} · {cue_sentence(name, c)} · cyan: upper face, "
+                                    "orange: lower face; right: the fine detail measured")
+            for face in report.faces if face.crops is not None for name, c in (face.cues or {}).items()]
 
 
 MOVED_MOST = "moved the verdict most"
