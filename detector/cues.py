@@ -4,7 +4,8 @@ The learned model reads grain between frames and face appearance. One trace it m
 generators leave: they re-draw the mouth at a low resolution (Wav2Lip at 96 px, others at 128-256 px) and paste
 it back, so the lower face carries less fine detail than the eyes of the same face. `mouth_detail_deficit`
 measures that. It is not learned; the weight it gets in the verdict lives in the weights' sidecar
-(`cues`), chosen and calibrated on held-out data like every other number there.
+(`cues`), chosen on validation and the dev set and calibrated with the network's margin like every other
+number there (benchmarks/cue_weight.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ _LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
 class Regions:
     """Upper-face (eyes, brows) and lower-face (mouth, chin) masks of a square crop with the face centred.
 
-    Fractions of the crop side; r is the distance from the centre in half-sides. Fixed on the product's
-    crops (face box plus a 0.3 margin each side, detector.faces), where the eyes lie at ~0.35-0.42 of the
-    height and the mouth at ~0.65-0.75."""
+    Fractions of the crop side; r is the distance from the centre in half-sides. Fixed for the product's
+    crops (face box plus a 0.3 margin each side, detector.faces); that the eyes fall in the upper region and
+    the mouth in the lower one was checked by eye on the panels (render.page.cue_panel) of a GRID clip and a
+    dev-set lip-sync clip, not measured over many faces."""
 
     upper_below: float = 0.45  # upper: rows above this, inside r < upper_r
     upper_r: float = 0.6
@@ -46,7 +48,7 @@ def detail_energy(crops: np.ndarray, regions: Regions = Regions()) -> tuple[np.n
     up, low = regions.masks(crops.shape[1])
     e_up, e_low = [], []
     for c in crops:
-        h = cv2.filter2D(c.astype(np.float32).mean(-1), -1, _LAPLACE)
+        h = detail_map(c)
         e_up.append(np.sqrt((h[up] ** 2).mean()))
         e_low.append(np.sqrt((h[low] ** 2).mean()))
     return np.array(e_up), np.array(e_low)
@@ -57,10 +59,15 @@ def detail_map(crop: np.ndarray) -> np.ndarray:
     return np.abs(cv2.filter2D(crop.astype(np.float32).mean(-1), -1, _LAPLACE))
 
 
+def detail_ratios(crops: np.ndarray, regions: Regions = Regions()) -> np.ndarray:
+    """(T,) lower-face RMS Laplacian / upper-face RMS Laplacian per frame of crops uint8 (T, S, S, 3) RGB."""
+    up, low = detail_energy(crops, regions)
+    return low / (up + 1e-3)
+
+
 def median_frame(crops: np.ndarray, regions: Regions = Regions()) -> int:
     """Position of the frame whose lower/upper ratio is the track's median: the frame that shows the reading."""
-    up, low = detail_energy(crops, regions)
-    r = low / (up + 1e-3)
+    r = detail_ratios(crops, regions)
     return int(np.argsort(r)[len(r) // 2])
 
 
@@ -71,8 +78,7 @@ def mouth_detail_deficit(crops: np.ndarray, regions: Regions = Regions()) -> flo
 
     Larger on lip-sync fakes (a mouth re-drawn at low resolution). A real face can score high too: a blurred
     moving mouth, a clean-shaven chin under busy brows, make-up; hence it is only weighed with the model."""
-    up, low = detail_energy(crops, regions)
-    return float(-np.log(np.median(low / (up + 1e-3)) + 1e-6))
+    return float(-np.log(np.median(detail_ratios(crops, regions)) + 1e-6))
 
 
 # The cues a sidecar may name, each uint8 (T, S, S, 3) RGB crops -> float (larger = more like a fake).
@@ -91,6 +97,9 @@ def apply_cues(margin: float, crops: np.ndarray, block: dict | None) -> tuple[fl
         if name not in CUES:
             raise WeightsError(f"the sidecar names an unknown cue {name!r}; known: {sorted(CUES)} "
                                "(is the sidecar from a newer version?)")
+        if not isinstance(spec, dict) or not {"weight", "centre"} <= set(spec):
+            raise WeightsError(f"the sidecar's cue {name!r} needs a number 'weight' and a number 'centre', "
+                               f"not {spec!r}; fix or remove it in the weights' .json")
         value = CUES[name](crops)
         contribution = float(spec["weight"]) * (value - float(spec["centre"]))
         details[name] = {"value": round(value, 4), "contribution": round(contribution, 4),

@@ -84,6 +84,8 @@ def test_apply_cues_adds_weight_times_distance_from_centre():
     assert f"{c['contribution']:+.2f} to the fake margin" in cue_sentence("mouth_detail_deficit", c)
     with pytest.raises(WeightsError, match="unknown cue"):
         apply_cues(0.0, x, {"eye_blink_rate": {"weight": 1.0, "centre": 0.0}})
+    with pytest.raises(WeightsError, match="needs a number 'weight' and a number 'centre'"):
+        apply_cues(0.0, x, {"mouth_detail_deficit": {"weight": 1.0}})
 
 
 def test_pipeline_verdict_rests_on_model_margin_plus_cue(face_clip, tiny_spec):
