@@ -107,6 +107,13 @@ def test_pipeline_verdict_rests_on_model_margin_plus_cue(face_clip, tiny_spec):
     assert f"the network's fake margin {f.model_margin:+.2f}" in views.timings_markdown(r)
     assert "of the upper face&#x27;s fine detail" in render_html(r)
     assert "`mouth_detail_deficit` × 3" in views.model_card_markdown(spec)
+    # the per-frame curves are the network's own p: their threshold line is where this face's verdict turns
+    from detector.calibration import logit, sigmoid
+    from detector.render.page import raw_threshold
+
+    raw = raw_threshold(r)
+    assert raw_threshold(r, f) == pytest.approx(sigmoid(logit(raw) - c["contribution"]))
+    assert (sigmoid(f.margin) >= raw) == (sigmoid(f.model_margin) >= raw_threshold(r, f))
     [(panel, caption)] = views.cue_gallery(r)
     assert panel.shape == (224, 448, 3) and "mouth detail" in caption and len(views.face_gallery(r)) == 8
     assert "what the mouth-detail cue compares" in render_html(r)
@@ -114,3 +121,4 @@ def test_pipeline_verdict_rests_on_model_margin_plus_cue(face_clip, tiny_spec):
     r0 = analyze_video(face_clip, AnalysisConfig(frames=8), detector=Detector(det.model, plain, precision="fp32"))
     assert r0.faces[0].cues is None and r0.faces[0].margin == pytest.approx(f.model_margin, abs=1e-5)
     assert "cues" not in json.loads(r0.to_json())["faces"][0]
+    assert raw_threshold(r0, r0.faces[0]) == raw_threshold(r0)

@@ -12,6 +12,7 @@ import html
 import cv2
 import numpy as np
 
+from detector.calibration import logit, sigmoid
 from detector.cues import Regions, cue_sentence, detail_map, median_frame
 
 THUMB = 96  # px, crop thumbnails in the page
@@ -35,9 +36,13 @@ def _img(rgb: np.ndarray, width: int | None = None, title: str = "") -> str:
 _COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
 
 
-def raw_threshold(report) -> float:
-    """The threshold on the scale of the per-frame curves, which are raw model probabilities (uncalibrated)."""
-    return float((report.calibration or {}).get("threshold_raw", report.threshold))
+def raw_threshold(report, face=None) -> float:
+    """The threshold on the scale of the per-frame curves, which are the network's raw probabilities
+    (uncalibrated). For a face whose verdict adds measured cues (detector/cues.py), the network's p at which
+    that face's verdict reaches the threshold: the cues' contribution is taken off the threshold's margin."""
+    raw = float((report.calibration or {}).get("threshold_raw", report.threshold))
+    shift = sum(c["contribution"] for c in ((face.cues or {}) if face is not None else {}).values())
+    return sigmoid(logit(raw) - shift) if shift else raw
 
 
 def svg_curves(series: dict[str, list[float]], x_labels: list[int], threshold: float | None = None,
@@ -338,7 +343,7 @@ def render_html(report) -> str:
                    + (f"<p>{e(streams_sentence(pf))}</p>" if pf.get("streams") else ""))
         out.append("<h3>p(fake) per frame</h3>"
                    + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices,
-                                raw_threshold(report)))
+                                raw_threshold(report, face)))
         if top:
             images = fx["frame_overlays"] if fx.get("frame_overlays") is not None else fx["crop_overlays"]
             width = FRAME_THUMB if fx.get("frame_overlays") is not None else None

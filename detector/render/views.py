@@ -188,11 +188,18 @@ def temporal_figure(report: Report):
     if explained:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"color": TOWARDS_REAL},
                                  name="towards REAL", showlegend=True, hoverinfo="skip"))
-        fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=raw_threshold(report),
-                      y1=raw_threshold(report), line={"dash": "dash", "color": "grey"})
+        # The curves are the network's own p; a face whose verdict adds a cue reaches the threshold at another
+        # network p (page.raw_threshold), so each distinct threshold gets its line.
+        lines = sorted({round(raw_threshold(report, f), 4) for f in report.faces} or {raw_threshold(report)})
+        for th in lines:
+            fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=th, y1=th,
+                          line={"dash": "dash", "color": "grey"})
+        th_text = f"threshold {lines[0]:.2f}" if len(lines) == 1 else "threshold per face"
+        if any(f.cues for f in report.faces):
+            th_text += " after the measured cue"
         layout.update(title="Which frames moved the verdict (signed) and per-frame p(fake)",
                       yaxis={"title": f"{method} (logit margin; + = towards FAKE)", "zeroline": True},
-                      yaxis2={"title": f"raw p(fake) · threshold {raw_threshold(report):.2f}", "overlaying": "y",
+                      yaxis2={"title": f"network's raw p(fake) · {th_text}", "overlaying": "y",
                               "side": "right", "range": [0, 1.05], "showgrid": False})
         sentence = faithfulness_sentence(report.explanations or {})
         for pf in (report.explanations or {}).get("per_face", []):
@@ -202,8 +209,10 @@ def temporal_figure(report: Report):
                            y=-0.42, showarrow=False, align="left", xanchor="left", yanchor="top",
                            font={"size": 11})
     else:
-        fig.add_hline(y=raw_threshold(report), line={"dash": "dash", "color": "grey"},
-                      annotation_text=f"threshold {raw_threshold(report):.2f} (raw p)")
+        # the flat lines are each track's verdict p (calibrated where the weights are): the same scale as the
+        # report's threshold (the raw threshold belongs to the network's per-frame curves above)
+        fig.add_hline(y=report.threshold, line={"dash": "dash", "color": "grey"},
+                      annotation_text=f"threshold {report.threshold:.2f}")
         title = ("Track p(fake) over the sampled frames (explanations off)" if report.faces
                  else "No face found")
         layout.update(title=title, yaxis_title="p(fake)", yaxis={"range": [0, 1.05]})
