@@ -55,7 +55,7 @@ def merge_heads(models: list, specs: list, name: str):
         raise ValueError("merge-heads needs at least 2 models")
     _check_same(models, specs)
     k, h = len(models), specs[0].lstm_hidden
-    spec = dataclasses.replace(specs[0], name=name, lstm_hidden=k * h, calibration={}, metrics={},
+    spec = dataclasses.replace(specs[0], name=name, lstm_hidden=k * h, calibration={}, cues={}, metrics={},
                                weights_sha256="", threshold=0.5)
     merged = build_model(spec).eval()
     merged.backbone.load_state_dict(models[0].backbone.state_dict())

@@ -181,7 +181,7 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
                          f"(init stream width {src_spec.residual_width}, pack pairs {pairs!r})")
     width = src_spec.residual_width if rc.freeze_stream or rc.stream_from_init else rc.width
     spec = dataclasses.replace(src_spec, name=name or f"{src_spec.name}+residual", residual_width=width,
-                               residual_pairs=pairs, calibration={}, metrics={}, weights_sha256="",
+                               residual_pairs=pairs, calibration={}, cues={}, metrics={}, weights_sha256="",
                                threshold=0.5)
     model = build_model(spec)
     model.backbone.load_state_dict(src.backbone.state_dict())

@@ -32,8 +32,10 @@ def spec(tiny_spec):
 
 def test_merged_logits_are_the_members_mean(spec, tmp_path):
     members = _members(spec, 3)
-    merged, mspec = merge_heads(members, [spec] * 3, "merged")
+    cued = dataclasses.replace(spec, cues={"mouth_detail_deficit": {"weight": 1.0, "centre": 0.1}})
+    merged, mspec = merge_heads(members, [cued] * 3, "merged")
     assert mspec.lstm_hidden == 3 * spec.lstm_hidden
+    assert mspec.cues == {} and mspec.calibration == {}  # a cue's weight was chosen for its network, not this one
     torch.manual_seed(1)
     x = torch.randint(0, 256, (2, 5, 3, 112, 112), dtype=torch.uint8)
     nx = torch.randint(0, 256, (2, 5, 3, 112, 112), dtype=torch.uint8)
