@@ -142,7 +142,8 @@ def test_helpers_with_explanations(tmp_path):
                           "k3": {"top_drop": 0.8, "random_drop": 0.1}}},
                           "spatial": {"top_drop": 0.4, "random_blobs_drop": 0.2}}}
     note = app_logic.temporal_figure(r).layout.annotations[-1].text.replace("<br>", " ")
-    assert "-0.80" in note and "-0.10" in note and "dev fakes" in note and "Grad-CAM" in note
+    # the maps' own figures are under each Grad-CAM tab (map_check), not repeated in the chart's note
+    assert "-0.80" in note and "-0.10" in note and "dev fakes" in note and "Grad-CAM" not in note
     boxed = app_logic.draw_boxes(r)
     assert boxed[0, 20, 70].tolist() != [0, 0, 0]  # box edge drawn
     assert app_logic.p_fake_colour(0.0) == (0, 255, 0) and app_logic.p_fake_colour(1.0) == (255, 0, 0)

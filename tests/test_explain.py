@@ -239,6 +239,9 @@ def test_html_signed_bars_and_faithfulness_sentence():
     text = faithfulness_sentence(ex)
     assert "-0.40" in text and "+1.50" in text and "texture Grad-CAM pixels" in text and "-0.70" in text
     assert "top 20% appearance Grad-CAM pixels" in text and "the 3 frames" in text
+    # where each map states its own test (HTML report, app chart), the sentence leaves the maps out
+    short = faithfulness_sentence(ex, spatial=False)
+    assert "-0.40" in short and "Grad-CAM" not in short and text.startswith(short[:-1])
     # Measured at 60 frames: the headline k is 15 % of them (9), and the sentence names it and T.
     k9 = {"top_drop": 0.2, "random_drop": 0.0}
     ex["faithfulness"] |= {"headline_k": 9, "method": {"frames": 60},

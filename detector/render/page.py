@@ -98,9 +98,12 @@ def top_positions(explanation: dict, k: int = TOP_FRAMES) -> list[int]:
     return [int(t) for t in np.argsort(-v, kind="stable")[:k] if v[t] > 0]
 
 
-def faithfulness_sentence(explanations: dict) -> str:
+def faithfulness_sentence(explanations: dict, spatial: bool = True) -> str:
     """One sentence: how well the shown attribution was measured to find what the model uses (deletion
-    test of benchmarks/bench_faithfulness.py, as stored in the weights' sidecar), or that it was not."""
+    test of benchmarks/bench_faithfulness.py, as stored in the weights' sidecar), or that it was not.
+
+    spatial=False leaves out the Grad-CAM maps' figures, for a page that states them under each map
+    (`map_check`): the HTML report and the app's chart note."""
     method = explanations.get("method", {}).get("temporal", {}).get("method", "the attribution")
     f = explanations.get("faithfulness")
     if not f:
@@ -116,6 +119,8 @@ def faithfulness_sentence(explanations: dict) -> str:
             f"{'of ' + str(frames) + ' ' if frames else ''}{method} ranks highest with their neighbours moved the "
             f"fake logit margin by {-top['top_drop']:+.2f} on average, vs {-top['random_drop']:+.2f} for {k} random "
             "frames")
+    if not spatial:
+        return text + "."
     sp = f.get("spatial", {})
     if "top_drop" in sp and "random_blobs_drop" in sp:
         text += (f"; filling the top 20% {'appearance ' if 'spatial_texture' in f else ''}Grad-CAM pixels with "
@@ -339,7 +344,7 @@ def render_html(report) -> str:
         method = pf.get("temporal_method", "attribution")
         out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
                    + svg_bars(pf["temporal_importance"], face.frame_indices, top)
-                   + f"<p>{e(faithfulness_sentence(ex))}</p>"
+                   + f"<p>{e(faithfulness_sentence(ex, spatial=False))}</p>"
                    + (f"<p>{e(streams_sentence(pf))}</p>" if pf.get("streams") else ""))
         out.append("<h3>p(fake) per frame</h3>"
                    + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices,

@@ -201,7 +201,7 @@ def temporal_figure(report: Report):
                       yaxis={"title": f"{method} (logit margin; + = towards FAKE)", "zeroline": True},
                       yaxis2={"title": f"network's raw p(fake) · {th_text}", "overlaying": "y",
                               "side": "right", "range": [0, 1.05], "showgrid": False})
-        sentence = faithfulness_sentence(report.explanations or {})
+        sentence = faithfulness_sentence(report.explanations or {}, spatial=False)  # each map's tab states its own
         for pf in (report.explanations or {}).get("per_face", []):
             if pf.get("streams"):
                 sentence += f" Face {pf['track_id']}: {streams_sentence(pf)}"
