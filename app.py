@@ -177,6 +177,7 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
                     "faces read high too (studio light from above, a smooth chin under busy brows): weigh it with "
                     "the network's own margin, shown beside the verdict.")
         cue_out = gr.Gallery(label="What the mouth-detail cue compares", columns=2, height="auto", elem_id="cue")
+
     def texture_tab() -> gr.Gallery:
         with gr.Tab("Grad-CAM: grain between frames"):
             gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed the "

@@ -41,7 +41,7 @@ def raw_threshold(report, face=None) -> float:
     (uncalibrated). For a face whose verdict adds measured cues (detector/cues.py), the network's p at which
     that face's verdict reaches the threshold: the cues' contribution is taken off the threshold's margin."""
     raw = float((report.calibration or {}).get("threshold_raw", report.threshold))
-    shift = sum(c["contribution"] for c in ((face.cues or {}) if face is not None else {}).values())
+    shift = sum(c["contribution"] for c in (getattr(face, "cues", None) or {}).values())
     return sigmoid(logit(raw) - shift) if shift else raw
 
 

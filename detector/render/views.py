@@ -190,7 +190,7 @@ def temporal_figure(report: Report):
                                  name="towards REAL", showlegend=True, hoverinfo="skip"))
         # The curves are the network's own p; a face whose verdict adds a cue reaches the threshold at another
         # network p (page.raw_threshold), so each distinct threshold gets its line.
-        lines = sorted({round(raw_threshold(report, f), 4) for f in report.faces} or {raw_threshold(report)})
+        lines = sorted({round(raw_threshold(report, f), 4) for f in report.faces})  # explained: faces exist
         for th in lines:
             fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=th, y1=th,
                           line={"dash": "dash", "color": "grey"})
