@@ -8,6 +8,11 @@ paired bootstrap interval, overall and per family (each family's fakes against e
     deepfake-forensics evaluate --clips data/devset --manifest ../shared/devset/MANIFEST.tsv --json-out A.json
     deepfake-forensics evaluate --clips data/devset ... --weights NEW.safetensors --json-out B.json
     python benchmarks/compare_evals.py A.json B.json          # B - A
+    python benchmarks/compare_evals.py A.json B.json --fuse max:0,1,2 --fuse sum:0.5,1
+
+`--fuse RULE:V,...` asks instead whether B *added to* A helps: each rule makes a fused report from the two
+margins (`fused`) and compares it with A. "max:c" = max(A, B - c): B raises a verdict only where it is surer
+than A by more than c (a specialist that should stay silent on clips it does not know); "sum:w" = A + w * B.
 """
 
 from __future__ import annotations
@@ -50,15 +55,46 @@ def compare(a: dict, b: dict, n_boot: int = 2000,
     return rows
 
 
+def fused(a: dict, b: dict, rule: str, value: float, key: str = "sha256") -> dict:
+    """A report with a's clips scored in both and margin = max(m_a, m_b - value) ("max") or m_a + value * m_b
+    ("sum"); verdicts are a's (the fused rule has no threshold of its own)."""
+    if rule not in ("max", "sum"):
+        raise ValueError(f"fuse rule must be max or sum, not {rule!r}")
+    ra, rb = scored(a, key), scored(b, key)
+    clips = []
+    for k in sorted(set(ra) & set(rb)):
+        ma, mb = ra[k]["margin"], rb[k]["margin"]
+        clips.append({**ra[k], "margin": max(ma, mb - value) if rule == "max" else ma + value * mb})
+    return {**a, "clips": clips}
+
+
+def _fuse_arg(text: str) -> tuple[str, list[float]]:
+    rule, _, values = text.partition(":")
+    try:
+        return rule, [float(v) for v in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fuse takes RULE:V[,V...], e.g. max:0,1,2 (not {text!r})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", type=Path, help="baseline report (evaluate --json-out)")
     ap.add_argument("b", type=Path, help="candidate report on the same clips")
+    ap.add_argument("--fuse", type=_fuse_arg, action="append", default=[], metavar="RULE:V,...",
+                    help="compare A with A fused with B (max:c = max(A, B - c); sum:w = A + w * B) instead of B")
     args = ap.parse_args(argv)
     a, b = (json.loads(p.read_text()) for p in (args.a, args.b))
     sa, sb = scored(a), scored(b)
     print(f"A = {a['weights']} ({a['weights_sha256'][:12]})\nB = {b['weights']} ({b['weights_sha256'][:12]})")
     print(f"clips scored in both: {len(sa.keys() & sb.keys())}; in one only (left out): {len(sa.keys() ^ sb.keys())}")
+    if args.fuse:
+        for rule, values in args.fuse:
+            for v in values:
+                print(f"fused = {rule}:{v:g} (against A)")
+                for name, nr, nf, aa, ab, d, lo, hi in compare(a, fused(a, b, rule, v)):
+                    print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  fused {ab:.3f}  "
+                          f"fused-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+        return 0
     for name, nr, nf, aa, ab, d, lo, hi in compare(a, b):
         print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  B {ab:.3f}  B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     for r, s, name in ((a, sa, "A"), (b, sb, "B")):

@@ -11,13 +11,18 @@ way it points, so that a training family can be made to teach it:
 - `mouth_vs_eyes_hf`: log ratio of high-pass energy in the mouth box to the eye box (a re-synthesised
   mouth is smoother than the rest of the face);
 - `centre_vs_border_hf`: log ratio of high-pass energy in the face centre to the top/bottom border rows
-  (a pasted face whose noise differs from its surroundings).
+  (a pasted face whose noise differs from its surroundings);
+- `edge_vs_ring_detail`: log ratio of the RMS Laplacian in the face's outer part (0.45-0.65 half-sides from
+  the crop's centre) to that in the ring outside the face (0.7-0.95): a face pasted with a feathered mask
+  from a smoother render has a soft edge (families `softswap`, stop 33);
+- `chroma_detail_in_out`: the same ratio for the Lab a channel, inner face (< 0.4) over the ring.
 
     python benchmarks/devset_cues.py        # needs data/devset_crops.npz (devset_quick.py cache)
     python benchmarks/devset_cues.py --synthetic data/pack   # the same on the training families' clips
     python benchmarks/devset_cues.py --native data/devset    # full-resolution frames, not 112-px crops
     python benchmarks/devset_cues.py --gap data/pack         # dev reals against the training reals
     python benchmarks/devset_cues.py --gap data/pack --cache data/devset_crops_w3_0.15s.npz  # same spacing
+    python benchmarks/devset_cues.py --clips data/val_all     # any evaluate-style folder, product face path
 
 `--synthetic` prints the same table for the stage-2 clips of held-out validation identities
 (train_pack.clip_set: real clips and still pseudo-clips, one paired fake clip of every family): a
@@ -51,9 +56,25 @@ def _highpass(g: np.ndarray) -> np.ndarray:
     return g - cv2.GaussianBlur(g, (0, 0), 1.0)
 
 
+def _rings(side: int) -> dict[str, np.ndarray]:
+    """Radial masks of a square crop with the face centred (distance from the centre in half-sides)."""
+    yy, xx = np.mgrid[:side, :side]
+    r = np.hypot(yy - side / 2, xx - side / 2) / (side / 2)
+    return {"inner": r < 0.4, "edge": (r > 0.45) & (r < 0.65), "ring": (r > 0.7) & (r < 0.95)}
+
+
+def _detail_ratio(planes: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Median over frames of log(RMS Laplacian in mask a / in mask b); planes float32 (T, S, S)."""
+    laps = [cv2.Laplacian(p, cv2.CV_32F) for p in planes]
+    rms = lambda x, m: np.sqrt((x[m] ** 2).mean()) + 1e-3  # noqa: E731
+    return float(np.median([np.log(rms(x, a) / rms(x, b)) for x in laps]))
+
+
 def cues(clip: np.ndarray) -> dict[str, float]:
     """clip: uint8 (T, 112, 112, 3) RGB face crops -> one value per statistic."""
     g = clip.astype(np.float32).mean(-1)
+    m = _rings(clip.shape[1])
+    chroma = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1] for f in clip]).astype(np.float32)
     h = np.stack([_highpass(f) for f in g])
     centre = h[:, 20:92, 20:92].reshape(len(h), -1)
     corr = [np.corrcoef(centre[t], centre[t + 1])[0, 1] for t in range(len(h) - 1)]
@@ -65,6 +86,8 @@ def cues(clip: np.ndarray) -> dict[str, float]:
         "temporal_diff": float(np.log(np.abs(np.diff(g, axis=0)).mean() + 1e-3)),
         "mouth_vs_eyes_hf": float(np.log(energy(h[:, 70:95, 35:77]) / energy(h[:, 35:55, 30:82]))),
         "centre_vs_border_hf": float(np.log(energy(h[:, 30:82, 30:82]) / energy(border))),
+        "edge_vs_ring_detail": _detail_ratio(g, m["edge"], m["ring"]),
+        "chroma_detail_in_out": _detail_ratio(chroma, m["inner"], m["ring"]),
     }
 
 
@@ -116,6 +139,28 @@ def _native(devset: Path, frames: int = 6) -> tuple[list[dict], np.ndarray, np.n
     return rows, np.array(y), np.array(fam)
 
 
+def _clips(folder: Path, frames: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crops of every clip in an evaluate-style folder (real/..., fake/<family>/...) through the product's face
+    path (`frames` sampled frames, main track, 112 px; a shorter track repeats its last crop): (N, T, 112,
+    112, 3), labels (N,), families (N,). Clips without a face are left out."""
+    from detector.faces import FaceConfig, find_face_tracks, main_track, track_crops
+    from detector.video import probe, read_frames, sample_indices
+
+    xs, y, fam = [], [], []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".mov", ".webm", ".mkv")):
+        label, *rest = path.relative_to(folder).parts
+        info = probe(str(path))
+        imgs, _ = read_frames(str(path), sample_indices(info.frame_count, frames), info)
+        tracks = find_face_tracks(imgs, FaceConfig(use_encodings=False))
+        if not tracks:
+            continue
+        c = track_crops(imgs, main_track(tracks), FaceConfig(use_encodings=False))
+        xs.append(np.concatenate([c, c[-1:].repeat(frames - len(c), 0)]) if len(c) < frames else c[:frames])
+        y.append(int(label == "fake"))
+        fam.append(rest[0] if label == "fake" else "real")
+    return np.stack(xs), np.array(y), np.array(fam)
+
+
 def _synthetic(pack: Path, match: bool | str = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from detector.training.pack import load_pack
     from detector.training.train_pack import PackConfig, clip_set
@@ -158,6 +203,7 @@ def main() -> None:
     ap.add_argument("--synthetic", type=Path, help="a training pack: measure its families' clips instead")
     ap.add_argument("--match", default="centre", choices=["centre", "regions", "none"],
                     help="with --synthetic: how the fake clips are matched in sharpness")
+    ap.add_argument("--clips", type=Path, help="an evaluate-style clip folder (real/..., fake/<family>/...)")
     ap.add_argument("--native", type=Path, help="the restored dev set (data/devset): measure full-resolution frames")
     ap.add_argument("--gap", type=Path, metavar="PACK",
                     help="how far the dev set's real clips lie from the training pack's held-out real clips")
@@ -169,6 +215,8 @@ def main() -> None:
     if a.native:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         rows, y, fam = _native(a.native)
+    elif a.clips:
+        crops, y, fam = _clips(a.clips)
     elif a.synthetic:
         crops, y, fam = _synthetic(a.synthetic, MATCH_BY_NAME[a.match])
     elif CACHE.is_file():

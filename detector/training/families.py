@@ -6,7 +6,11 @@ trace separates the classes. Families (issue "a default model that holds on real
 
 - ``sbi``: self-blend of the whole face (detector.training.synth.self_blend).
 - ``region``: the same blend restricted to the mouth / lower face (what lip-sync leaves) or the eyes.
-- ``swap``: landmark face swap from another identity (synth.face_swap).
+- ``swap``: landmark face swap from another identity (synth.face_swap), pasted with Poisson blending.
+- ``softswap``: the same swap rendered at a lower resolution and pasted with a feathered mask, as learned
+  swappers paste their output (`soft_swap_params`). Why: on the product's crops the dev set's face swaps
+  carry *less* fine detail along the face's edge than just outside it, and ``swap`` fakes more (issue 15,
+  stop 33: the ring statistics in the sweep record).
 - ``resynth``: the crop, the face or the mouth passed through a simulated *upsampling decoder* (down-
   sample, then bilinear / bicubic / nearest+blur / zero-insertion "transposed convolution" with a random
   kernel, which leaves the checkerboard spectrum of GAN decoders: Zhang, Karaman & Chang 2019,
@@ -37,7 +41,8 @@ import numpy as np
 
 from detector.training import synth
 
-FAMILIES = ("sbi", "region", "swap", "resynth", "warp")
+FAMILIES = ("sbi", "region", "swap", "softswap", "resynth", "warp")
+SWAPS = ("swap", "softswap")  # the families that need a face of another identity
 MOUTH = np.r_[2:15, 31:36, 48:68]  # lower jaw, nose base, lips: the lip-sync region
 EYES = np.r_[17:27, 36:48]  # brows and eyes
 
@@ -59,6 +64,15 @@ def _paste(real: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- (b) region blends
+def soft_swap_params(rng: np.random.Generator) -> dict:
+    """A "softswap": the face rendered at 30-60 % of the crop's resolution (a 224-px crop's ~100-px face at
+    30-60 px, at or below what the model's 112-px input shows) and pasted with an alpha mask blurred by 3-8 %
+    of the face's size; the rendered face is matched in sharpness to the real frame's face before it is pasted
+    (`match_sharpness`), so the inside is as sharp as the video and only the edge is soft."""
+    return {"render_scale": float(rng.uniform(0.3, 0.6)), "feather": float(rng.uniform(0.03, 0.08)),
+            "sharpen": match_sharpness}
+
+
 def region_params(rng: np.random.Generator) -> dict:
     p = synth.sbi_params(rng)
     p["region"] = str(rng.choice(["mouth", "mouth", "eyes"]))
@@ -232,7 +246,7 @@ def fake_frame(family: str, frame: np.ndarray, lms: np.ndarray, rng: np.random.G
     """A fresh fake of `family` made from real `frame` (uint8 (S, S, 3) RGB, lms (68, 2)), matched in
     sharpness to `frame` as `matched` says (True: face centre; "regions"; False: not at all).
 
-    other: (frame, lms) of another identity, needed for "swap" (ValueError without it).
+    other: (frame, lms) of another identity, needed for "swap" and "softswap" (ValueError without it).
     """
     return matched(_fake_frame(family, frame, lms, rng, other), frame, match)
 
@@ -242,10 +256,11 @@ def _fake_frame(family, frame, lms, rng, other):
         return synth.sbi_clip(frame[None], lms[None], rng)[0][0]
     if family == "region":
         return region_blend(frame, lms, region_params(rng), rng)
-    if family == "swap":
+    if family in SWAPS:
         if other is None:
             raise ValueError("a swap needs a face of another identity")
-        return synth.face_swap(frame, lms, other[0], other[1])
+        soft = soft_swap_params(rng) if family == "softswap" else {}
+        return synth.face_swap(frame, lms, other[0], other[1], **soft)
     if family == "resynth":
         return resynth(frame, lms, resynth_params(rng), rng)
     if family == "warp":
@@ -468,7 +483,8 @@ def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.G
     target frame) instead of the source clip's frame i: the generated face is as steady as real-world
     generators make it (`benchmarks/probe_embedding.py --clips`: flickering fakes teach "identity that
     changes = fake", where real-world fakes change *less* from frame to frame than real video).
-    "animate" drives frame 0 (see `animate`); "swap" needs `other` = (frames, lms) of another identity.
+    "animate" drives frame 0 (see `animate`); "swap" and "softswap" need `other` = (frames, lms) of another
+    identity.
     Each fake frame is matched in sharpness to the real frame at the same time step: match=True in the
     face centre (`match_sharpness`), "regions" in the centre and the periphery separately
     (`match_sharpness_regions`), False not at all. motion: the movement scale of "animate" (as the real
@@ -498,11 +514,12 @@ def _fake_clip(family, frames, lms, rng, other, motion=1.0, coherent=False):
         return reenact(frames, lms, rng)
     if family == "sbi":
         return synth.sbi_clip(frames, lms, rng, coherent=coherent)[0]
-    if family == "swap":
+    if family in SWAPS:
         if other is None:
             raise ValueError("a swap needs a face of another identity")
         src, src_lms = (other[0][:1], other[1][:1]) if coherent else other
-        return synth.swap_clip(frames, lms, src, src_lms)
+        soft = soft_swap_params(rng) if family == "softswap" else {}
+        return synth.swap_clip(frames, lms, src, src_lms, **soft)
     flicker = rng.random() < 0.5
     if family == "region":
         return _per_frame(region_blend, region_params(rng), frames, lms, rng, flicker, coherent)

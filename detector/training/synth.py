@@ -240,8 +240,17 @@ def _lab_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndar
 
 
 def face_swap(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: np.ndarray,
-              tris: np.ndarray | None = None) -> np.ndarray:
-    """Put `source`'s face onto `target`. Both uint8 (H, W, 3) RGB with (68, 2) landmarks -> uint8 RGB."""
+              tris: np.ndarray | None = None, render_scale: float = 1.0, feather: float = 0.0,
+              sharpen=None) -> np.ndarray:
+    """Put `source`'s face onto `target`. Both uint8 (H, W, 3) RGB with (68, 2) landmarks -> uint8 RGB.
+
+    Defaults: the classic landmark swap, pasted with Poisson blending (cv2.seamlessClone), which keeps the
+    target's detail along the seam. render_scale < 1: the warped face is re-sampled down to that fraction of
+    the frame and back up (bilinear), as a generator that renders the face at a lower resolution than the
+    video's; feather > 0: pasted with an alpha mask blurred by feather x the face's size instead of Poisson
+    blending, as learned swappers paste their output (`soft_swap_params`). sharpen(face, target) -> face:
+    applied to the inner face of the render before it is pasted (families.match_sharpness: a generator's face
+    is as sharp as the video inside, only its edge is soft), so that nothing outside the mask changes."""
     h, w = target.shape[:2]
     tris = _triangles(t_lms, (h, w)) if tris is None else tris
     warped = target.astype(np.float32).copy()
@@ -253,7 +262,19 @@ def face_swap(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: 
     cv2.fillConvexPoly(mask, hull, 255)
     mask = cv2.erode(mask, np.ones((5, 5), np.uint8))
     warped = _lab_transfer(warped, target, mask)
+    if render_scale < 1.0:
+        small = (max(2, round(w * render_scale)), max(2, round(h * render_scale)))
+        warped = cv2.resize(cv2.resize(warped, small, interpolation=cv2.INTER_AREA), (w, h),
+                            interpolation=cv2.INTER_LINEAR)
     x, y, bw, bh = cv2.boundingRect(hull)
+    if sharpen is not None:  # the inner face only: a band of ~15 % of the face's size along its edge stays soft
+        k = max(3, int(0.15 * max(bw, bh)) | 1)
+        inner = cv2.GaussianBlur(cv2.erode(mask, np.ones((k, k), np.uint8)).astype(np.float32) / 255, (0, 0),
+                                 k / 4)[..., None]
+        warped = np.clip(inner * sharpen(warped, target) + (1 - inner) * warped + 0.5, 0, 255).astype(np.uint8)
+    if feather > 0:
+        a = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(0.5, feather * max(bw, bh)))[..., None]
+        return np.clip(a * warped + (1 - a) * target + 0.5, 0, 255).astype(np.uint8)
     center = (int(np.clip(x + bw // 2, 1, w - 2)), int(np.clip(y + bh // 2, 1, h - 2)))
     try:
         return cv2.seamlessClone(warped, target, mask, center, cv2.NORMAL_CLONE)
@@ -262,11 +283,13 @@ def face_swap(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: 
         return (a * warped + (1 - a) * target).astype(np.uint8)
 
 
-def swap_clip(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: np.ndarray) -> np.ndarray:
-    """Swap frame by frame (source frame i onto target frame i, looping the source): uint8 (T, H, W, 3)."""
+def swap_clip(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: np.ndarray,
+              render_scale: float = 1.0, feather: float = 0.0, sharpen=None) -> np.ndarray:
+    """Swap frame by frame (source frame i onto target frame i, looping the source): uint8 (T, H, W, 3).
+    render_scale, feather, sharpen: as `face_swap`, the same for every frame."""
     tris = _triangles(t_lms[0], target.shape[1:3])
-    return np.stack([face_swap(target[i], t_lms[i], source[i % len(source)], s_lms[i % len(source)], tris)
-                     for i in range(len(target))])
+    return np.stack([face_swap(target[i], t_lms[i], source[i % len(source)], s_lms[i % len(source)], tris,
+                               render_scale, feather, sharpen) for i in range(len(target))])
 
 
 # ---------------------------------------------------------------- files

@@ -105,10 +105,10 @@ def _draw_other(pool, ident: str, rng: np.random.Generator):
 
 def _swap_partner(pool, fam: str, ident: str, rng: np.random.Generator):
     """(family, other): a face of another identity for a swap; without one, the swap becomes a self-blend."""
-    if fam != "swap":
+    if fam not in F.SWAPS:
         return fam, None
     other = _draw_other(pool, ident, rng)
-    return ("swap", other) if other is not None else ("sbi", None)
+    return (fam, other) if other is not None else ("sbi", None)
 
 
 def _family(pc: PackConfig, rng: np.random.Generator) -> str:
@@ -228,7 +228,7 @@ def clip_set(stills: dict, clips: dict, split: str, n_pseudo: int, pc: PackConfi
     for k, (fr, lm, ident, src) in enumerate(reals):
         fam = pc.clip_families[k % len(pc.clip_families)]
         other = None
-        if fam == "swap":
+        if fam in F.SWAPS:
             j = int(rng.integers(len(reals)))
             if reals[j][2] == ident:
                 fam = "sbi"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import compare_evals as ce  # noqa: E402
@@ -37,3 +38,22 @@ def test_join_by_sha_and_sign():
     assert d == auc_b - auc_a and 0 < lo < d < hi
     rows_rev = {r[0]: r for r in ce.compare(b, a, n_boot=300)}
     assert rows_rev["all"][5] == -d  # swapping A and B flips the sign
+
+
+def test_fused_reports_reduce_to_a_and_let_a_sure_specialist_help():
+    """max with an offset no margin reaches and sum with weight 0 give A back exactly; a B that separates
+    the fakes A misses, fused by max at offset 0, ranks better than A."""
+    rng = np.random.default_rng(1)
+    keys = [f"{i:04d}" for i in range(60)]
+    labels = {k: ("fake" if i % 2 else "real") for i, k in enumerate(keys)}
+    fam = {k: ("real" if labels[k] == "real" else "swap") for k in keys}
+    y = np.array([labels[k] == "fake" for k in keys], float)
+    a = _report({k: float(rng.normal()) for k in keys}, labels, fam)
+    b = _report({k: float(4 * y[i] - 2 + 0.3 * rng.normal()) for i, k in enumerate(keys)}, labels, fam)
+    for rule, v in (("max", 1e9), ("sum", 0.0)):
+        f = ce.fused(a, b, rule, v)
+        assert [c["margin"] for c in f["clips"]] == [c["margin"] for c in sorted(a["clips"], key=lambda c: c["sha256"])]
+    row = {r[0]: r for r in ce.compare(a, ce.fused(a, b, "max", 0.0), n_boot=300)}["all"]
+    assert row[5] > 0.2 and row[6] > 0
+    with pytest.raises(ValueError):
+        ce.fused(a, b, "mean", 1.0)
