@@ -64,15 +64,6 @@ def _paste(real: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- (b) region blends
-def soft_swap_params(rng: np.random.Generator) -> dict:
-    """A "softswap": the face rendered at 30-60 % of the crop's resolution (a 224-px crop's ~100-px face at
-    30-60 px, at or below what the model's 112-px input shows) and pasted with an alpha mask blurred by 3-8 %
-    of the face's size; the rendered face is matched in sharpness to the real frame's face before it is pasted
-    (`match_sharpness`), so the inside is as sharp as the video and only the edge is soft."""
-    return {"render_scale": float(rng.uniform(0.3, 0.6)), "feather": float(rng.uniform(0.03, 0.08)),
-            "sharpen": match_sharpness}
-
-
 def region_params(rng: np.random.Generator) -> dict:
     p = synth.sbi_params(rng)
     p["region"] = str(rng.choice(["mouth", "mouth", "eyes"]))
@@ -90,6 +81,17 @@ def region_blend(frame: np.ndarray, lms: np.ndarray, p: dict, rng: np.random.Gen
     src = cv2.warpAffine(src, m, (w, h), borderMode=cv2.BORDER_REFLECT)
     mask = _soft_mask((h, w), lms[MOUTH if p["region"] == "mouth" else EYES], size, rng)
     return _paste(frame, src, mask * p["ratio"])
+
+
+# ---------------------------------------------------------------- (c) swaps (synth.face_swap)
+def soft_swap_params(rng: np.random.Generator) -> dict:
+    """A "softswap": the face rendered at 30-60 % of the crop's resolution (the ~70-px face of a 112-px crop
+    at 20-40 px) and pasted with an alpha mask blurred by 3-8 % of the face's size; the inner face of the
+    render is matched in sharpness to the real frame's (`match_sharpness`) before it is pasted, so only a band
+    along the edge stays soft. The ranges are a choice that reproduces the dev swaps' soft edge on held-out
+    stills (sweep record, stop 33), not measured generator resolutions."""
+    return {"render_scale": float(rng.uniform(0.3, 0.6)), "feather": float(rng.uniform(0.03, 0.08)),
+            "sharpen": match_sharpness}
 
 
 # ---------------------------------------------------------------- (d) re-synthesis

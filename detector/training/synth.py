@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,9 +240,13 @@ def _lab_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> np.ndar
     return cv2.cvtColor(np.clip(s, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
+# (rendered face, target frame) -> the rendered face re-sharpened to the target's: uint8 (H, W, 3) RGB each
+Sharpen = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 def face_swap(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: np.ndarray,
               tris: np.ndarray | None = None, render_scale: float = 1.0, feather: float = 0.0,
-              sharpen=None) -> np.ndarray:
+              sharpen: Sharpen | None = None) -> np.ndarray:
     """Put `source`'s face onto `target`. Both uint8 (H, W, 3) RGB with (68, 2) landmarks -> uint8 RGB.
 
     Defaults: the classic landmark swap, pasted with Poisson blending (cv2.seamlessClone), which keeps the
@@ -284,7 +289,7 @@ def face_swap(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: 
 
 
 def swap_clip(target: np.ndarray, t_lms: np.ndarray, source: np.ndarray, s_lms: np.ndarray,
-              render_scale: float = 1.0, feather: float = 0.0, sharpen=None) -> np.ndarray:
+              render_scale: float = 1.0, feather: float = 0.0, sharpen: Sharpen | None = None) -> np.ndarray:
     """Swap frame by frame (source frame i onto target frame i, looping the source): uint8 (T, H, W, 3).
     render_scale, feather, sharpen: as `face_swap`, the same for every frame."""
     tris = _triangles(t_lms[0], target.shape[1:3])
