@@ -141,21 +141,18 @@ def _native(devset: Path, frames: int = 6) -> tuple[list[dict], np.ndarray, np.n
 
 def _clips(folder: Path, frames: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crops of every clip in an evaluate-style folder (real/..., fake/<family>/...) through the product's face
-    path (`frames` sampled frames, main track, 112 px; a shorter track repeats its last crop): (N, T, 112,
-    112, 3), labels (N,), families (N,). Clips without a face are left out."""
-    from detector.faces import FaceConfig, find_face_tracks, main_track, track_crops
-    from detector.video import probe, read_frames, sample_indices
+    path (`prepare.clip_crops`: `frames` spread frames, main track, 112 px): (N, T, 112, 112, 3), labels (N,),
+    families (N,). Clips without a face are left out."""
+    from detector.training.prepare import clip_crops
+    from detector.video import VIDEO_EXTENSIONS
 
     xs, y, fam = [], [], []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".mov", ".webm", ".mkv")):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS):
         label, *rest = path.relative_to(folder).parts
-        info = probe(str(path))
-        imgs, _ = read_frames(str(path), sample_indices(info.frame_count, frames), info)
-        tracks = find_face_tracks(imgs, FaceConfig(use_encodings=False))
-        if not tracks:
+        c = clip_crops(str(path), frames)
+        if c is None:
             continue
-        c = track_crops(imgs, main_track(tracks), FaceConfig(use_encodings=False))
-        xs.append(np.concatenate([c, c[-1:].repeat(frames - len(c), 0)]) if len(c) < frames else c[:frames])
+        xs.append(c)
         y.append(int(label == "fake"))
         fam.append(rest[0] if label == "fake" else "real")
     return np.stack(xs), np.array(y), np.array(fam)

@@ -43,3 +43,14 @@ def test_chroma_detail_reads_colour_not_brightness():
     flat_a[:, m["inner"], 1] = 128  # the inner face's a channel made flat, its lightness kept
     flat = np.stack([cv2.cvtColor(f, cv2.COLOR_LAB2RGB) for f in flat_a])
     assert dc.cues(flat)["chroma_detail_in_out"] < base["chroma_detail_in_out"] - 0.5
+
+
+def test_clips_reads_labels_and_families_from_the_folder(tmp_path, face_clip, other_face_clip):
+    """--clips: real/... is real, fake/<family>/... a fake of that family, whatever the file's own name."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake" / "softswap").mkdir(parents=True)
+    (tmp_path / "real" / "z.mpg").symlink_to(face_clip)
+    (tmp_path / "fake" / "softswap" / "a.mpg").symlink_to(other_face_clip)
+    crops, y, fam = dc._clips(tmp_path, frames=3)
+    assert crops.shape == (2, 3, 112, 112, 3) and crops.dtype == np.uint8
+    assert y.tolist() == [1, 0] and fam.tolist() == ["softswap", "real"]
