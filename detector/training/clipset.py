@@ -50,7 +50,7 @@ def write_clipset(pack: Path, faces: Path, split: str, out: Path, n: int, frames
     for k, (i, (fr, lm)) in enumerate(zip(idx, reals)):
         ident = str(st["identity"][i]).replace(":", "_").replace("/", "_")
         fam = families[k % len(families)]
-        other = reals[(k + 1) % len(reals)] if fam == "swap" else None
+        other = reals[(k + 1) % len(reals)] if fam in F.SWAPS else None
         fake = F.fake_clip(fam, fr, lm, rng, other)
         if fam in ("animate", "reenact"):  # grain frozen by design: degrade like the real pseudo-clip, per frame
             p = F.degrade_params(rng)

@@ -426,8 +426,8 @@ def test_clipset_writes_paired_real_and_fake_videos(tmp_path, crop_clips):
     np.savez(pack / "stills.npz", split=np.array(["val"] * 3), path=np.array(names),
              identity=np.array(["id:0", "id:1", "id:2"]))
     info = write_clipset(pack, faces, "val", tmp_path / "out", n=3, frames=6,
-                         families=("sbi", "swap", "animate"))
-    assert info["real_still_clips"] == 3 and info["fake"] == {"sbi": 1, "swap": 1, "animate": 1}
+                         families=("sbi", "softswap", "animate"))  # softswap: takes another person's face too
+    assert info["real_still_clips"] == 3 and info["fake"] == {"sbi": 1, "softswap": 1, "animate": 1}
     reals = sorted((tmp_path / "out" / "real" / "still").glob("*.mp4"))
     fakes = sorted((tmp_path / "out" / "fake").rglob("*.mp4"))
     assert len(reals) == 3 and len(fakes) == 3
