@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +12,9 @@ import pytest
 
 from detector.training import families as F
 from detector.training.pack import identity_split, still_to_crop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import devset_cues as dc  # noqa: E402
 
 
 def _diff(a, b):
@@ -42,14 +47,11 @@ def test_each_family_changes_the_face_not_the_corner_and_is_deterministic(crop_c
 
 
 def _edge_vs_outside(img):
-    """log RMS Laplacian of the face's outer part (0.45-0.65 half-sides from the crop's centre) over that of
-    the ring outside it (0.7-0.95): the crop's geometry is the pipeline's (face box + 0.3 each side)."""
-    side = img.shape[0]
-    yy, xx = np.mgrid[:side, :side]
-    r = np.hypot(yy - side / 2, xx - side / 2) / (side / 2)
-    lap = cv2.Laplacian(img.astype(np.float32).mean(-1), cv2.CV_32F)
-    rms = lambda m: np.sqrt((lap[m] ** 2).mean())  # noqa: E731
-    return float(np.log(rms((r > 0.45) & (r < 0.65)) / rms((r > 0.7) & (r < 0.95))))
+    """log RMS Laplacian of the face's outer part over that of the ring outside it, as
+    benchmarks/devset_cues.py's `edge_vs_ring_detail` measures it on the product's crops (the pipeline's
+    geometry: face box + 0.3 each side)."""
+    m = dc._rings(img.shape[0])
+    return dc._detail_ratio(img.astype(np.float32).mean(-1)[None], m["edge"], m["ring"])
 
 
 def test_softswap_leaves_the_face_edge_smoother_than_outside_it(crop_clips):
