@@ -49,6 +49,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from detector.cues import radial_distance  # noqa: E402
+
 CACHE = ROOT / "data" / "devset_crops.npz"
 
 
@@ -58,8 +60,7 @@ def _highpass(g: np.ndarray) -> np.ndarray:
 
 def _rings(side: int) -> dict[str, np.ndarray]:
     """Radial masks of a square crop with the face centred (distance from the centre in half-sides)."""
-    yy, xx = np.mgrid[:side, :side]
-    r = np.hypot(yy - side / 2, xx - side / 2) / (side / 2)
+    r = radial_distance(side)
     return {"inner": r < 0.4, "edge": (r > 0.45) & (r < 0.65), "ring": (r > 0.7) & (r < 0.95)}
 
 

@@ -36,9 +36,16 @@ class Regions:
     lower_r: float = 0.7
 
     def masks(self, side: int) -> tuple[np.ndarray, np.ndarray]:
-        yy, xx = np.mgrid[:side, :side]
-        r = np.hypot((yy - side / 2) / (side / 2), (xx - side / 2) / (side / 2))
+        yy = np.mgrid[:side, :side][0]
+        r = radial_distance(side)
         return (yy < side * self.upper_below) & (r < self.upper_r), (yy > side * self.lower_above) & (r < self.lower_r)
+
+
+def radial_distance(side: int) -> np.ndarray:
+    """float (side, side): each pixel's distance from the centre of a square crop, in half-sides (1 = the
+    middle of an edge), the unit every crop region here is drawn in."""
+    yy, xx = np.mgrid[:side, :side]
+    return np.hypot(yy - side / 2, xx - side / 2) / (side / 2)
 
 
 def detail_energy(crops: np.ndarray, regions: Regions = Regions()) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,12 @@ def soft_swap_params(rng: np.random.Generator) -> dict:
             "sharpen": match_sharpness}
 
 
+def swap_params(family: str, rng: np.random.Generator) -> dict:
+    """synth.face_swap's keywords for a family of SWAPS: none for "swap" (the classic paste), a fresh draw of
+    `soft_swap_params` for "softswap" (the rng is only drawn from for the latter)."""
+    return soft_swap_params(rng) if family == "softswap" else {}
+
+
 # ---------------------------------------------------------------- (d) re-synthesis
 def resynth_params(rng: np.random.Generator) -> dict:
     return {"scale": int(rng.choice([2, 2, 2, 3])),  # generators work near the face's own resolution
@@ -261,8 +267,7 @@ def _fake_frame(family, frame, lms, rng, other):
     if family in SWAPS:
         if other is None:
             raise ValueError("a swap needs a face of another identity")
-        soft = soft_swap_params(rng) if family == "softswap" else {}
-        return synth.face_swap(frame, lms, other[0], other[1], **soft)
+        return synth.face_swap(frame, lms, other[0], other[1], **swap_params(family, rng))
     if family == "resynth":
         return resynth(frame, lms, resynth_params(rng), rng)
     if family == "warp":
@@ -520,8 +525,7 @@ def _fake_clip(family, frames, lms, rng, other, motion=1.0, coherent=False):
         if other is None:
             raise ValueError("a swap needs a face of another identity")
         src, src_lms = (other[0][:1], other[1][:1]) if coherent else other
-        soft = soft_swap_params(rng) if family == "softswap" else {}
-        return synth.swap_clip(frames, lms, src, src_lms, **soft)
+        return synth.swap_clip(frames, lms, src, src_lms, **swap_params(family, rng))
     flicker = rng.random() < 0.5
     if family == "region":
         return _per_frame(region_blend, region_params(rng), frames, lms, rng, flicker, coherent)
