@@ -1,0 +1,36 @@
+"""benchmarks/probe_dense.py: the difference map marks where a fake was changed and nowhere else, and a batch
+pairs each real frame with a fake whose map is not empty (so a broken target would fail here, not silently
+train a map head on noise)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import probe_dense as pd  # noqa: E402
+
+
+def test_diff_map_marks_only_the_changed_cell():
+    rng = np.random.default_rng(0)
+    real = np.clip(128 + rng.normal(0, 20, (112, 112, 3)), 0, 255).astype(np.uint8)
+    assert pd.diff_map(real, real, 12.0).max() == 0
+    fake = real.copy()
+    fake[64:96, 64:96] = np.clip(fake[64:96, 64:96].astype(int) + 40, 0, 255)  # one 32-px block: cells (4-5, 4-5)
+    m = pd.diff_map(real, fake, 12.0)
+    assert m.shape == (pd.MAP, pd.MAP) and 0 <= m.min() and m.max() <= 1
+    assert m[4:6, 4:6].min() > 0.5
+    assert m[:3, :3].max() < 0.05  # far from the change
+
+
+def test_dense_batch_pairs_reals_with_fakes_and_empty_maps(crop_clips):
+    crops, lms = crop_clips
+    pool = ((crops[0], lms[0], np.array(["a"] * 4)), (crops[1], lms[1], np.array(["b"] * 4)))
+    x, y, m = pd.dense_batch(pool, pd.PackConfig(), 3, 12.0, np.random.default_rng(1))
+    assert x.shape == (6, 112, 112, 3) and x.dtype == np.uint8
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert m.shape == (6, pd.MAP, pd.MAP)
+    assert (m[:3] == 0).all()
+    assert (m[3:].reshape(3, -1).max(1) > 0.2).all()
