@@ -57,8 +57,20 @@ def diff_map(real: np.ndarray, fake: np.ndarray, sat: float) -> np.ndarray:
     return np.clip(cv2.resize(d, (MAP, MAP), interpolation=cv2.INTER_AREA) / sat, 0, 1)
 
 
-def dense_batch(pool, pc: PackConfig, half: int, sat: float, rng: np.random.Generator):
-    """uint8 (2 half, S, S, 3) RGB (reals, then their fakes), labels (2 half,), maps float32 (2 half, MAP, MAP)."""
+def smooth(img: np.ndarray, p: dict) -> np.ndarray:
+    """What real-world pipelines do to real faces before anyone analyses them: an edge-preserving denoise (webcam
+    and phone "beauty" filters) and a low-resolution source up-scaled. uint8 (S, S, 3) RGB in and out."""
+    s = img.shape[0]
+    out = cv2.bilateralFilter(np.ascontiguousarray(img), 5, p["colour"], 3)
+    small = cv2.resize(out, (max(8, int(s * p["scale"])),) * 2, interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (s, s), interpolation=cv2.INTER_CUBIC)
+
+
+def dense_batch(pool, pc: PackConfig, half: int, sat: float, rng: np.random.Generator, smooth_p: float = 0.0):
+    """uint8 (2 half, S, S, 3) RGB (reals, then their fakes), labels (2 half,), maps float32 (2 half, MAP, MAP).
+
+    smooth_p: the share of pairs whose real *and* fake frame both get the same `smooth` (a real face made smooth
+    by its pipeline must not read as a generator's output; the fake keeps whatever trace survives it)."""
     reals, fakes, maps = [], [], []
     while len(reals) < half:
         img, lms, ident = _draw_real(pool, pc.still_share, rng)
@@ -66,6 +78,9 @@ def dense_batch(pool, pc: PackConfig, half: int, sat: float, rng: np.random.Gene
         fake = F.fake_frame(fam, img, lms, rng, other, match=pc.frame_match)
         seed = int(rng.integers(1 << 62))  # the same augmentation for both: the map is the manipulation
         r, f = augment(img, np.random.default_rng(seed)), augment(fake, np.random.default_rng(seed))
+        if smooth_p and rng.random() < smooth_p:  # no draw when off: the batches stay those of earlier runs
+            p = {"colour": float(rng.uniform(15, 45)), "scale": float(rng.uniform(0.35, 0.8))}
+            r, f = smooth(r, p), smooth(f, p)
         maps.append(diff_map(r, f, sat))
         reals.append(F.degrade(r, rng))
         fakes.append(F.degrade(f, rng))
@@ -115,6 +130,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--dense", type=float, default=1.0, help="weight of the map loss (0: the label alone)")
     ap.add_argument("--sat", type=float, default=8.0, help="grey levels of difference at which the map saturates")
+    ap.add_argument("--smooth", type=float, default=0.0, help="share of pairs smoothed alike (`smooth`)")
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -153,7 +169,7 @@ def main() -> None:
         if done:
             break
         model.train()
-        x, y, m = dense_batch(train, pc, a.batch // 2, a.sat, rng)
+        x, y, m = dense_batch(train, pc, a.batch // 2, a.sat, rng, a.smooth)
         lr = a.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, (time.time() - t0) / (a.minutes * 60))))
         for g in opt.param_groups:
             g["lr"] = lr

@@ -34,3 +34,19 @@ def test_dense_batch_pairs_reals_with_fakes_and_empty_maps(crop_clips):
     assert m.shape == (6, pd.MAP, pd.MAP)
     assert (m[:3] == 0).all()
     assert (m[3:].reshape(3, -1).max(1) > 0.2).all()
+
+
+def test_smooth_removes_fine_detail_and_keeps_pairs_aligned(crop_clips):
+    import cv2
+
+    crops, lms = crop_clips
+    img = crops[0, 0]
+    out = pd.smooth(img, {"colour": 30.0, "scale": 0.5})
+    lap = lambda x: cv2.Laplacian(x.mean(-1).astype(np.float32), cv2.CV_32F).var()  # noqa: E731
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert lap(out) < 0.5 * lap(img)
+    pool = ((crops[0], lms[0], np.array(["a"] * 4)), (crops[1], lms[1], np.array(["b"] * 4)))
+    x, y, m = pd.dense_batch(pool, pd.PackConfig(), 3, 12.0, np.random.default_rng(1), smooth_p=1.0)
+    assert (m[:3] == 0).all() and (m[3:].reshape(3, -1).max(1) > 0.1).all()
+    x0, _, _ = pd.dense_batch(pool, pd.PackConfig(), 3, 12.0, np.random.default_rng(1))
+    assert lap(x[0]) < lap(x0[0])  # the same draw, smoothed
