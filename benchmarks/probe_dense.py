@@ -14,8 +14,12 @@ for the same wall time; `devset_quick.py score RUN/stage1_best.pt` then reads ea
 frame logit of backbone + frame head), and this script prints the frame ROC-AUC per family on held-out
 identities (train_pack.val_frames).
 
-    python benchmarks/probe_dense.py data/pack --run runs/dense1 --dense 1 --minutes 30 --threads 1
-    python benchmarks/probe_dense.py data/pack --run runs/dense0 --dense 0 --minutes 30 --threads 1
+    python benchmarks/probe_dense.py data/pack --run runs/dense1 --dense 1 --sat 12 --minutes 35 --threads 1
+    python benchmarks/probe_dense.py data/pack --run runs/dense0 --dense 0 --sat 12 --minutes 35 --threads 1
+    python benchmarks/probe_dense.py data/pack --run runs/smooth50 --dense 0 --smooth 0.5 --sat 12 --minutes 30
+
+(the stop-34 runs: the first two side by side, one thread each; the learning rate follows a plain cosine to 0
+over the wall time, not train.cosine_lr's warm-up and 2 % floor.)
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detector.training import families as F  # noqa: E402
 from detector.training.pack import load_pack  # noqa: E402
-from detector.training.train import _autocast, _to_tensor, augment  # noqa: E402
+from detector.training.train import _autocast, _to_tensor, augment, frame_logits  # noqa: E402
 from detector.training.train_pack import (  # noqa: E402
     PackConfig,
     _draw_real,
@@ -109,19 +113,21 @@ class Probe(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 3, S, S) RGB uint8 -> frame logits (B, 2), map logits (B, MAP, MAP)."""
         b = self.backbone
         h = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(self.normalize(x)))))))
-        h3 = b.layer3(h)
+        h3 = b.layer3(h)  # the trunk's own forward, stopped here once for the map head
         return self.head(b.layer4(h3).mean((2, 3))), self.map_head(h3)[:, 0]
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) RGB uint8 -> (B, 2048) pooled layer4 features, as ResNeXtLSTM.frame_features."""
+        return self.backbone(self.normalize(x)).mean((2, 3))
 
 
 def frame_auc(model: Probe, xv: np.ndarray, yv: np.ndarray, fv: np.ndarray) -> dict:
-    model.eval()
-    out = []
-    with torch.no_grad(), _autocast("cpu"):
-        for i in range(0, len(xv), 64):
-            out.append(torch.softmax(model(_to_tensor(xv[i:i + 64, 0], "cpu"))[0].float(), -1)[:, 1])
-    return auc_by_family(yv, torch.cat(out).numpy(), fv)
+    """Frame ROC-AUC per family on the fixed validation frames xv uint8 (N, 1, S, S, 3) RGB."""
+    p = torch.softmax(frame_logits(model, model.head, xv[:, 0], "cpu"), -1)[:, 1]
+    return auc_by_family(yv, p.numpy(), fv)
 
 
 def main() -> None:

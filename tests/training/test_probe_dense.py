@@ -13,6 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import probe_dense as pd  # noqa: E402
 
 
+def _pool(crop_clips):
+    """train_pack._pool's layout from the two fixture clips: (stills, clip frames), each (crops, lms, ids)."""
+    crops, lms = crop_clips
+    return (crops[0], lms[0], np.array(["a"] * 4)), (crops[1], lms[1], np.array(["b"] * 4))
+
+
 def test_diff_map_marks_only_the_changed_cell():
     rng = np.random.default_rng(0)
     real = np.clip(128 + rng.normal(0, 20, (112, 112, 3)), 0, 255).astype(np.uint8)
@@ -26,9 +32,7 @@ def test_diff_map_marks_only_the_changed_cell():
 
 
 def test_dense_batch_pairs_reals_with_fakes_and_empty_maps(crop_clips):
-    crops, lms = crop_clips
-    pool = ((crops[0], lms[0], np.array(["a"] * 4)), (crops[1], lms[1], np.array(["b"] * 4)))
-    x, y, m = pd.dense_batch(pool, pd.PackConfig(), 3, 12.0, np.random.default_rng(1))
+    x, y, m = pd.dense_batch(_pool(crop_clips), pd.PackConfig(), 3, 12.0, np.random.default_rng(1))
     assert x.shape == (6, 112, 112, 3) and x.dtype == np.uint8
     assert y.tolist() == [0, 0, 0, 1, 1, 1]
     assert m.shape == (6, pd.MAP, pd.MAP)
@@ -39,13 +43,12 @@ def test_dense_batch_pairs_reals_with_fakes_and_empty_maps(crop_clips):
 def test_smooth_removes_fine_detail_and_keeps_pairs_aligned(crop_clips):
     import cv2
 
-    crops, lms = crop_clips
-    img = crops[0, 0]
+    img = crop_clips[0][0, 0]
     out = pd.smooth(img, {"colour": 30.0, "scale": 0.5})
     lap = lambda x: cv2.Laplacian(x.mean(-1).astype(np.float32), cv2.CV_32F).var()  # noqa: E731
     assert out.shape == img.shape and out.dtype == np.uint8
     assert lap(out) < 0.5 * lap(img)
-    pool = ((crops[0], lms[0], np.array(["a"] * 4)), (crops[1], lms[1], np.array(["b"] * 4)))
+    pool = _pool(crop_clips)
     x, y, m = pd.dense_batch(pool, pd.PackConfig(), 3, 12.0, np.random.default_rng(1), smooth_p=1.0)
     assert (m[:3] == 0).all() and (m[3:].reshape(3, -1).max(1) > 0.1).all()
     x0, _, _ = pd.dense_batch(pool, pd.PackConfig(), 3, 12.0, np.random.default_rng(1))
