@@ -98,7 +98,10 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
+        return "cuda"
+    return "cpu"
 
 
 def _autocast(device: str):
@@ -380,10 +383,16 @@ def plot_curves(run: Path) -> Path:
 def build_for_training(cfg: TrainConfig, seq_len: int, input_size: int, device: str):
     """(model on `device`, channels_last; its spec; a recipe note): from the registry, or warm-started from
     `cfg.init` (same architecture, checked key by key)."""
-    from detector.weights import check_state_dict, load_weights
+    from detector.weights import check_state_dict, load_weights, read_spec
 
+    # A two-stream init (a residual stream beside the ResNeXt50, detector/residual.py) keeps its stream: the
+    # model is built with the init's residual fields, so its every tensor is checked and loaded.
+    stream = {}
+    if cfg.init:
+        init_spec = read_spec(cfg.init)
+        stream = {"residual_width": init_spec.residual_width, "residual_pairs": init_spec.residual_pairs}
     spec = spec_for(cfg.model, lstm_hidden=cfg.lstm_hidden, sequence_length=seq_len, input_size=int(input_size),
-                    **({"backbone": cfg.backbone} if cfg.backbone else {}))
+                    **({"backbone": cfg.backbone} if cfg.backbone else {}), **stream)
     model = build_model(spec)
     init_note = ""
     if cfg.init:

@@ -279,11 +279,16 @@ def auc_by_family(y: np.ndarray, p: np.ndarray, fams: np.ndarray) -> dict:
 
 
 def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackConfig(), budget_min: float = 90.0,
-               out: Path | None = None, spec_extra: dict | None = None, workers: int = 0):
+               out: Path | None = None, spec_extra: dict | None = None, workers: int = 0,
+               stage1_only: bool = False):
     """Both stages on the pack; returns (model, spec) and writes `out` when given.
 
     workers: 0 makes stage-1 batches in this process; N >= 1 in N spawned processes (`BatchPrefetcher`:
     for a GPU, which one CPU core cannot keep busy; the batches differ from the in-process draw).
+    stage1_only: stage 1 gets the whole budget and `out` is the init's model with the fine-tuned backbone in
+    it (its LSTM + head and any residual stream as they were: an intermediate for `train-residual --init`,
+    which trains the clip stage on the new features); the frame head goes beside it (`FRAME_HEAD`). This is
+    how a lent GPU's short session is spent: stage 1 is the costly part, stage 2 runs on any CPU later.
     """
 
     from detector.weights import save_weights
@@ -300,8 +305,12 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     batches = BatchPrefetcher(train_pool, cfg, pc, workers) if workers else contextlib.nullcontext(
         lambda rng: pack_batch(train_pool, cfg, pc, rng))
     model, spec, init_note = build_for_training(cfg, t, stills["crops"].shape[1], device)
+    if model.residual is not None and not stage1_only:
+        raise SystemExit("a two-stream init (residual stream) trains its clip stage with `train-residual`: "
+                         "run train-pack with --stage1-only, then train-residual --init on its output")
     xv, yv, fv = val_frames(val_pool, pc)
-    deadline = t_start + budget_min * 60 * 0.85  # the rest: stage-2 clips, features, LSTM, saving
+    # The rest of the budget: stage-2 clips, features, LSTM and saving (stage 1 only: saving alone).
+    deadline = t_start + budget_min * 60 * (0.97 if stage1_only else 0.85)
     with batches as batch_fn:
         train_frames(model, batch_fn, (xv, yv), run, cfg, deadline, device)
     best1 = torch.load(run / "stage1_best.pt", map_location=device, weights_only=True)
@@ -311,6 +320,9 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     pf = torch.softmax(frame_logits(model, head, xv.reshape(-1, *xv.shape[2:]), device), -1)[:, 1].numpy()
     frame_auc = auc_by_family(yv, pf, fv)
     _log(run, {"stage": 1, "final_val_frame_auc_per_family": frame_auc})
+    if stage1_only:
+        return _save_stage1(model, head, spec, run, out, init_note, cfg, pc, frame_auc, t_start, device, workers,
+                            spec_extra)
     xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", pc.pseudo_train, pc, t, cfg.seed + 1)
     xva, yva, fva_fam, sva = clip_set(stills, clips, "val", pc.pseudo_val, pc, t, cfg.seed + 2)
     ftr, fva = cache_features(model, xtr, device), cache_features(model, xva, device)
@@ -348,6 +360,38 @@ def train_pack(pack: Path, run: Path, cfg: TrainConfig, pc: PackConfig = PackCon
     return model, spec
 
 
+FRAME_HEAD = ".frame_head.safetensors"  # stage-1-only runs: the frame head, beside the weights' stem
+
+
+def _save_stage1(model, head, spec, run: Path, out: Path | None, init_note: str, cfg: TrainConfig, pc: PackConfig,
+                 frame_auc: dict, t_start: float, device: str, workers: int, spec_extra: dict | None):
+    """Write a stage-1-only run: the model (init's clip stage, new backbone) and its frame head."""
+    from safetensors.torch import save_file
+
+    from detector.weights import save_weights
+
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if r.get("stage") == 1 and "step" in r]
+    training = {
+        "recipe": init_note + f"stage 1 only (an intermediate, not a detector: the LSTM + head are the init's, "
+                  f"trained on other features; train-residual --init trains them on these): frame-level "
+                  f"(Adam, cosine lr {cfg.frame_lr}, batch {cfg.frame_batch} = {cfg.frame_batch // 2} real "
+                  f"frames ({pc.still_share:.0%} stills) + a fresh fake of each, families {dict(pc.weights)}, "
+                  f"sharpness matched {_match_note(pc.frame_match)})",
+        "config": dataclasses.asdict(cfg), "pack_config": dataclasses.asdict(pc),
+        "val_frame_auc_per_family": frame_auc, "steps": steps[-1]["step"] if steps else 0,
+        "s_per_step": steps[-1]["s_per_step"] if steps else None,
+        "wall_time_s": round(time.time() - t_start, 1), "device": device,
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu", "batch_workers": workers}
+    spec = dataclasses.replace(spec, trained=True, training=training, **(spec_extra or {}))
+    model = model.to(memory_format=torch.contiguous_format).cpu().eval()
+    if out is not None:
+        spec = save_weights(model, spec, out)
+        save_file({k: v.contiguous().cpu() for k, v in head.state_dict().items()},
+                  str(out.with_name(out.name.removesuffix(".safetensors") + FRAME_HEAD)))
+    return model, spec
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-pack", help="train on the real-face pack with paired fakes of every family")
     p.add_argument("pack", type=Path, help="folder written by `deepfake-forensics pack`")
@@ -371,6 +415,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "periphery separately (families.match_sharpness_regions)")
     p.add_argument("--coherent", action="store_true",
                    help="stage-2 fake clips without per-frame flicker or jitter (PackConfig.clip_coherent)")
+    p.add_argument("--stage1-only", action="store_true",
+                   help="fine-tune the backbone only and write the init's model with it (for train-residual "
+                        "--init; a lent GPU's use); the whole budget goes to stage 1")
     p.set_defaults(func=_cmd)
 
 
@@ -384,6 +431,7 @@ def _cmd(a: argparse.Namespace) -> int:
         extra["name"] = a.out.name.removesuffix(".safetensors")
     match = F.MATCH_BY_NAME[a.match]
     pc = PackConfig(clip_match=match, frame_match=match, clip_coherent=a.coherent)
-    _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra, a.workers)
-    print(f"trained {spec.name}: {json.dumps(spec.training['val_clip_auc_per_family'])}")
+    _, spec = train_pack(a.pack, a.run, cfg, pc, a.budget_min, a.out, extra, a.workers, a.stage1_only)
+    key = "val_frame_auc_per_family" if a.stage1_only else "val_clip_auc_per_family"
+    print(f"trained {spec.name}: {json.dumps(spec.training[key])}")
     return 0

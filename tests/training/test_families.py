@@ -409,6 +409,44 @@ def test_train_pack_end_to_end(tmp_path, crop_clips):
     assert (tmp_path / "run" / "stage1.pt").is_file()
 
 
+@pytest.mark.slow
+def test_train_pack_stage1_only_keeps_a_two_stream_init(tmp_path, crop_clips):
+    """`--stage1-only` on a two-stream init (the shipped default's layout): only the backbone changes; the
+    residual stream, the LSTM and the head are the init's, tensor for tensor, and the frame head goes beside
+    the weights. Without --stage1-only such an init is refused (its clip stage belongs to train-residual)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from detector.model import build_model, spec_for
+    from detector.training.train import TrainConfig
+    from detector.training.train_pack import FRAME_HEAD, PackConfig, train_pack
+    from detector.weights import load_weights, save_weights
+
+    _tiny_pack(tmp_path, crop_clips)
+    torch.manual_seed(0)
+    init_spec = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16, sequence_length=2,
+                         input_size=112, residual_width=2, residual_pairs="next")
+    init = tmp_path / "init" / "init.safetensors"
+    save_weights(build_model(init_spec), init_spec, init)
+    cfg = TrainConfig(backbone="resnet18", lstm_hidden=16, frame_batch=8, frame_steps=2, eval_every=1,
+                      online_fakes=False, init=str(init))
+    pc = PackConfig(val_frames=6)
+    with pytest.raises(SystemExit, match="stage1-only"):
+        train_pack(tmp_path, tmp_path / "run0", cfg, pc, budget_min=2)
+    out = tmp_path / "out" / "s1.safetensors"
+    _, spec = train_pack(tmp_path, tmp_path / "run", cfg, pc, budget_min=2, out=out, stage1_only=True)
+    (a, _), (b, spec2) = load_weights(init), load_weights(out)
+    assert spec2.residual_width == 2 and spec2.residual_pairs == "next"
+    assert "stage 1 only" in spec2.training["recipe"] and spec2.training["steps"] == 2
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    same = {k for k in sa if torch.equal(sa[k], sb[k])}
+    assert {k for k in sa if not k.startswith("backbone.")} <= same  # stream, LSTM, head: the init's
+    assert any(k.startswith("backbone.") and k not in same for k in sa)  # the backbone trained
+    head = load_file(str(out.with_name("s1" + FRAME_HEAD)))
+    assert head["weight"].shape == (2, 512)
+
+
 def test_clipset_writes_paired_real_and_fake_videos(tmp_path, crop_clips):
     """Held-out stills become real pseudo-clips and paired fakes, as videos the product can analyse."""
     from detector.training.clipset import write_clipset
