@@ -74,8 +74,11 @@ def detail_ratios(crops: np.ndarray, regions: Regions = Regions()) -> np.ndarray
 
 def median_frame(crops: np.ndarray, regions: Regions = Regions()) -> int:
     """Position of the frame whose lower/upper ratio is the track's median: the frame that shows the reading."""
-    r = detail_ratios(crops, regions)
-    return int(np.argsort(r)[len(r) // 2])
+    return _median_position(detail_ratios(crops, regions))
+
+
+def _median_position(ratios: np.ndarray) -> int:
+    return int(np.argsort(ratios)[len(ratios) // 2])
 
 
 def mouth_detail_deficit(crops: np.ndarray, regions: Regions = Regions()) -> float:
@@ -85,11 +88,18 @@ def mouth_detail_deficit(crops: np.ndarray, regions: Regions = Regions()) -> flo
 
     Larger on lip-sync fakes (a mouth re-drawn at low resolution). A real face can score high too: a blurred
     moving mouth, a clean-shaven chin under busy brows, make-up; hence it is only weighed with the model."""
-    return float(-np.log(np.median(detail_ratios(crops, regions)) + 1e-6))
+    return _mouth_detail_reading(crops, regions)[0]
 
 
-# The cues a sidecar may name, each uint8 (T, S, S, 3) RGB crops -> float (larger = more like a fake).
-CUES = {"mouth_detail_deficit": mouth_detail_deficit}
+def _mouth_detail_reading(crops: np.ndarray, regions: Regions = Regions()) -> tuple[float, int]:
+    """(mouth_detail_deficit, median_frame) from one pass over the crops (the report's panel shows that frame)."""
+    r = detail_ratios(crops, regions)
+    return float(-np.log(np.median(r) + 1e-6)), _median_position(r)
+
+
+# The cues a sidecar may name, each uint8 (T, S, S, 3) RGB crops -> (value, frame): value larger = more like a
+# fake; frame: the position of the crop that shows the reading (what the report draws), or None.
+CUES = {"mouth_detail_deficit": _mouth_detail_reading}
 
 
 def apply_cues(margin: float, crops: np.ndarray, block: dict | None) -> tuple[float, dict]:
@@ -107,9 +117,10 @@ def apply_cues(margin: float, crops: np.ndarray, block: dict | None) -> tuple[fl
         if not isinstance(spec, dict) or not {"weight", "centre"} <= set(spec):
             raise WeightsError(f"the sidecar's cue {name!r} needs a number 'weight' and a number 'centre', "
                                f"not {spec!r}; fix or remove it in the weights' .json")
-        value = CUES[name](crops)
+        value, frame = CUES[name](crops)
         contribution = float(spec["weight"]) * (value - float(spec["centre"]))
         details[name] = {"value": round(value, 4), "contribution": round(contribution, 4),
+                         **({"frame": frame} if frame is not None else {}),
                          **{k: v for k, v in spec.items() if k in ("weight", "centre", "real_p90", "real_p95",
                                                                   "reference")}}
         margin += contribution

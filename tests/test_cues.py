@@ -63,6 +63,11 @@ def test_panel_shows_the_median_frame_and_both_regions():
     assert median_frame(x) != 2
     p = cue_panel(x)
     assert p.shape == (224, 448, 3) and p.dtype == np.uint8
+    # The cue's own reading names that frame, and a panel drawn from it is the same picture (no second pass).
+    _, details = apply_cues(0.0, x, {"mouth_detail_deficit": {"weight": 1.0, "centre": 0.0}})
+    assert details["mouth_detail_deficit"]["frame"] == median_frame(x)
+    assert np.array_equal(cue_panel(x, frame=details["mouth_detail_deficit"]["frame"]), p)
+    assert not np.array_equal(cue_panel(x, frame=2), p)
     cyan = (p[..., 0] == 0) & (p[..., 1] == 220) & (p[..., 2] == 255)
     orange = (p[..., 0] == 255) & (p[..., 1] == 150) & (p[..., 2] == 0)
     assert cyan[:112].any() and not cyan[130:].any()  # the upper region's outline in the top half only

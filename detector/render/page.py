@@ -247,11 +247,12 @@ def cue_lines(report) -> list[str]:
     return out
 
 
-def cue_panel(crops: np.ndarray, regions: Regions = Regions(), scale: int = 2) -> np.ndarray:
+def cue_panel(crops: np.ndarray, regions: Regions = Regions(), scale: int = 2, frame: int | None = None) -> np.ndarray:
     """What the mouth-detail cue compares, for people: uint8 (scale S, 2 scale S, 3) RGB. Left: the track's
     median-reading crop; right: its fine detail (|Laplacian|, brighter = more), both with the upper-face region
-    outlined in cyan and the lower-face region in orange. crops: uint8 (T, S, S, 3) RGB."""
-    crop = crops[median_frame(crops, regions)]
+    outlined in cyan and the lower-face region in orange. crops: uint8 (T, S, S, 3) RGB. frame: that crop's
+    position when the cue's reading already gave it (FaceResult.cues[...]["frame"]); None: found here."""
+    crop = crops[median_frame(crops, regions) if frame is None else frame]
     side = crop.shape[0]
     d = detail_map(crop)
     d = np.sqrt(d / (np.percentile(d, 99) + 1e-6)).clip(0, 1)  # sqrt: faint texture stays visible beside edges
@@ -290,7 +291,8 @@ def render_html(report) -> str:
         out.append(f"<p class='cue'>{e(line[:1].upper() + line[1:])}</p>")
     for face in report.faces:
         if face.cues and face.crops is not None:
-            out.append(f"<figure>{_img(cue_panel(face.crops), title='mouth detail')}<figcaption>face "
+            frame = face.cues.get("mouth_detail_deficit", {}).get("frame")
+            out.append(f"<figure>{_img(cue_panel(face.crops, frame=frame), title='mouth detail')}<figcaption>face "
                        f"{face.track_id}: what the mouth-detail cue compares, on the frame with the median reading: "
                        "upper face (cyan) against lower face (orange); right, the fine detail it measures "
                        "(brighter = more)</figcaption></figure>")

@@ -99,8 +99,8 @@ def face_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
 def cue_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
     """(panel uint8 (224, 448, 3) RGB, caption) per face and measured cue the verdict weighs (`page.cue_panel`:
     the track's median-reading crop and its fine-detail map, the two regions outlined); [] without cues."""
-    return [(cue_panel(face.crops), f"face {face.track_id} · {cue_sentence(name, c)} · cyan: upper face, "
-                                    "orange: lower face; right: the fine detail measured")
+    return [(cue_panel(face.crops, frame=c.get("frame")), f"face {face.track_id} · {cue_sentence(name, c)} · "
+             "cyan: upper face, orange: lower face; right: the fine detail measured")
             for face in report.faces if face.crops is not None for name, c in (face.cues or {}).items()]
 
 
