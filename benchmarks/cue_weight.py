@@ -80,18 +80,22 @@ def main() -> None:
     ap.add_argument("--dev", type=Path, required=True)
     ap.add_argument("--manifest", type=Path, help="dev-set MANIFEST.tsv, for the leave-one-source-out choice")
     ap.add_argument("--cue", default="mouth_detail_deficit")
+    ap.add_argument("--weights", default=",".join(f"{w:g}" for w in WEIGHTS),
+                    help="comma-separated weights to score; the leave-one-source-out grid runs to the largest")
     a = ap.parse_args()
+    weights = tuple(float(w) for w in a.weights.split(","))
     sets = {"validation": load(a.val, a.cue), "dev set": load(a.dev, a.cue)}
     for name, d in sets.items():
         real = d["c"][d["y"] == 0]
         print(f"{name}: {len(d['y'])} clips; cue on real clips median {np.median(real):.3f}, "
               f"90th percentile {np.percentile(real, 90):.3f}; cue alone ROC-AUC {roc_auc(d['y'], d['c']):.3f}")
-        for r in sweep(d):
+        for r in sweep(d, weights):
             fams = " ".join(f"{f} {v:.3f}" for f, v in r["families"].items())
             lo, hi = r["ci"]
             print(f"  w {r['w']:<4g} ROC-AUC {r['auc']:.3f}  vs w=0 {r['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]  | {fams}")
     if a.manifest:
-        auc, chosen = leave_one_source_out(sets["dev set"], sources(sets["dev set"], a.manifest))
+        grid = np.arange(0, max(max(weights), 4.0) + 0.01, 0.25)
+        auc, chosen = leave_one_source_out(sets["dev set"], sources(sets["dev set"], a.manifest), grid)
         print(f"dev set, w chosen with each of {len(chosen)} sources left out: pooled ROC-AUC {auc:.3f} "
               f"(weights chosen {min(chosen):g}-{max(chosen):g}, median {np.median(chosen):g})")
 

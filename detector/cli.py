@@ -89,10 +89,9 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
 
     add_scan(sub)
     # The training flow's sub-commands live in detector.training (imported only to register them).
-    for module in ("detector.training.synth", "detector.training.prepare", "detector.training.pack",
-                   "detector.training.train", "detector.training.distill", "detector.training.train_pack",
-                   "detector.training.train_residual", "detector.training.clipset", "detector.training.evaluate_clips",
-                   "detector.training.calibrate", "detector.training.merge_heads") if training else ():
+    modules = ("synth", "prepare", "pack", "train", "distill", "train_pack", "train_residual", "clipset",
+               "evaluate_clips", "calibrate", "merge_heads", "wise")
+    for module in (f"detector.training.{m}" for m in modules) if training else ():
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:
