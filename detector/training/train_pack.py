@@ -383,7 +383,16 @@ def _save_stage1(model, head, spec, run: Path, out: Path | None, init_note: str,
         "s_per_step": steps[-1]["s_per_step"] if steps else None,
         "wall_time_s": round(time.time() - t_start, 1), "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu", "batch_workers": workers}
-    spec = dataclasses.replace(spec, trained=True, training=training, **(spec_extra or {}))
+    lineage = {}
+    if cfg.init:  # the init's data and licences, not the registry's "untrained" card
+        from detector.weights import read_spec
+
+        src = read_spec(cfg.init)
+        lineage = {"trained_on": f"{src.trained_on} Then its backbone alone fine-tuned at frame level (stage 1) "
+                                 f"on the same training identities' stills and clip frames, each with a fresh "
+                                 f"fake of {', '.join(n for n, _ in pc.weights)}.",
+                   "licence": src.licence, "attribution": src.attribution}
+    spec = dataclasses.replace(spec, trained=True, training=training, **{**lineage, **(spec_extra or {})})
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     if out is not None:
         spec = save_weights(model, spec, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -426,6 +427,7 @@ def test_train_pack_stage1_only_keeps_a_two_stream_init(tmp_path, crop_clips):
     torch.manual_seed(0)
     init_spec = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16, sequence_length=2,
                          input_size=112, residual_width=2, residual_pairs="next")
+    init_spec = dataclasses.replace(init_spec, trained=True, trained_on="Test faces.", attribution="Test authors")
     init = tmp_path / "init" / "init.safetensors"
     save_weights(build_model(init_spec), init_spec, init)
     cfg = TrainConfig(backbone="resnet18", lstm_hidden=16, frame_batch=8, frame_steps=2, eval_every=1,
@@ -438,6 +440,7 @@ def test_train_pack_stage1_only_keeps_a_two_stream_init(tmp_path, crop_clips):
     (a, _), (b, spec2) = load_weights(init), load_weights(out)
     assert spec2.residual_width == 2 and spec2.residual_pairs == "next"
     assert "stage 1 only" in spec2.training["recipe"] and spec2.training["steps"] == 2
+    assert spec2.trained_on.startswith("Test faces. Then its backbone") and spec2.attribution == "Test authors"
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     same = {k for k in sa if torch.equal(sa[k], sb[k])}
