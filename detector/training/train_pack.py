@@ -380,7 +380,8 @@ def _save_stage1(model, head, spec, run: Path, out: Path | None, init_note: str,
                   f"sharpness matched {_match_note(pc.frame_match)})",
         "config": dataclasses.asdict(cfg), "pack_config": dataclasses.asdict(pc),
         "val_frame_auc_per_family": frame_auc, "steps": steps[-1]["step"] if steps else 0,
-        "s_per_step": steps[-1]["s_per_step"] if steps else None,
+        # The median over logged intervals: the first holds the workers' start and cuDNN's autotuning.
+        "s_per_step": round(float(np.median([r["s_per_step"] for r in steps])), 4) if steps else None,
         "wall_time_s": round(time.time() - t_start, 1), "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu", "batch_workers": workers}
     lineage = {}

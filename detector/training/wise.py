@@ -60,6 +60,10 @@ def _cmd(a: argparse.Namespace) -> int:
               f"{tspec.training.get('recipe', '?')}")
     spec = dataclasses.replace(bspec, name=a.out.name.removesuffix(".safetensors"), calibration={}, cues={},
                                metrics={}, weights_sha256="", threshold=0.5,
+                               trained_on=f"{tspec.trained_on} Backbone: {a.alpha:g} of that fine-tuned one, mixed "
+                                          f"in weight space with the one it started from ({bspec.name}).",
+                               limits=["An intermediate, not a detector: its LSTM + head were trained on the "
+                                       "base backbone's features. Train the clip stage on it (train-residual)."],
                                training={"recipe": recipe, "alpha": a.alpha, "base": bspec.weights_sha256,
                                          "tuned": tspec.weights_sha256, "tuned_training": tspec.training})
     spec = save_weights(model.float(), spec, a.out)

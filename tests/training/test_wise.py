@@ -56,6 +56,7 @@ def test_cli_writes_weights_with_their_lineage(spec, tmp_path):
     assert torch.allclose(m.backbone.state_dict()[k].float(), want, atol=2e-3)  # fp16 file
     assert s.name == "mix" and s.training["alpha"] == 0.25 and s.training["tuned"] == sb.weights_sha256
     assert s.cues == {} and s.calibration == {}
+    assert "mixed in weight space" in s.trained_on and "intermediate" in s.limits[0]
 
 
 def test_other_architecture_is_refused(spec):
