@@ -8,9 +8,10 @@
 # parts (files from the device are at most 16 MiB), the frame head, the sidecar and the logs. Back here:
 #   cat OUT/NAME.safetensors.part-* > runs/gpu/NAME.safetensors  (the sidecar's sha256 checks the reassembly)
 #   deepfake-forensics train-residual data/pack_next --init runs/gpu/NAME.safetensors --freeze-stream ...
-# Knobs (environment): NAME, MIN (budget, minutes), WORKERS, BATCH, LR, EVERY.
+# Knobs (environment): INIT, NAME, MIN (budget, minutes), WORKERS, BATCH, LR, EVERY.
 set -euo pipefail
-W=weights/resnext50_lstm.faces-families-residual-next-stills800_20.safetensors
+# The weights to start from: the shipped default unless INIT names others (one definition: detector.weights).
+W=${INIT:-$(python3 -c "from detector.weights import DEFAULT_WEIGHTS; print(DEFAULT_WEIGHTS)")}
 NAME=${NAME:-resnext50_lstm.gpu-stage1}
 OUT=${OUT:?set OUT to the folder that comes back}
 rm -rf runs/gpu  # a warm machine keeps ignored outputs between calls: a finished stage1.pt would end a new run at once

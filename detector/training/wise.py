@@ -66,6 +66,6 @@ def _cmd(a: argparse.Namespace) -> int:
                                        "base backbone's features. Train the clip stage on it (train-residual)."],
                                training={"recipe": recipe, "alpha": a.alpha, "base": bspec.weights_sha256,
                                          "tuned": tspec.weights_sha256, "tuned_training": tspec.training})
-    spec = save_weights(model.float(), spec, a.out)
+    spec = save_weights(model, spec, a.out)  # float16, as every weights file
     print(f"wrote {a.out} (sha256 {spec.weights_sha256[:12]}): backbone {1 - a.alpha:g} x base + {a.alpha:g} x tuned")
     return 0
