@@ -13,6 +13,13 @@ paired bootstrap interval, overall and per family (each family's fakes against e
 `--fuse RULE:V,...` asks instead whether B *added to* A helps: each rule makes a fused report from the two
 margins (`fused`) and compares it with A. "max:c" = max(A, B - c): B raises a verdict only where it is surer
 than A by more than c (a specialist that should stay silent on clips it does not know); "sum:w" = A + w * B.
+
+`--at-fpr 0.03,0.1` adds the figure an analyst meets at a threshold: the fakes each model catches when its
+threshold lets the same number of real clips through (floor(fpr x n_real) of them), with the paired bootstrap
+interval of the difference. Why: two models with the same ROC-AUC can trade places at the low false-alarm end
+where a product's threshold sits (issue 15, stop 35: a candidate +0.01 in ROC-AUC caught fewer fakes there).
+`--cue-a NAME:W` / `--cue-b NAME:W` re-score a report at another weight of a measured cue (margin = the
+network's margin + W x the cue's value; the centre only shifts every clip alike), from the same JSON.
 """
 
 from __future__ import annotations
@@ -68,6 +75,60 @@ def fused(a: dict, b: dict, rule: str, value: float, key: str = "sha256") -> dic
     return {**a, "clips": clips}
 
 
+def reweighted(report: dict, cue: str, weight: float) -> dict:
+    """`report` with each scored clip's margin = model_margin + weight x cues[cue] (ranking only: no centre)."""
+    clips = []
+    for c in report["clips"]:
+        if c.get("p_fake") is not None:
+            if "model_margin" not in c or cue not in c.get("cues", {}):
+                raise ValueError(f"{c.get('path', c['sha256'])}: no model_margin or cue {cue!r} in this report; "
+                                 "evaluate with weights whose sidecar names the cue")
+            c = {**c, "margin": c["model_margin"] + weight * c["cues"][cue]}
+        clips.append(c)
+    return {**report, "clips": clips}
+
+
+def caught_at_fpr(y: np.ndarray, m: np.ndarray, fpr: float) -> tuple[int, float]:
+    """(k, share of fakes caught) at the threshold just above the (k+1)-th highest real margin,
+    k = floor(fpr x n_real): at most k real clips reach it. y: (N,) 1 = fake, m: (N,) margins."""
+    real = np.sort(m[y == 0])[::-1]
+    k = int(np.floor(fpr * len(real) + 1e-9))
+    if k >= len(real):
+        return k, 1.0
+    return k, float((m[y == 1] > real[k]).mean())
+
+
+def matched_fpr(a: dict, b: dict, fprs: list[float], n_boot: int = 2000, seed: int = 0,
+                key: str = "sha256") -> list[tuple[float, int, int, float, float, float, float, float]]:
+    """Rows (fpr, k, n_real, caught_a, caught_b, diff, lo, hi): share of fakes caught by each report at a
+    threshold that lets k = floor(fpr x n_real) of the joined real clips through; paired percentile bootstrap
+    of b - a (reals and fakes resampled separately, the same draw for both)."""
+    from detector.training.evaluate import _boot_index
+
+    ra, rb = scored(a, key), scored(b, key)
+    keys = sorted(set(ra) & set(rb))
+    y = np.array([int(ra[k]["label"] == "fake") for k in keys])
+    ma = np.array([ra[k]["margin"] for k in keys], dtype=np.float64)
+    mb = np.array([rb[k]["margin"] for k in keys], dtype=np.float64)
+    idx = _boot_index(y, n_boot, seed)
+    rows = []
+    for f in fprs:
+        k, ca = caught_at_fpr(y, ma, f)
+        _, cb = caught_at_fpr(y, mb, f)
+        d = np.array([caught_at_fpr(y[i], mb[i], f)[1] - caught_at_fpr(y[i], ma[i], f)[1] for i in idx])
+        rows.append((f, k, int((y == 0).sum()), ca, cb, cb - ca, float(np.quantile(d, 0.025)),
+                     float(np.quantile(d, 0.975))))
+    return rows
+
+
+def _cue_arg(text: str) -> tuple[str, float]:
+    name, _, w = text.rpartition(":")
+    try:
+        return name, float(w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes NAME:W, e.g. mouth_detail_deficit:2 (not {text!r})") from None
+
+
 def _fuse_arg(text: str) -> tuple[str, list[float]]:
     rule, _, values = text.partition(":")
     try:
@@ -82,8 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("b", type=Path, help="candidate report on the same clips")
     ap.add_argument("--fuse", type=_fuse_arg, action="append", default=[], metavar="RULE:V,...",
                     help="compare A with A fused with B (max:c = max(A, B - c); sum:w = A + w * B) instead of B")
+    ap.add_argument("--at-fpr", type=lambda t: [float(v) for v in t.split(",")], default=[], metavar="F,...",
+                    help="also compare the fakes caught at thresholds that let the same share of reals through")
+    ap.add_argument("--cue-a", type=_cue_arg, metavar="NAME:W", help="re-score A at cue weight W (ranking only)")
+    ap.add_argument("--cue-b", type=_cue_arg, metavar="NAME:W", help="re-score B at cue weight W (ranking only)")
     args = ap.parse_args(argv)
     a, b = (json.loads(p.read_text()) for p in (args.a, args.b))
+    try:
+        a = reweighted(a, *args.cue_a) if args.cue_a else a
+        b = reweighted(b, *args.cue_b) if args.cue_b else b
+    except ValueError as e:
+        raise SystemExit(f"compare_evals: {e}") from None
     sa, sb = scored(a), scored(b)
     print(f"A = {a['weights']} ({a['weights_sha256'][:12]})\nB = {b['weights']} ({b['weights_sha256'][:12]})")
     print(f"clips scored in both: {len(sa.keys() & sb.keys())}; in one only (left out): {len(sa.keys() ^ sb.keys())}")
@@ -97,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name, nr, nf, aa, ab, d, lo, hi in compare(a, b):
         print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  B {ab:.3f}  B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    for f, k, nr, ca, cb, d, lo, hi in matched_fpr(a, b, args.at_fpr):
+        print(f"  at {k}/{nr} real clips flagged (fpr {f:g}): fakes caught A {ca:.3f}  B {cb:.3f}  "
+              f"B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     for r, s, name in ((a, sa, "A"), (b, sb, "B")):
         reals = [c for c in s.values() if c["label"] == "real"]
         flagged = sum(c["verdict"] == "FAKE" for c in reals)

@@ -57,3 +57,27 @@ def test_fused_reports_reduce_to_a_and_let_a_sure_specialist_help():
     assert row[5] > 0.2 and row[6] > 0
     with pytest.raises(ValueError):
         ce.fused(a, b, "mean", 1.0)
+
+
+def test_matched_fpr_counts_fakes_above_the_kth_real_and_reweights_a_cue():
+    """At k = floor(fpr x n_real) reals let through, a fake counts only if it beats the (k+1)-th highest real;
+    a B that moves six fakes above every real catches six more at fpr 0, and the interval sees it.
+    Re-weighting a cue rebuilds the margin from model_margin + w x cue."""
+    keys = [f"{i:04d}" for i in range(40)]
+    labels = {k: ("fake" if i >= 20 else "real") for i, k in enumerate(keys)}
+    fam = {k: ("swap" if labels[k] == "fake" else "real") for k in keys}
+    m_a = {k: float(i % 20) for i, k in enumerate(keys)}  # fakes and reals interleave exactly
+    m_b = dict(m_a) | {keys[20 + i]: 100.0 + i for i in range(6)}
+    a, b = _report(m_a, labels, fam), _report(m_b, labels, fam)
+    y = np.array([labels[k] == "fake" for k in keys], int)
+    assert ce.caught_at_fpr(y, np.array([m_a[k] for k in keys]), 0.0) == (0, 0.0)  # ties with the top real do not count
+    assert ce.caught_at_fpr(y, np.array([m_a[k] for k in keys]), 0.1) == (2, 2 / 20)  # 19 and 18 beat the 3rd real (17)
+    (f, k, nr, ca, cb, d, lo, hi), = ce.matched_fpr(a, b, [0.0], n_boot=300)
+    assert (k, nr, ca, cb) == (0, 20, 0.0, 6 / 20) and d == cb - ca and lo > 0
+    for c in a["clips"]:
+        c.update(model_margin=c["margin"], cues={"mouth": 1.0 if c["label"] == "fake" else 0.0})
+    r = ce.reweighted(a, "mouth", 2.0)
+    assert [c["margin"] - c0["margin"] for c, c0 in zip(r["clips"], a["clips"])] == [2.0 * (c["label"] == "fake")
+                                                                                     for c in a["clips"]]
+    with pytest.raises(ValueError, match="cue"):
+        ce.reweighted(a, "eyes", 1.0)
