@@ -129,6 +129,22 @@ def _cue_arg(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"takes NAME:W, e.g. mouth_detail_deficit:2 (not {text!r})") from None
 
 
+def _fprs_arg(text: str) -> list[float]:
+    try:
+        fprs = [float(v) for v in text.split(",")]
+    except ValueError:
+        fprs = []
+    if not fprs or not all(0 <= f < 1 for f in fprs):
+        raise argparse.ArgumentTypeError(f"takes shares of real clips in [0, 1), e.g. 0.05,0.1 (not {text!r})")
+    return fprs
+
+
+def _print_matched(a: dict, b: dict, fprs: list[float], name: str = "B") -> None:
+    for f, k, nr, ca, cb, d, lo, hi in matched_fpr(a, b, fprs):
+        print(f"  at {k}/{nr} real clips flagged (fpr {f:g}): fakes caught A {ca:.3f}  {name} {cb:.3f}  "
+              f"{name}-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+
+
 def _fuse_arg(text: str) -> tuple[str, list[float]]:
     rule, _, values = text.partition(":")
     try:
@@ -143,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("b", type=Path, help="candidate report on the same clips")
     ap.add_argument("--fuse", type=_fuse_arg, action="append", default=[], metavar="RULE:V,...",
                     help="compare A with A fused with B (max:c = max(A, B - c); sum:w = A + w * B) instead of B")
-    ap.add_argument("--at-fpr", type=lambda t: [float(v) for v in t.split(",")], default=[], metavar="F,...",
+    ap.add_argument("--at-fpr", type=_fprs_arg, default=[], metavar="F,...",
                     help="also compare the fakes caught at thresholds that let the same share of reals through")
     ap.add_argument("--cue-a", type=_cue_arg, metavar="NAME:W", help="re-score A at cue weight W (ranking only)")
     ap.add_argument("--cue-b", type=_cue_arg, metavar="NAME:W", help="re-score B at cue weight W (ranking only)")
@@ -164,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                 for name, nr, nf, aa, ab, d, lo, hi in compare(a, fused(a, b, rule, v)):
                     print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  fused {ab:.3f}  "
                           f"fused-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+                _print_matched(a, fused(a, b, rule, v), args.at_fpr, "fused")
         return 0
     for name, nr, nf, aa, ab, d, lo, hi in compare(a, b):
         print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  B {ab:.3f}  B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-    for f, k, nr, ca, cb, d, lo, hi in matched_fpr(a, b, args.at_fpr):
-        print(f"  at {k}/{nr} real clips flagged (fpr {f:g}): fakes caught A {ca:.3f}  B {cb:.3f}  "
-              f"B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-    for r, s, name in ((a, sa, "A"), (b, sb, "B")):
+    _print_matched(a, b, args.at_fpr)
+    for r, s, name, cue in ((a, sa, "A", args.cue_a), (b, sb, "B", args.cue_b)):
+        if cue:  # the stored verdicts were made at the sidecar's weight, not at the re-scored one
+            print(f"  {name}: re-scored at {cue[0]} weight {cue[1]:g}, so no verdict counts (evaluate again at it)")
+            continue
         reals = [c for c in s.values() if c["label"] == "real"]
         flagged = sum(c["verdict"] == "FAKE" for c in reals)
         print(f"  {name}: real clips called FAKE {flagged}/{len(reals)} (threshold {r['threshold']:.3f})")

@@ -81,3 +81,24 @@ def test_matched_fpr_counts_fakes_above_the_kth_real_and_reweights_a_cue():
                                                                                      for c in a["clips"]]
     with pytest.raises(ValueError, match="cue"):
         ce.reweighted(a, "eyes", 1.0)
+
+
+def test_cli_prints_matched_rows_and_refuses_a_share_outside_0_1(tmp_path, capsys):
+    keys = [f"{i:04d}" for i in range(20)]
+    labels = {k: ("fake" if i >= 10 else "real") for i, k in enumerate(keys)}
+    fam = {k: ("swap" if labels[k] == "fake" else "real") for k in keys}
+    paths = []
+    for name, shift in (("a", 0.0), ("b", 10.0)):
+        r = _report({k: float(i % 10) + shift * (labels[k] == "fake") for i, k in enumerate(keys)}, labels, fam)
+        for c in r["clips"]:
+            c.update(model_margin=c["margin"], cues={"mouth": 0.0})
+        r.update(weights=name, weights_sha256="0" * 64, threshold=0.5)
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(__import__("json").dumps(r))
+    assert ce.main([str(paths[0]), str(paths[1]), "--at-fpr", "0,0.1", "--cue-b", "mouth:1"]) == 0
+    out = capsys.readouterr().out
+    assert "at 0/10 real clips flagged (fpr 0): fakes caught A 0.000  B 1.000" in out
+    assert "B: re-scored at mouth weight 1" in out and "A: real clips called FAKE 0/10" in out
+    with pytest.raises(SystemExit) as e:
+        ce.main([str(paths[0]), str(paths[1]), "--at-fpr", "1.5"])
+    assert e.value.code == 2 and "[0, 1)" in capsys.readouterr().err
