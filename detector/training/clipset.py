@@ -65,7 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("clipset", help="write held-out real pseudo-clips of stills and paired fakes as videos")
     p.add_argument("pack", type=Path)
     p.add_argument("faces", type=Path, help="the stills folder (../shared/data/faces)")
-    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--split", default="val", choices=["val", "test", "train"],
+                   help="train: the training identities' clips, built like the held-out folders "
+                        "(train-residual --extra-clips)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n", type=int, default=120)
     p.add_argument("--seed", type=int, default=0)

@@ -669,3 +669,56 @@ def test_train_residual_freeze_stream_keeps_init_stream(tmp_path, crop_clips):
     assert not torch.equal(start, end) and (end - start).abs().mean() < 0.1 * start.abs().mean()  # moved, not reset
     with pytest.raises(ValueError, match="stream"):
         train_residual(tmp_path, plain_init, tmp_path / "run3", rc2, budget_min=5)
+
+
+@pytest.mark.slow
+def test_train_residual_extra_clips_read_through_the_product_face_path(tmp_path, crop_clips, face_clip,
+                                                                       other_face_clip, no_face_clip, monkeypatch):
+    """--extra-clips: a folder of video clips (real/, fake/<family>/) is cropped by the product's face path with
+    each frame's successor, its clips join the pack's training clips (a clip without a face is left out, with
+    its label), their features are cached once and reused, and the recipe says so; it needs --freeze-stream."""
+    import dataclasses
+
+    import torch
+
+    import detector.training.prepare as prepare
+    from detector.errors import InputError
+    from detector.model import build_model, spec_for
+    from detector.training.train_residual import ResidualConfig, extra_clip_crops, train_residual
+    from detector.weights import save_weights
+
+    _tiny_pack(tmp_path, crop_clips)
+    (tmp_path / "pack.json").write_text(json.dumps({"pairs": "next"}))
+    extra = tmp_path / "extra"
+    for rel, src in (("real/still/a.mpg", face_clip), ("fake/sbi/b.mpg", other_face_clip),
+                     ("fake/sbi/none.mp4", no_face_clip)):
+        (extra / rel).parent.mkdir(parents=True, exist_ok=True)
+        (extra / rel).symlink_to(src)
+    x, y, paths = extra_clip_crops(extra, 2)
+    assert x.shape == (2, 4, 112, 112, 3) and list(y) == [1, 0] and paths[0].endswith("fake/sbi/b.mpg")
+    assert np.array_equal(x[1], prepare.clip_crops(str(face_clip), 2, partners=True))
+    torch.manual_seed(0)
+    spec = dataclasses.replace(spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16, sequence_length=2,
+                                        trained=True), residual_width=2, residual_pairs="next")
+    init = tmp_path / "init.safetensors"
+    save_weights(build_model(spec), spec, init)
+    rc = ResidualConfig(width=4, pseudo_train=3, pseudo_val=2, batch=2, eval_every=2, patience=100, max_steps=4,
+                        freeze_stream=True, extra_clips=str(extra))
+    with pytest.raises(ValueError, match="freeze_stream"):
+        train_residual(tmp_path, init, tmp_path / "run0", dataclasses.replace(rc, freeze_stream=False), budget_min=5)
+    _, spec1 = train_residual(tmp_path, init, tmp_path / "run", rc, budget_min=5, out=tmp_path / "o" / "e.safetensors")
+    assert "2 clips of the training identities as video files" in spec1.training["recipe"]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert {"stage": 3, "extra_clips": 2, "extra_fake": 1} in log
+    cached = torch.load(tmp_path / "run" / "extra_features.pt", weights_only=True)
+    assert cached["rgb"].shape[:2] == (2, 2) and cached["res"].shape[:3] == (2, 2, 2)
+
+    def no_decode(*a, **k):
+        raise AssertionError("the cached extra clips were decoded again")
+
+    monkeypatch.setattr(prepare, "clip_crops", no_decode)
+    train_residual(tmp_path, init, tmp_path / "run", dataclasses.replace(rc, head_seed=1), budget_min=5, resume=True)
+    (extra / "real").rename(tmp_path / "gone_real")
+    (extra / "fake").rename(tmp_path / "gone_fake")
+    with pytest.raises(InputError):
+        extra_clip_crops(extra, 2)
