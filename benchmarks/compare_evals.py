@@ -40,20 +40,26 @@ def scored(report: dict, key: str = "sha256") -> dict[str, dict]:
     return {c[key]: c for c in report["clips"] if c.get("p_fake") is not None}
 
 
-def compare(a: dict, b: dict, n_boot: int = 2000,
-            key: str = "sha256") -> list[tuple[str, int, int, float, float, float, float, float]]:
-    """Rows (group, n_real, n_fake, auc_a, auc_b, diff, lo, hi): 'all', then each family; clips joined on `key`."""
-    from detector.training.evaluate import roc_auc, roc_auc_diff_ci
-
+def joined(a: dict, b: dict, key: str = "sha256") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The clips scored in both reports, sorted by `key`: y (N,) 1 = fake, family (N,), margins of a and b (N,)."""
     ra, rb = scored(a, key), scored(b, key)
     keys = sorted(set(ra) & set(rb))
     y = np.array([int(ra[k]["label"] == "fake") for k in keys])
     fam = np.array([ra[k].get("family") or ra[k]["label"] for k in keys])
     # the raw margin ranks clips exactly as the calibrated p_fake does, and does not saturate at 0 / 1
-    pa = np.array([ra[k]["margin"] for k in keys], dtype=np.float64)
-    pb = np.array([rb[k]["margin"] for k in keys], dtype=np.float64)
+    ma = np.array([ra[k]["margin"] for k in keys], dtype=np.float64)
+    mb = np.array([rb[k]["margin"] for k in keys], dtype=np.float64)
+    return y, fam, ma, mb
+
+
+def compare(a: dict, b: dict, n_boot: int = 2000,
+            key: str = "sha256") -> list[tuple[str, int, int, float, float, float, float, float]]:
+    """Rows (group, n_real, n_fake, auc_a, auc_b, diff, lo, hi): 'all', then each family; clips joined on `key`."""
+    from detector.training.evaluate import roc_auc, roc_auc_diff_ci
+
+    y, fam, pa, pb = joined(a, b, key)
     rows = []
-    groups = [("all", np.ones(len(keys), bool))]
+    groups = [("all", np.ones(len(y), bool))]
     groups += [(f, (y == 0) | (fam == f)) for f in sorted(set(fam[y == 1]))]
     for name, m in groups:
         d, lo, hi = roc_auc_diff_ci(y[m], pa[m], pb[m], n_boot=n_boot)
@@ -105,11 +111,7 @@ def matched_fpr(a: dict, b: dict, fprs: list[float], n_boot: int = 2000, seed: i
     of b - a (reals and fakes resampled separately, the same draw for both)."""
     from detector.training.evaluate import _boot_index
 
-    ra, rb = scored(a, key), scored(b, key)
-    keys = sorted(set(ra) & set(rb))
-    y = np.array([int(ra[k]["label"] == "fake") for k in keys])
-    ma = np.array([ra[k]["margin"] for k in keys], dtype=np.float64)
-    mb = np.array([rb[k]["margin"] for k in keys], dtype=np.float64)
+    y, _, ma, mb = joined(a, b, key)
     idx = _boot_index(y, n_boot, seed)
     rows = []
     for f in fprs:
@@ -177,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         for rule, values in args.fuse:
             for v in values:
                 print(f"fused = {rule}:{v:g} (against A)")
-                for name, nr, nf, aa, ab, d, lo, hi in compare(a, fused(a, b, rule, v)):
+                f = fused(a, b, rule, v)
+                for name, nr, nf, aa, ab, d, lo, hi in compare(a, f):
                     print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  fused {ab:.3f}  "
                           f"fused-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-                _print_matched(a, fused(a, b, rule, v), args.at_fpr, "fused")
+                _print_matched(a, f, args.at_fpr, "fused")
         return 0
     for name, nr, nf, aa, ab, d, lo, hi in compare(a, b):
         print(f"  {name:20s} {nr:3d} real {nf:3d} fake  A {aa:.3f}  B {ab:.3f}  B-A {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
