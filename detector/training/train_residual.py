@@ -177,17 +177,20 @@ def extra_clip_crops(folder: Path, frames: int) -> tuple[np.ndarray, np.ndarray,
 def _extra_features(model, rc: ResidualConfig, run: Path, frames: int, device: str):
     """rc.extra_clips' cached features (rgb (N, T, 2048), stream (2, N, T, C) as is and flipped, y (N,)),
     computed once into run/extra_features.pt (reused only for the same folder, frames and clip list)."""
+    from detector.training.evaluate_clips import find_clips
+
     folder = Path(rc.extra_clips)
     cache = run / "extra_features.pt"
+    # Listing the folder costs no decoding: a clip added or removed since makes the cache stale.
+    key = {"folder": str(folder.resolve()), "frames": frames, "listed": [rel for rel, _ in find_clips(folder)]}
     if cache.is_file():
         c = torch.load(cache, weights_only=True)
-        if c["folder"] == str(folder.resolve()) and c["frames"] == frames:
+        if all(c.get(k) == v for k, v in key.items()):
             return c["rgb"], c["res"], c["y"]
     x, y, paths = extra_clip_crops(folder, frames)
     xf, xp = split_next(x)
     rgb, res = cache_features(model, xf, device).cpu(), cache_stream(model, xf, xp)
-    torch.save({"folder": str(folder.resolve()), "frames": frames, "paths": paths, "rgb": rgb, "res": res,
-                "y": torch.from_numpy(y)}, cache)
+    torch.save({**key, "paths": paths, "rgb": rgb, "res": res, "y": torch.from_numpy(y)}, cache)
     return rgb, res, torch.from_numpy(y)
 
 
@@ -225,6 +228,8 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         raise ValueError("freeze_stream keeps init's residual stream and caches its features per frame: it needs "
                          "init weights with a stream and a pack built with `pack --next` "
                          f"(init stream width {src_spec.residual_width}, pack pairs {pairs!r})")
+    if rc.extra_clips and not rc.freeze_stream:  # checked before any clip or feature is built
+        raise ValueError("extra_clips needs freeze_stream: their stream features are cached once")
     width = src_spec.residual_width if rc.freeze_stream or rc.stream_from_init else rc.width
     spec = dataclasses.replace(src_spec, name=name or f"{src_spec.name}+residual", residual_width=width,
                                residual_pairs=pairs, calibration={}, cues={}, metrics={}, weights_sha256="",
@@ -272,8 +277,6 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
             torch.save({"train": res_tr, "val": res_va}, sfeats)
     n_extra = 0
     if rc.extra_clips:
-        if not rc.freeze_stream:
-            raise ValueError("extra_clips needs freeze_stream: their stream features are cached once")
         e_rgb, e_res, e_y = _extra_features(model, rc, run, t, device)
         n_extra = len(e_y)
         rgb_tr, res_tr = torch.cat([rgb_tr, e_rgb]), torch.cat([res_tr, e_res], 1)

@@ -718,6 +718,9 @@ def test_train_residual_extra_clips_read_through_the_product_face_path(tmp_path,
 
     monkeypatch.setattr(prepare, "clip_crops", no_decode)
     train_residual(tmp_path, init, tmp_path / "run", dataclasses.replace(rc, head_seed=1), budget_min=5, resume=True)
+    (extra / "real" / "still" / "c.mpg").symlink_to(face_clip)  # a clip added since: the cache is stale
+    with pytest.raises(AssertionError, match="decoded again"):
+        train_residual(tmp_path, init, tmp_path / "run", rc, budget_min=5, resume=True)
     (extra / "real").rename(tmp_path / "gone_real")
     (extra / "fake").rename(tmp_path / "gone_fake")
     with pytest.raises(InputError):
