@@ -1,0 +1,308 @@
+"""The clip stage on real generators (issue 38): a fresh LSTM + head on frozen features, chosen by
+leave-one-generator-out.
+
+Inputs are cached features (`neural_features`): the stage-2 clips of the pack (real speaker clips and still
+pseudo-clips, each with a paired synthetic fake: reenact / swap / sbi) and the neural corpus (real generators'
+fakes and real talking-face clips, as read by the product's face path, plus one upload-style degraded copy of
+each). Each step draws `batch` clips: a `neural_share` from the corpus (half real, half fake, the fakes
+balanced by family so the 56 talking heads do not drown the 14 reenactments) and the rest from the pack, so
+the synthetic families keep teaching what the corpus lacks (face swaps). Windows of 20 or 10 frames at a
+random stride, stream flip and stream dropout, an L2 penalty on the ResNeXt50 input weights: the shipped
+recipe's augmentation (train_residual).
+
+**Selection protocol.** `lomo` trains one model per generator group with that group's fakes held out (and a
+share of the real clips, whole repositories, `neural.folds`); every held-out clip is scored by the model that
+never saw it, over all its 60 frames as the product reads it. Per held-out method: ROC-AUC of its fakes
+against every real clip's out-of-fold score, with a bootstrap interval. A recipe is chosen on these figures
+and on the pack's identity-held-out validation clips; the dev set is read once, after choosing.
+
+    python -m detector.training.train_neural lomo runs/neural --steps 800
+    python -m detector.training.train_neural final runs/neural --steps 800 --out weights/NAME.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    steps: int = 800  # fixed, not early-stopped: no held-out clip picks the stopping step
+    batch: int = 32
+    neural_share: float = 0.5  # share of each batch drawn from the neural corpus
+    aug_share: float = 0.5  # of those, the share taken from the degraded copies
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    rgb_drop: float = 0.5  # stream dropout, as the shipped recipe
+    residual_drop: float = 0.1
+    rgb_l2: float = 1e-3  # L2 on the LSTM's ResNeXt50 input weights, as the shipped recipe
+    cell: str = "lstm"  # "lstm", "gru" or "mean" (no recurrence: the mean of per-frame scores)
+    hidden: int = 256
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.4
+    seed: int = 0
+
+
+class TemporalHead(nn.Module):
+    """features (N, T, C) -> logits (N, 2). `lstm` / `gru`: the recurrent layer, the mean of its outputs over
+    time, dropout, a Linear (the product's ResNeXtLSTM.forward_head, whose parameter names it shares);
+    `mean`: the Linear on every frame's features, averaged over time (no recurrence)."""
+
+    def __init__(self, width: int, nc: NeuralConfig) -> None:
+        super().__init__()
+        self.cell = nc.cell
+        out = width
+        if nc.cell in ("lstm", "gru"):
+            rnn = nn.LSTM if nc.cell == "lstm" else nn.GRU
+            self.lstm = rnn(width, nc.hidden, nc.layers, batch_first=True, bidirectional=nc.bidirectional,
+                            dropout=nc.dropout if nc.layers > 1 else 0.0)
+            out = nc.hidden * (2 if nc.bidirectional else 1)
+        elif nc.cell != "mean":
+            raise ValueError(f"cell must be lstm, gru or mean, not {nc.cell!r}")
+        self.dropout = nn.Dropout(nc.dropout)
+        self.head = nn.Linear(out, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cell == "mean":
+            return self.head(self.dropout(x)).mean(1)
+        out, _ = self.lstm(x.float())
+        return self.head(self.dropout(out.mean(1)))
+
+
+class Data:
+    """The cached features, as fp32 tensors: pack train/val and the corpus (orig, aug)."""
+
+    def __init__(self, pack: Path, neural: Path, neural_pack: Path) -> None:
+        from detector.training.neural import load_neural_pack
+
+        p = torch.load(pack, weights_only=True)
+        n = torch.load(neural, weights_only=True)
+        self.ptr = {k: p["train"][k].float() for k in ("rgb", "res")} | {"y": p["train"]["y"]}
+        self.pva = {k: p["val"][k].float() for k in ("rgb", "res")} | {"y": p["val"]["y"],
+                                                                      "family": p["val"]["family"]}
+        self.orig = {k: n["orig"][k].float() for k in ("rgb", "res")}
+        self.aug = {k: n["aug"][k].float() for k in ("rgb", "res")} if "aug" in n else None
+        self.y = n["y"]
+        self.clips = load_neural_pack(neural_pack)[0]
+        self.init = p.get("init", "")
+        self.width = self.ptr["rgb"].shape[-1] + self.ptr["res"].shape[-1]
+
+    def family(self, i: int) -> str:
+        return self.clips[i].family
+
+
+def _window(n_avail: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    stride = int(rng.choice([s for s in (1, 2, 3) if (length - 1) * s < n_avail] or [1]))
+    length = min(length, n_avail)
+    start = int(rng.integers(n_avail - (length - 1) * stride))
+    return start + stride * np.arange(length)
+
+
+def _batch(d: Data, train_idx: np.ndarray, nc: NeuralConfig, rng: np.random.Generator):
+    """One step's features (B, L, C) and labels (B,): pack clips + balanced corpus clips (see module doc)."""
+    length = int(rng.choice([20, 10]))
+    flip = int(rng.random() < 0.5)
+    n_neural = int(round(nc.batch * nc.neural_share)) if len(train_idx) else 0
+    i = rng.integers(len(d.ptr["y"]), size=nc.batch - n_neural)
+    fr = _window(d.ptr["rgb"].shape[1], length, rng)
+    rgb, res, y = [d.ptr["rgb"][i][:, fr]], [d.ptr["res"][flip][i][:, fr]], [d.ptr["y"][i]]
+    if n_neural:
+        yv = d.y[train_idx].numpy()
+        fakes, reals = train_idx[yv == 1], train_idx[yv == 0]
+        fams = sorted({d.family(int(j)) for j in fakes})
+        for k in range(n_neural):
+            if k % 2 == 0 or not len(fakes):
+                j = int(rng.choice(reals))
+            else:
+                fam = fams[int(rng.integers(len(fams)))]
+                j = int(rng.choice([f for f in fakes if d.family(int(f)) == fam]))
+            src = d.aug if d.aug is not None and rng.random() < nc.aug_share else d.orig
+            w = _window(src["rgb"].shape[1], length, rng)
+            rgb.append(src["rgb"][j][w][None]), res.append(src["res"][flip][j][w][None]), y.append(d.y[j:j + 1])
+    return torch.cat(rgb), torch.cat(res), torch.cat(y)
+
+
+def train_head(d: Data, train_idx: np.ndarray, nc: NeuralConfig, log=print) -> TemporalHead:
+    """A fresh head trained nc.steps steps on the pack's training clips and the corpus clips train_idx."""
+    from detector.training.train_residual import ResidualConfig, stream_dropout
+
+    torch.manual_seed(nc.seed)
+    rng = np.random.default_rng(nc.seed)
+    g = torch.Generator().manual_seed(nc.seed)
+    rc = ResidualConfig(rgb_drop=nc.rgb_drop, residual_drop=nc.residual_drop)
+    head = TemporalHead(d.width, nc).train()
+    opt = torch.optim.AdamW(head.parameters(), nc.lr, weight_decay=nc.weight_decay)
+    n_rgb = d.ptr["rgb"].shape[-1]
+    t0, losses = time.time(), []
+    for step in range(nc.steps):
+        rgb, res, y = _batch(d, train_idx, nc, rng)
+        rgb, res = stream_dropout(rgb, res, rc, g)
+        loss = nn.functional.cross_entropy(head(torch.cat([rgb, res], -1)), y)
+        if nc.rgb_l2 and nc.cell in ("lstm", "gru"):
+            names = ["weight_ih_l0"] + (["weight_ih_l0_reverse"] if nc.bidirectional else [])
+            loss = loss + nc.rgb_l2 * sum(getattr(head.lstm, n)[:, :n_rgb].pow(2).sum() for n in names)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if (step + 1) % 200 == 0:
+            log(f"  step {step + 1}/{nc.steps} loss {np.mean(losses):.3f} ({time.time() - t0:.0f} s)")
+            losses = []
+    return head.eval()
+
+
+@torch.no_grad()
+def margins(head: nn.Module, rgb: torch.Tensor, res: torch.Tensor, batch: int = 32) -> np.ndarray:
+    """Fake-real logit margins (N,) of clips' full feature sequences rgb (N, T, 2048), res (N, T, C)."""
+    out = []
+    for i in range(0, len(rgb), batch):
+        lo = head(torch.cat([rgb[i:i + batch], res[i:i + batch]], -1))
+        out.append((lo[:, 1] - lo[:, 0]).numpy())
+    return np.concatenate(out)
+
+
+def lomo(d: Data, nc: NeuralConfig, log=print) -> dict:
+    """Leave-one-generator-out (`neural.folds`): out-of-fold margins of every corpus clip, and the figures."""
+    from detector.training.neural import folds
+
+    oof = np.full(len(d.y), np.nan)
+    rounds = []
+    for f in folds(d.clips):
+        t0 = time.time()
+        head = train_head(d, np.array(f["train"]), nc, log=log)
+        test = np.array(f["test"])
+        m = margins(head, d.orig["rgb"][test], d.orig["res"][0][test])
+        for i, v in zip(test, m):  # a real clip held out in two rounds keeps its first (its repository's) score
+            oof[i] = v if np.isnan(oof[i]) else oof[i]
+        rounds.append({"group": f["group"], "n_train": len(f["train"]), "n_test": len(test),
+                       "seconds": round(time.time() - t0)})
+        log(f"round {f['group']}: trained on {len(f['train'])} corpus clips, scored {len(test)}")
+    return {"margins": oof.tolist(), "rounds": rounds, **lomo_figures(d, oof)}
+
+
+def lomo_figures(d: Data, m: np.ndarray) -> dict:
+    """Per held-out method and family: ROC-AUC (95% bootstrap interval) of its fakes against all real clips."""
+    from detector.training.evaluate import roc_auc, roc_auc_ci
+
+    y = d.y.numpy()
+    real = y == 0
+
+    def auc(sel: np.ndarray) -> dict:
+        yy, mm = np.r_[np.ones(sel.sum()), np.zeros(real.sum())], np.r_[m[sel], m[real]]
+        lo, hi = roc_auc_ci(yy, mm) if sel.sum() >= 3 else (float("nan"), float("nan"))
+        return {"roc_auc": round(roc_auc(yy, mm), 4), "ci95": [round(lo, 3), round(hi, 3)], "n": int(sel.sum())}
+
+    groups = np.array([c.group for c in d.clips])
+    fams = np.array([c.family for c in d.clips])
+    per_method = {g: auc((groups == g) & ~real) for g in sorted(set(groups[~real]))}
+    per_family = {f: auc((fams == f) & ~real) for f in sorted(set(fams[~real]))}
+    lo, hi = roc_auc_ci(y, m)
+    return {"per_method": per_method, "per_family": per_family,
+            "mean_roc_auc": round(float(np.mean([v["roc_auc"] for v in per_method.values()])), 4),
+            "pooled_roc_auc": round(roc_auc(y, m), 4), "pooled_ci95": [round(lo, 3), round(hi, 3)],
+            "n_real": int(real.sum()), "n_fake": int((~real).sum())}
+
+
+def val_figures(d: Data, head: nn.Module) -> dict:
+    """The pack's identity-held-out validation clips (20 frames): ROC-AUC overall and per synthetic family."""
+    from detector.training.evaluate import roc_auc
+
+    m = margins(head, d.pva["rgb"], d.pva["res"][0] if d.pva["res"].dim() == 4 else d.pva["res"])
+    y = d.pva["y"].numpy()
+    fam = np.array(d.pva["family"])
+    out = {"roc_auc": round(roc_auc(y, m), 4)}
+    for f in sorted(set(fam) - {"real"}):
+        sel = (fam == f) | (y == 0)
+        out[f] = round(roc_auc(y[sel], m[sel]), 4)
+    return out
+
+
+def default_head(init: Path) -> nn.Module:
+    """The init weights' own LSTM + head as a TemporalHead-like callable (the baseline: no corpus training)."""
+    from detector.weights import load_weights
+
+    model, _ = load_weights(init)
+    model.eval()
+    return _Wrapped(model)
+
+
+class _Wrapped(nn.Module):
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(x)
+
+
+def export(head: TemporalHead, init: Path, nc: NeuralConfig, out: Path, name: str, training: dict,
+           trained_on: str):
+    """The init's frozen backbone + stream with the trained LSTM + head, saved as product weights."""
+    from detector.weights import load_weights, save_weights
+
+    if nc.cell != "lstm":
+        raise ValueError("only an LSTM head is the product's architecture (ResNeXt50 + LSTM)")
+    model, spec = load_weights(init)
+    spec = dataclasses.replace(spec, name=name, lstm_hidden=nc.hidden, lstm_layers=nc.layers,
+                               bidirectional=nc.bidirectional, dropout=nc.dropout, calibration={}, cues={},
+                               metrics={}, weights_sha256="", threshold=0.5, trained=True, training=training,
+                               trained_on=trained_on)
+    from detector.model import build_model
+
+    fresh = build_model(spec)
+    state = model.state_dict()
+    state.update({f"lstm.{k}": v for k, v in head.lstm.state_dict().items()})
+    state.update({f"head.{k}": v for k, v in head.head.state_dict().items()})
+    fresh.load_state_dict(state)
+    return save_weights(fresh.eval(), spec, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from detector.weights import DEFAULT_WEIGHTS
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["baseline", "lomo", "final"])
+    p.add_argument("run", type=Path, help="folder with feat_pack.pt and feat_neural.pt; results are written here")
+    p.add_argument("--neural-pack", type=Path, default=Path("data/neural_pack"))
+    p.add_argument("--init", type=Path, default=DEFAULT_WEIGHTS)
+    p.add_argument("--out", type=Path, help="final: write weights here")
+    p.add_argument("--name", default="")
+    p.add_argument("--tag", default="", help="name of the result file (lomo_TAG.json)")
+    for f in dataclasses.fields(NeuralConfig):
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    a = p.parse_args(argv)
+    nc = NeuralConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(NeuralConfig)})
+    d = Data(a.run / "feat_pack.pt", a.run / "feat_neural.pt", a.neural_pack)
+    tag = a.tag or a.mode
+    if a.mode == "baseline":  # the init, never trained on the corpus: every clip is unseen
+        head = default_head(a.init)
+        m = margins(head, d.orig["rgb"], d.orig["res"][0])
+        res = {"margins": m.tolist(), **lomo_figures(d, m), "val": val_figures(d, head)}
+    elif a.mode == "lomo":
+        res = lomo(d, nc)
+        res["val"] = val_figures(d, train_head(d, np.arange(len(d.y)), nc))
+    else:
+        head = train_head(d, np.arange(len(d.y)), nc)
+        res = {"val": val_figures(d, head)}
+        if a.out:
+            spec = export(head, a.init, nc, a.out, a.name or a.out.stem, {"neural_config": dataclasses.asdict(nc)},
+                          "see the model card")
+            res["weights_sha256"] = spec.weights_sha256
+    res["config"] = dataclasses.asdict(nc)
+    (a.run / f"lomo_{tag}.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k != "margins"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
