@@ -91,7 +91,8 @@ def report_block(spec_calibration: dict | None, metrics: dict | None, threshold:
     """
     cal = spec_calibration or {}
     dev = (metrics or {}).get("devset")
-    out: dict = {"calibrated": is_calibrated(cal), "threshold": threshold}
+    out: dict = {"calibrated": is_calibrated(cal), "threshold": threshold,
+                 "threshold_overridden": bool(threshold_overridden)}
     if not is_calibrated(cal):
         out.update({"status": "not calibrated", "p_fake": "raw softmax probability of the model",
                     "meaning": f"not calibrated: threshold {threshold:.2f} on the raw model probability; how "
@@ -103,6 +104,10 @@ def report_block(spec_calibration: dict | None, metrics: dict | None, threshold:
                 "band": None if threshold_overridden else [cal.get("band_low", cal["threshold"]), cal["threshold"]],
                 "threshold_raw": raw_threshold(threshold, cal), "target_fpr": cal.get("target_fpr"),
                 "rule": cal.get("rule"), "validation": val})
+    rw = cal.get("real_world") or {}
+    if "false_alarms_leave_one_source_out" in rw:  # the plain verdict sentence (detector/plain.py) reads it
+        out["real_world"] = {k: rw.get(k) for k in ("n_real", "sources", "target_fpr", "raised",
+                                                    "false_alarms_leave_one_source_out", "data")}
     if dev:
         out["devset"] = {k: dev.get(k) for k in ("n_real", "n_fake", "fpr", "tpr", "flagged_real",
                                                  "detected_fake", "roc_auc", "threshold", "data") if k in dev}

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from detector.options import add_analysis_options, analysis_config
+from detector.options import add_analysis_options, add_provenance_options, analysis_config, provenance_config
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -77,6 +77,36 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return worst
 
 
+def _add_provenance(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("provenance", help="read Content Credentials (C2PA) and container tags only (no model)")
+    p.add_argument("paths", nargs="+", help="video/image files or folders")
+    p.add_argument("--json", action="store_true", help="print JSON (one line per file in batch)")
+    add_provenance_options(p)
+    p.set_defaults(func=_cmd_provenance)
+
+
+def _cmd_provenance(args: argparse.Namespace) -> int:
+    from detector.errors import InputError
+    from detector.plain import CREDENTIALS, METADATA, credentials_sentence, metadata_sentence
+    from detector.provenance import read_provenance
+    from detector.video import expand_paths
+
+    config = provenance_config(args)
+    files = expand_paths(args.paths)
+    if not files:
+        raise InputError(f"no video or image files found in {' '.join(args.paths)}")
+    for f in files:
+        if not f.is_file():
+            raise InputError(f"{f} is not a file; pass a video or image path")
+        d = read_provenance(f, config).to_dict()
+        if args.json:
+            print(json.dumps({"file": {"name": f.name}, "provenance": d}, indent=None if len(files) > 1 else 2))
+        else:
+            print(f"{f.name}:\n  {CREDENTIALS}: {credentials_sentence(d['c2pa'])}\n"
+                  f"  {METADATA}: {metadata_sentence(d['container'])}", flush=True)
+    return EXIT_OK
+
+
 def build_parser(training: bool = True) -> argparse.ArgumentParser:
     """training=False leaves out the training flow's sub-commands (their modules import torch: ~2 s)."""
     from detector import __version__
@@ -85,6 +115,7 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_analyze(sub)
+    _add_provenance(sub)
     from detector.scan import add_parser as add_scan  # Ray itself is imported only when a scan runs
 
     add_scan(sub)
@@ -117,7 +148,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(training=argv[:1] != ["analyze"])  # analyze starts without loading torch first
+    parser = build_parser(training=argv[:1] not in (["analyze"], ["provenance"]))  # these start without torch
     args = parser.parse_args(argv)
     from detector.errors import ForensicsError, InputError
 

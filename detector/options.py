@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
-    """--frames, --explain, --detector, --weights, --threshold, --max-mb, --max-seconds, --precision."""
+    """--frames, --explain, --detector, --weights, --threshold, --max-mb, --max-seconds, --precision,
+    --trust-list, --no-provenance."""
     from detector.pipeline import DEFAULT_FRAMES
 
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
@@ -20,6 +21,22 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-mb", type=float, default=500, help="refuse files over this size (MiB)")
     p.add_argument("--max-seconds", type=float, default=900, help="refuse clips longer than this")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    add_provenance_options(p)
+
+
+def add_provenance_options(p: argparse.ArgumentParser) -> None:
+    """--trust-list, --no-provenance (detector/provenance: read beside the verdict, never part of it)."""
+    p.add_argument("--trust-list", type=Path, help="PEM file of trusted signing certificates for Content "
+                   "Credentials (default: signatures are verified, signers not checked against a list)")
+    p.add_argument("--no-provenance", action="store_true", help="skip reading Content Credentials and tags")
+
+
+def provenance_config(args: argparse.Namespace):
+    from detector.provenance import ProvenanceConfig
+
+    trust = getattr(args, "trust_list", None)
+    return ProvenanceConfig(trust_list=None if trust is None else str(trust),
+                            enabled=not getattr(args, "no_provenance", False))
 
 
 def analysis_config(args: argparse.Namespace, **extra):
@@ -32,4 +49,5 @@ def analysis_config(args: argparse.Namespace, **extra):
     return AnalysisConfig(frames=args.frames, faces=FaceConfig(detector=args.detector),
                           limits=VideoLimits(int(args.max_mb * 2**20), args.max_seconds),
                           weights=str(args.weights or DEFAULT_WEIGHTS), threshold=args.threshold,
-                          precision=args.precision, explain=args.explain, **extra)
+                          precision=args.precision, explain=args.explain, provenance=provenance_config(args),
+                          **extra)

@@ -22,6 +22,7 @@ from detector.cues import apply_cues
 from detector.errors import InputError
 from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
 from detector.hashing import sha256_file
+from detector.provenance import ProvenanceConfig, read_provenance
 from detector.report import NO_FACE, FaceResult, Report
 from detector.spec import ModelSpec
 from detector.video import VideoLimits, is_image_path, probe, read_frame_pairs, read_frames, read_image, sample_indices
@@ -46,6 +47,8 @@ class AnalysisConfig:
     threshold: None uses the one in the weights' sidecar. precision: "fp32", "bf16" or "auto" (bf16
     autocast + channels_last where the CPU has native bf16, ~2x faster here, softmax within 4e-5).
     explain: also compute Grad-CAM and temporal importance (see explain/).
+    provenance: how the file's Content Credentials and container metadata are read (detector/provenance);
+    they are reported beside the verdict and never change it.
     """
 
     frames: int = DEFAULT_FRAMES
@@ -56,6 +59,7 @@ class AnalysisConfig:
     precision: str = "auto"
     explain: bool = False
     explain_target: str = "fake"
+    provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 300:
@@ -175,6 +179,7 @@ class Prepared:
     tracks: list[FaceTrack] = field(default_factory=list)
     partners: np.ndarray | None = None
     partner_crops: list[np.ndarray] | None = None
+    provenance: dict | None = None
 
 
 def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
@@ -226,6 +231,7 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
              "codec": info.codec, "rotation": info.rotation}
     prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
                     partners=nxt)
+    _read_provenance(prep, path, config, image=False)
     return _find_faces(prep, config, progress)
 
 
@@ -237,7 +243,16 @@ def _prepare_image(path: str | os.PathLike, config: AnalysisConfig, progress: Pr
              "duration_s": 0.0, "codec": "image", "rotation": 0}
     warnings = ["still image: one frame, so the LSTM sees no motion; the verdict is frame-level"]
     prep = Prepared(img[None], [0], file, video, warnings, {"decode": time.perf_counter() - t0}, t0)
+    _read_provenance(prep, path, config, image=True)
     return _find_faces(prep, config, progress)
+
+
+def _read_provenance(prep: Prepared, path: str | os.PathLike, config: AnalysisConfig, image: bool) -> None:
+    """The file's Content Credentials and container tags, read from its bytes after the pixels (so a file
+    that cannot be decoded fails as before); reported beside the verdict, never an input to it."""
+    t = time.perf_counter()
+    prep.provenance = read_provenance(path, config.provenance, image=image).to_dict()
+    prep.timings["provenance"] = time.perf_counter() - t
 
 
 def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress) -> Prepared:
@@ -299,7 +314,8 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
                     threshold=threshold, faces=results, timings_s=timings,
                     sampling={"requested": config.frames, "used": len(indices), "indices": indices},
                     warnings=warnings, software=_software(), frames=frames, p_fake_raw=p_raw,
-                    calibration=cal.report_block(calib, det.spec.metrics, threshold, config.threshold is not None))
+                    calibration=cal.report_block(calib, det.spec.metrics, threshold, config.threshold is not None),
+                    provenance=prep.provenance)
     if config.explain and results:
         from explain import explain_report
 

@@ -81,6 +81,9 @@ class Report:
     # The model's uncalibrated max p_fake, and what the threshold means (detector.calibration.report_block).
     p_fake_raw: float | None = None
     calibration: dict = field(default_factory=dict)
+    # The file's Content Credentials and container tags (detector.provenance.Provenance.to_dict()): evidence
+    # beside the verdict, never an input to it.
+    provenance: dict | None = None
 
     def to_dict(self) -> dict:
         d = {
@@ -102,25 +105,33 @@ class Report:
         }
         if self.explanations is not None:
             d["explanations"] = self.explanations
+        if self.provenance is not None:
+            d["provenance"] = self.provenance
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
     def summary(self) -> str:
-        """A few readable lines for a terminal."""
+        """A few readable lines for a terminal: the verdict and the three evidence lines in plain words
+        (detector/plain.py), then the details (numbers, their sources, per-face margins)."""
+        from detector.plain import evidence_lines
+
         name = self.file.get("name", "?")
-        lines = [f"{name}: {self.verdict}" + ("" if self.p_fake is None else f"  p_fake={self.p_fake:.3f}"
-                                              f" (threshold {self.threshold:.2f})")]
+        lines = [f"{name}: {self.verdict}"]
+        lines += [f"  {title}: {text}" for title, text in evidence_lines(self.to_dict())]
+        lines.append("  details:")
+        if self.p_fake is not None:
+            lines.append(f"    p_fake={self.p_fake:.3f} (threshold {self.threshold:.2f})")
         if self.calibration.get("meaning"):
-            lines.append(f"  meaning: {self.calibration['meaning']}")
+            lines.append(f"    meaning: {self.calibration['meaning']}")
         for f in self.faces:
-            lines.append(f"  face {f.track_id}: p_fake={f.p_fake:.3f} over {len(f.frame_indices)} frames "
+            lines.append(f"    face {f.track_id}: p_fake={f.p_fake:.3f} over {len(f.frame_indices)} frames "
                          f"[{f.frame_indices[0]}..{f.frame_indices[-1]}]")
-            lines += [f"    {cue_sentence(name, c)}" for name, c in (f.cues or {}).items()]
+            lines += [f"      {cue_sentence(name, c)}" for name, c in (f.cues or {}).items()]
         m = self.model
-        lines.append(f"  model: {m['name']} sha256 {m['weights_sha256'][:12]}… trained on: {m['trained_on']}")
-        lines.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings_s.items()))
+        lines.append(f"    model: {m['name']} sha256 {m['weights_sha256'][:12]}… trained on: {m['trained_on']}")
+        lines.append("    time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings_s.items()))
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
