@@ -161,7 +161,7 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
             run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze-btn")
         with gr.Column(scale=2):
             verdict_out = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
-            timings_out = gr.Markdown(label="Processing time by stage")
+            timings_out = gr.Markdown(label="Evidence, details and processing time", elem_id="summary")
             boxed_out = gr.Video(label="Sampled frames, faces boxed green (real) → red (fake)", format=None,
                                  height=360,
                                  interactive=False)

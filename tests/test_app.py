@@ -57,6 +57,16 @@ def test_handler_outputs(outputs):
     # What the verdict means, beside it (the threshold's measured false-alarm rate, or "not calibrated")
     meaning = report["calibration"]["meaning"]
     assert "What this means" in timings and (meaning[:1].upper() + meaning[1:]) in timings
+    # The verdict in plain words and the three evidence lines, first; the numbers below them under "Details"
+    from detector.plain import evidence_lines, verdict_sentence
+
+    sentence = verdict_sentence(report)
+    assert timings.index(sentence) < timings.index("Details") < timings.index("What this means")
+    for title, text in evidence_lines(report):
+        assert f"**{title}:** {text}" in timings
+    assert report["provenance"]["c2pa"]["present"] is False and report["provenance"]["container"]["tags"]
+    page = Path(html_path).read_text()
+    assert "id='verdict-sentence'" in page and "Content Credentials" in page and "File metadata" in page
     # Timings by stage
     for stage in ("decode", "faces", "model", "total"):
         assert stage in timings
@@ -232,7 +242,7 @@ def test_gradio_client_against_served_app(clip):
         result = client.predict(handle_file(clip), None, 10, "HOG", False, api_name="/analyze")
         label, timings, faces, cams, texture, plot, boxed, json_file, html_file, cue = result
         # the verdict of the bundled model on this clip is not the point here, only that one comes back
-        assert label["label"] in ("FAKE", "REAL") or label["label"].startswith("INCONCLUSIVE: p(fake) ")
+        assert label["label"] in ("FAKE", "REAL") or label["label"].startswith("INCONCLUSIVE: the detector cannot tell")
         assert "total" in timings and len(faces) >= 1 and plot is not None and len(cue) >= 1
         assert json.loads(Path(json_file).read_text())["schema_version"] == 1
         assert Path(boxed["video"] if isinstance(boxed, dict) else boxed).is_file()

@@ -248,6 +248,8 @@ def flags(m: ContainerMetadata) -> list[str]:
         out.append(f"written by FFmpeg's muxer ({enc}): re-encoded or generated, not a camera original")
     elif enc:
         out.append(f"encoder tag: {enc}")
+    elif not m.software:
+        out.append("no encoder or software tag")
     if m.software and m.software != enc:
         out.append(f"software tag: {m.software}")
     if m.make or m.model:

@@ -14,6 +14,7 @@ import numpy as np
 
 from detector.calibration import logit, sigmoid
 from detector.cues import Regions, cue_sentence, detail_map, median_frame
+from detector.plain import evidence_lines
 
 THUMB = 96  # px, crop thumbnails in the page
 FRAME_THUMB = 320  # px wide, full-frame overlays in the page
@@ -229,7 +230,8 @@ font-size:.9em;vertical-align:top}.strip{display:flex;flex-wrap:wrap;gap:3px}.st
 text-align:center;font-size:.7em}.strip img{width:96px;height:96px;display:block}
 .warn{background:#fff4e0;border-left:4px solid #f90;padding:.4em .8em;margin:.3em 0}
 .frames img{margin:2px}.frames figure{display:inline-block;margin:2px;text-align:center;font-size:.8em}
-code{font-size:.85em;word-break:break-all}"""
+code{font-size:.85em;word-break:break-all}.plain{font-size:1.15em}.evidence th{white-space:nowrap}
+details{margin:.6em 0}summary{cursor:pointer;font-weight:bold}"""
 
 
 def _row(k: str, v) -> str:
@@ -269,6 +271,36 @@ def cue_panel(crops: np.ndarray, regions: Regions = Regions(), scale: int = 2, f
     return np.concatenate(panels, 1)
 
 
+def evidence_html(d: dict) -> list[str]:
+    """The plain verdict sentence and the three evidence lines (detector/plain.py) of a report dict."""
+    e = html.escape
+    lines = evidence_lines(d)
+    rows = "".join(f"<tr><th>{e(t)}</th><td>{e(x)}</td></tr>" for t, x in lines)
+    return [f"<p class='plain' id='verdict-sentence'>{e(lines[0][1])}</p>",
+            f"<table class='evidence' id='evidence'>{rows}</table>"]
+
+
+def provenance_details_html(prov: dict | None) -> list[str]:
+    """The Content Credentials fields and the container tags as read, for the details section."""
+    if not prov:
+        return []
+    c, m = prov.get("c2pa") or {}, prov.get("container") or {}
+    keep = ("state", "valid", "trusted", "trust_list", "signer", "issuer", "signed_at", "claim_generator", "title",
+            "actions", "source_types", "validation_errors", "manifests", "error")
+    rows = [_row(f"C2PA {k}", v if not isinstance(v, list) else ", ".join(map(str, v)) or "none")
+            for k, v in c.items() if k in keep and v not in (None, [], "")]
+    rows += [_row(f"tag {k}", v) for k, v in (m.get("tags") or {}).items()]
+    rows += [_row(f"stream {i}", f"{s.get('kind')} {s.get('codec')}, {s.get('duration_s')} s, handler "
+                                 f"{s.get('handler') or 'none'}") for i, s in enumerate(m.get("streams") or [])]
+    if m.get("frame_intervals_ms"):
+        fi = m["frame_intervals_ms"]
+        rows.append(_row("frame spacing (ms)", f"{fi['min']}-{fi['max']}, mean {fi['mean']}, cv {fi['cv']} over "
+                                               f"{fi['n']} gaps"))
+    rows += [_row(f"XMP {k}", v) for k, v in (m.get("xmp") or {}).items()]
+    rows.append(_row("provenance read in", f"{prov.get('read_ms', 0):.0f} ms"))
+    return ["<table class='provenance'>", *rows, "</table>"]
+
+
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
     e = html.escape
@@ -280,6 +312,8 @@ def render_html(report) -> str:
            f"<title>{e(str(f.get('name', 'report')))}: {e(verdict)}</title>",
            f"<style>{_CSS}</style></head><body>",
            f"<h1>Deepfake forensics report: <span class='{e(verdict)}'>{e(verdict)}</span></h1>",
+           *evidence_html(d),
+           "<details open><summary>Details: the numbers, where they come from, per-face margins</summary>",
            f"<p>p_fake = <b>{e(p)}</b> (threshold {e(f'{report.threshold:.2f}')})</p>"]
     cal = getattr(report, "calibration", None) or {}
     if cal.get("meaning"):
@@ -296,6 +330,8 @@ def render_html(report) -> str:
                        f"{face.track_id}: what the mouth-detail cue compares, on the frame with the median reading: "
                        "upper face (cyan) against lower face (orange); right, the fine detail it measures "
                        "(brighter = more)</figcaption></figure>")
+    out += provenance_details_html(d.get("provenance"))
+    out.append("</details>")
     for w in report.warnings:
         out.append(f"<div class='warn'>{e(str(w))}</div>")
     out.append("<table>")

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from detector.cues import cue_sentence
+from detector.plain import evidence_lines
 from detector.render.page import (
     cue_lines,
     cue_panel,
@@ -45,13 +46,20 @@ def label_value(report: Report) -> dict[str, float] | str:
         return f"{NO_FACE}: no face found in {len(report.sampling.get('indices', []))} sampled frames"
     p = float(report.p_fake)
     if report.verdict == INCONCLUSIVE:  # a FAKE/REAL bar chart would read as a verdict; say it in words
-        lo, hi = (report.calibration.get("band") or [report.threshold, report.threshold])[:2]
-        return f"{INCONCLUSIVE}: p(fake) {p:.2f} lies in [{lo:.2f}, {hi:.2f}), where the model cannot tell"
+        return f"{INCONCLUSIVE}: the detector cannot tell (p(fake) {p:.2f}; see the details)"
     return {FAKE: round(p, 4), REAL: round(1.0 - p, 4)}
 
 
+def evidence_markdown(report: Report) -> list[str]:
+    """The plain verdict sentence and the three evidence lines (detector/plain.py) as Markdown lines."""
+    lines = evidence_lines(report.to_dict())
+    return [f"**{report.verdict}:** {lines[0][1]}", "", *[f"- **{t}:** {x}" for t, x in lines], "",
+            "#### Details: the numbers, where they come from, per-face margins", ""]
+
+
 def timings_markdown(report: Report) -> str:
-    """Processing time by stage as a Markdown table, then the report's warnings."""
+    """The verdict in plain words and the three evidence lines, then the details: p(fake), what the
+    threshold means, per-face cue lines, processing time by stage, the report's warnings."""
     t = report.timings_s
     rows = [f"| {k} | {v:.2f} s |" for k, v in t.items() if k != "total"]
     if "total" in t:
@@ -59,7 +67,7 @@ def timings_markdown(report: Report) -> str:
     head = f"**{report.verdict}**"
     if report.p_fake is not None:
         head += f" — p(fake) = {report.p_fake:.3f} (threshold {report.threshold:.2f})"
-    lines = [head, ""]
+    lines = [*evidence_markdown(report), head, ""]
     if verdict_meaning(report):
         lines += [f"_What this means: {verdict_meaning(report)}._", ""]
     why = cue_lines(report)
