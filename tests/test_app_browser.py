@@ -1,7 +1,8 @@
 """End to end in a real browser: `python app.py` served on a free port, driven by headless Chromium.
 
-Uploads an example clip, clicks Analyze, waits for the verdict, checks the face gallery and the Plotly
-chart rendered, saves tests/artifacts/browser.png and prints the upload -> verdict wall time.
+Uploads an example clip, clicks Analyze, waits for the verdict, checks the plain verdict sentence and the
+three evidence lines (Detector, Content Credentials, File metadata), the face gallery and the Plotly chart,
+saves tests/artifacts/browser.png and prints the upload -> verdict wall time.
 """
 
 from __future__ import annotations
@@ -86,6 +87,16 @@ def test_upload_analyze_in_chromium(server_url):
                                                              timeout=180_000)
             wall = time.perf_counter() - t0
             print(f"\nupload -> verdict wall time: {wall:.1f} s")
+
+            # The verdict in one plain sentence, then the three evidence lines, then the numbers under Details
+            summary = page.locator("#summary")
+            expect(summary).to_contain_text(re.compile(
+                r"(Flagged|Inconclusive|Not flagged|No verdict): [^.]+\."), timeout=30_000)
+            text = summary.inner_text()
+            spots = [text.index(t) for t in ("Detector:", "Content Credentials:", "File metadata:", "Details")]
+            assert spots == sorted(spots), text
+            assert "no Content Credentials" in text and "FFmpeg's muxer" in text
+            assert "authentic" not in text.lower()
 
             expect(page.locator("#faces img").first).to_be_visible(timeout=30_000)
             assert page.locator("#faces img").count() >= 1
