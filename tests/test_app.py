@@ -63,7 +63,7 @@ def test_handler_outputs(outputs):
     sentence = verdict_sentence(report)
     assert timings.index(sentence) < timings.index("Details") < timings.index("What this means")
     for title, text in evidence_lines(report):
-        assert f"**{title}:** {text}" in timings
+        assert f"**{title}** — {text}" in timings
     assert report["provenance"]["c2pa"]["present"] is False and report["provenance"]["container"]["tags"]
     page = Path(html_path).read_text()
     assert "id='verdict-sentence'" in page and "Content Credentials" in page and "File metadata" in page

@@ -93,7 +93,7 @@ def test_upload_analyze_in_chromium(server_url):
             expect(summary).to_contain_text(re.compile(
                 r"(Flagged|Inconclusive|Not flagged|No verdict): [^.]+\."), timeout=30_000)
             text = summary.inner_text()
-            spots = [text.index(t) for t in ("Detector:", "Content Credentials:", "File metadata:", "Details")]
+            spots = [text.index(t) for t in ("Detector —", "Content Credentials —", "File metadata —", "Details")]
             assert spots == sorted(spots), text
             assert "no Content Credentials" in text and "FFmpeg's muxer" in text
             assert "authentic" not in text.lower()

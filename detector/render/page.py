@@ -272,12 +272,12 @@ def cue_panel(crops: np.ndarray, regions: Regions = Regions(), scale: int = 2, f
 
 
 def evidence_html(d: dict) -> list[str]:
-    """The plain verdict sentence and the three evidence lines (detector/plain.py) of a report dict."""
+    """The three evidence lines (detector/plain.py) of a report dict as a table; the Detector row is the verdict
+    in plain words."""
     e = html.escape
-    lines = evidence_lines(d)
-    rows = "".join(f"<tr><th>{e(t)}</th><td>{e(x)}</td></tr>" for t, x in lines)
-    return [f"<p class='plain' id='verdict-sentence'>{e(lines[0][1])}</p>",
-            f"<table class='evidence' id='evidence'>{rows}</table>"]
+    rows = "".join(f"<tr><th>{e(t)}</th><td" + (" class='plain' id='verdict-sentence'" if i == 0 else "")
+                   + f">{e(x)}</td></tr>" for i, (t, x) in enumerate(evidence_lines(d)))
+    return [f"<table class='evidence' id='evidence'>{rows}</table>"]
 
 
 def provenance_details_html(prov: dict | None) -> list[str]:

@@ -46,14 +46,13 @@ def label_value(report: Report) -> dict[str, float] | str:
         return f"{NO_FACE}: no face found in {len(report.sampling.get('indices', []))} sampled frames"
     p = float(report.p_fake)
     if report.verdict == INCONCLUSIVE:  # a FAKE/REAL bar chart would read as a verdict; say it in words
-        return f"{INCONCLUSIVE}: the detector cannot tell (p(fake) {p:.2f}; see the details)"
+        return f"{INCONCLUSIVE}: the detector cannot tell"
     return {FAKE: round(p, 4), REAL: round(1.0 - p, 4)}
 
 
 def evidence_markdown(report: Report) -> list[str]:
     """The plain verdict sentence and the three evidence lines (detector/plain.py) as Markdown lines."""
-    lines = evidence_lines(report.to_dict())
-    return [f"**{report.verdict}:** {lines[0][1]}", "", *[f"- **{t}:** {x}" for t, x in lines], "",
+    return [*[f"- **{t}** — {x}" for t, x in evidence_lines(report.to_dict())], "",
             "#### Details: the numbers, where they come from, per-face margins", ""]
 
 
