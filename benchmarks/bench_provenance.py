@@ -73,10 +73,10 @@ def _sign(src: Path, dest: Path) -> Path:
     pkey = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, pem, pkey, None))
+    created = {"action": "c2pa.created",  # C2PA 2.x: a created action must say its digitalSourceType
+               "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}
     manifest = {"claim_generator_info": [{"name": "bench", "version": "1"}], "title": src.name,
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{"action": "c2pa.created", "digitalSourceType":
-                                                                          "http://cv.iptc.org/newscodes/"
-                                                                          "digitalsourcetype/digitalCapture"}]}}]}
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [created]}}]}
     with c2pa.Builder(manifest) as b, open(src, "rb") as s, open(dest, "w+b") as d:
         b.sign(signer, "video/mp4", s, d)
     return dest

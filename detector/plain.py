@@ -100,7 +100,7 @@ def credentials_sentence(c2pa: dict | None) -> str:
     who = _signed_by(c)
     if state == "invalid":
         errs = c.get("validation_errors") or []
-        return (f"Present but broken: the file no longer matches its signature"
+        return ("Present but broken: the file no longer matches its signature"
                 + (f" ({errs[0]})" if errs else "") + ". It was changed after signing, or the credentials "
                 f"belong to another file.{(' ' + who + '.') if who else ''}")
     trust = c.get("trusted")

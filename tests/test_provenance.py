@@ -207,7 +207,8 @@ def test_image_exif_and_generator_chunks(tmp_path):
     info.add_text("parameters", "a portrait, Steps: 20, Sampler: Euler")
     img.save(tmp_path / "gen.png", pnginfo=info)
     photo = read_provenance(tmp_path / "photo.jpg").container
-    assert photo.kind == "image" and (photo.make, photo.model, photo.software) == ("PhoneMaker", "Phone 7", "Camera App 3")
+    assert photo.kind == "image"
+    assert (photo.make, photo.model, photo.software) == ("PhoneMaker", "Phone 7", "Camera App 3")
     gen = read_provenance(tmp_path / "gen.png").container
     assert "no camera make or model" in gen.flags and any("'parameters'" in f for f in gen.flags)
     assert read_provenance(tmp_path / "photo.jpg").credentials.state == "absent"
@@ -309,3 +310,24 @@ def test_cli_provenance_command_and_summary(signed, capsys):
     assert "Content Credentials: Signed by Test Signer" in out and "File metadata: Written by FFmpeg's muxer" in out
     assert main(["provenance", str(signed), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["provenance"]["c2pa"]["signer"] == "Test Signer"
+
+
+def test_hostile_manifest_reads_as_one_line_in_every_report_form(signed, tmp_path):
+    """The unreadable manifest's line reaches the CLI summary, the HTML page and the app's Markdown."""
+    from detector.render import render_html
+    from detector.render.views import timings_markdown
+    from detector.report import NO_FACE, Report
+
+    p = _hostile(signed, tmp_path)["garbage"]
+    prov = read_provenance(p).to_dict()
+    assert prov["c2pa"]["state"] == "unreadable"
+    r = Report(file={"name": p.name}, video={}, model={"name": "m", "weights_sha256": "0" * 64, "trained_on": "-"},
+               verdict=NO_FACE, p_fake=None, threshold=0.5, faces=[], timings_s={"total": 0.1},
+               sampling={"indices": []}, provenance=prov)
+    line = credentials_sentence(prov["c2pa"])
+    assert line.startswith("Present but unreadable (") and prov["c2pa"]["error"] in line
+    assert f"Content Credentials: {line}" in r.summary()
+    import html
+
+    assert html.escape(line) in render_html(r)
+    assert f"**{CREDENTIALS}** — {line}" in timings_markdown(r)

@@ -129,7 +129,7 @@ def _read_video(path: Path, xmp: dict) -> ContainerMetadata:
                     handlers.append(h)
                 codec = s.codec_context.name if s.codec_context is not None else "?"
                 streams.append(StreamInfo(s.type, str(codec), None if dur is None else round(dur, 3), h))
-            intervals, rotation = _video_timing(c)
+            intervals, rotation = _video_timing(c, av)
             fmt = c.format.name if c.format is not None else None
     except (av.FFmpegError, OSError, ValueError, UnicodeError, StopIteration) as e:
         raise _Unreadable(f"container not readable: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
@@ -145,7 +145,7 @@ def _read_video(path: Path, xmp: dict) -> ContainerMetadata:
         rotation=rotation, xmp=xmp, tags=tags)
 
 
-def _video_timing(c) -> tuple[dict | None, int | None]:
+def _video_timing(c, av) -> tuple[dict | None, int | None]:
     """(packet-spacing statistics of the first video stream, its display rotation in degrees)."""
     if not c.streams.video:
         return None, None
@@ -164,12 +164,12 @@ def _video_timing(c) -> tuple[dict | None, int | None]:
         stats = {"n": len(gaps), "min": round(min(gaps), 3), "max": round(max(gaps), 3), "mean": round(mean, 3),
                  "cv": round(statistics.pstdev(gaps) / mean, 4)}
     rotation = None
-    try:
+    try:  # the display matrix is read off the first decoded frame (PyAV exposes it there)
         c.seek(0)
         frame = next(c.decode(v), None)
         rotation = int(round(frame.rotation)) % 360 if frame is not None else None
-    except (Exception,) as e:  # noqa: BLE001 - a frame that will not decode leaves the rotation unknown
-        del e
+    except (av.FFmpegError, ValueError, OverflowError):
+        pass  # a first frame that will not decode leaves the rotation unknown; the tags are still reported
     return stats, rotation
 
 
@@ -179,11 +179,17 @@ def _read_image(path: Path, xmp: dict) -> ContainerMetadata:
     try:
         with Image.open(path) as im:
             fmt = im.format
-            exif = im.getexif()
+            if fmt == "PNG":  # PNG's getexif() decodes the whole image to look past IDAT: read the header's only
+                exif = Image.Exif()
+                if "exif" in im.info:
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
             base = {ExifTags.TAGS.get(k, str(k)): v for k, v in exif.items()}
             sub = {ExifTags.TAGS.get(k, str(k)): v for k, v in exif.get_ifd(ExifTags.IFD.Exif).items()}
-            text = {k: v for k, v in (im.info or {}).items() if isinstance(v, (str, bytes)) and k not in ("icc_profile", "exif", "xmp")}
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            text = {k: v for k, v in (im.info or {}).items()
+                    if isinstance(v, (str, bytes)) and k not in ("icc_profile", "exif", "xmp")}
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
         raise _Unreadable(f"image metadata not readable: {e}") from None
     tags = _tags({**{k: v for k, v in base.items() if isinstance(v, (str, bytes, int, float))},
                   **{k: v for k, v in sub.items() if isinstance(v, (str, bytes, int, float))}, **text})

@@ -21,7 +21,7 @@ Reading is offline: remote manifests and OCSP are not fetched.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # What a manifest's digitalSourceType (IPTC NewsCodes, https://cv.iptc.org/newscodes/digitalsourcetype/)
