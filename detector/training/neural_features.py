@@ -37,14 +37,14 @@ def clip_features(model, x: np.ndarray, batch: int = 16, log=print) -> dict:
     return {"rgb": torch.cat(rgb), "res": torch.cat(res, 1)}
 
 
-def neural_features(model, folder: Path, aug_stride: int = 2) -> dict:
+def neural_features(model, folder: Path, aug_stride: int = 2, augmented: bool = True) -> dict:
     """Features of a neural pack (detector.training.neural): originals at every frame, the degraded copies
     at every `aug_stride`-th frame pair (they are an augmentation; half the frames halve their cost)."""
     from detector.training.neural import load_neural_pack
 
     clips, x, aug = load_neural_pack(folder)
     out = {"orig": clip_features(model, x)}
-    if aug is not None:
+    if aug is not None and augmented:
         t = aug.shape[1] // 2
         keep = np.stack([2 * np.arange(0, t, aug_stride), 2 * np.arange(0, t, aug_stride) + 1], 1).ravel()
         out["aug"] = clip_features(model, np.asarray(aug)[:, keep])
@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", type=Path, default=DEFAULT_WEIGHTS, help="weights whose backbone + stream are frozen")
     p.add_argument("--pseudo-train", type=int, default=300)
     p.add_argument("--pseudo-val", type=int, default=120)
+    p.add_argument("--no-augmented", action="store_true", help="neural: skip the degraded copies' features")
     a = p.parse_args(argv)
     model, spec = load_weights(a.init)
     model.eval()
-    feats = (neural_features(model, a.source) if a.kind == "neural"
+    feats = (neural_features(model, a.source, augmented=not a.no_augmented) if a.kind == "neural"
              else pack_features(model, a.source, a.pseudo_train, a.pseudo_val))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**feats, "init": spec.name, "init_sha256": spec.weights_sha256}, a.out)

@@ -95,10 +95,38 @@ class Data:
         self.y = n["y"]
         self.clips = load_neural_pack(neural_pack)[0]
         self.init = p.get("init", "")
+        self.deficit = _deficits(neural_pack)
         self.width = self.ptr["rgb"].shape[-1] + self.ptr["res"].shape[-1]
 
     def family(self, i: int) -> str:
         return self.clips[i].family
+
+
+def _deficits(folder: Path) -> np.ndarray:
+    """The mouth-detail cue (detector.cues) of each corpus clip's sampled frames, as the product reads it;
+    cached in folder/cues.json (a few seconds to compute)."""
+    from detector.cues import mouth_detail_deficit
+    from detector.training.neural import load_neural_pack
+
+    cache = folder / "cues.json"
+    if cache.is_file():
+        return np.array(json.loads(cache.read_text())["mouth_detail_deficit"])
+    x = load_neural_pack(folder)[1]
+    v = [mouth_detail_deficit(np.asarray(c[0::2])) for c in x]
+    cache.write_text(json.dumps({"mouth_detail_deficit": v}))
+    return np.array(v)
+
+
+def cue_grid(d: "Data", m: np.ndarray, weights=(0.0, 0.5, 1.0, 2.0)) -> dict:
+    """The product's score margin + w * (mouth-detail deficit - centre), centre the median over the corpus's
+    real clips, for each w: the leave-one-method-out figures at each weight (the weight is chosen here, on
+    held-out generators, not on the dev set)."""
+    centre = float(np.median(d.deficit[d.y.numpy() == 0]))
+    out = {"centre": round(centre, 4)}
+    for w in weights:
+        f = lomo_figures(d, m + w * (d.deficit - centre))
+        out[str(w)] = {k: f[k] for k in ("mean_roc_auc", "pooled_roc_auc", "per_family")}
+    return out
 
 
 def _window(n_avail: int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -187,7 +215,7 @@ def lomo(d: Data, nc: NeuralConfig, log=print) -> dict:
         rounds.append({"group": f["group"], "n_train": len(f["train"]), "n_test": len(test),
                        "seconds": round(time.time() - t0)})
         log(f"round {f['group']}: trained on {len(f['train'])} corpus clips, scored {len(test)}")
-    return {"margins": oof.tolist(), "rounds": rounds, **lomo_figures(d, oof)}
+    return {"margins": oof.tolist(), "rounds": rounds, **lomo_figures(d, oof), "cue": cue_grid(d, oof)}
 
 
 def lomo_figures(d: Data, m: np.ndarray) -> dict:
@@ -267,6 +295,46 @@ def export(head: TemporalHead, init: Path, nc: NeuralConfig, out: Path, name: st
     return save_weights(fresh.eval(), spec, out)
 
 
+def real_world_scores(d: Data, lomo_res: dict, weight: float, centre: float, sha256: str, out: Path) -> dict:
+    """The corpus's real clips with their leave-one-method-out scores (network margin + the cue at `weight`),
+    written as an `evaluate --clips` JSON for `calibrate --real-world`: the threshold is then checked on real
+    clips of 11 real-world sources that no model scoring them was trained on (source = repository)."""
+    m = np.array(lomo_res["margins"]) + weight * (d.deficit - centre)
+    rows = [{"path": c.path, "label": c.label, "margin": round(float(v), 4), "method": f"repository: {c.repo}"}
+            for c, v in zip(d.clips, m) if c.label == "real"]
+    res = {"weights_sha256": sha256, "clips_dir": "data/neural (real clips, leave-one-method-out scores)",
+           "frames": 60, "clips": rows}
+    out.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _store_cue(d: Data, a: argparse.Namespace, spec) -> None:
+    """Write the cue block into the new sidecar and the real-world scores file beside the run's results."""
+    from detector.weights import sidecar_path
+
+    real = d.y.numpy() == 0
+    centre = float(np.median(d.deficit[real]))
+    block = {"mouth_detail_deficit": {
+        "weight": a.cue_weight, "centre": round(centre, 4),
+        "real_p90": round(float(np.quantile(d.deficit[real], 0.9)), 4),
+        "real_p95": round(float(np.quantile(d.deficit[real], 0.95)), 4),
+        "reference": f"{int(real.sum())} real clips of the neural corpus (training data)",
+        "why": "Lip-sync generators re-draw the mouth at a low resolution and paste it back. The weight was chosen "
+               "on leave-one-method-out scores of the neural corpus (issue 38), not on the dev set.",
+        "measured_on": "the product's 112-px face crops at 60 frames (detector.cues.Regions)"}}
+    side = sidecar_path(a.out)
+    meta = json.loads(side.read_text())
+    meta["cues"] = block
+    side.write_text(json.dumps(meta, indent=2))
+    if a.from_lomo is None:
+        raise ValueError("--cue-weight needs --from-lomo RUN/lomo_TAG.json (the recipe's out-of-fold scores)")
+    lomo_res = json.loads(a.from_lomo.read_text())
+    if lomo_res.get("config") != dataclasses.asdict(NeuralConfig(**{f.name: getattr(a, f.name)
+                                                                    for f in dataclasses.fields(NeuralConfig)})):
+        raise ValueError(f"{a.from_lomo} was made with another recipe config than this final model's")
+    real_world_scores(d, lomo_res, a.cue_weight, centre, spec.weights_sha256, a.run / "real_world.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     from detector.weights import DEFAULT_WEIGHTS
 
@@ -278,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="final: write weights here")
     p.add_argument("--name", default="")
     p.add_argument("--tag", default="", help="name of the result file (lomo_TAG.json)")
+    p.add_argument("--cue-weight", type=float, default=None,
+                   help="final: store the mouth-detail cue at this weight (centre: the corpus reals' median) and "
+                        "write real_world.json from --from-lomo's out-of-fold scores for `calibrate --real-world`")
+    p.add_argument("--from-lomo", type=Path, help="final: the lomo_TAG.json of the same recipe config")
     for f in dataclasses.fields(NeuralConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     a = p.parse_args(argv)
@@ -287,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.mode == "baseline":  # the init, never trained on the corpus: every clip is unseen
         head = default_head(a.init)
         m = margins(head, d.orig["rgb"], d.orig["res"][0])
-        res = {"margins": m.tolist(), **lomo_figures(d, m), "val": val_figures(d, head)}
+        res = {"margins": m.tolist(), **lomo_figures(d, m), "cue": cue_grid(d, m), "val": val_figures(d, head)}
     elif a.mode == "lomo":
         res = lomo(d, nc)
         res["val"] = val_figures(d, train_head(d, np.arange(len(d.y)), nc))
@@ -298,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = export(head, a.init, nc, a.out, a.name or a.out.stem, {"neural_config": dataclasses.asdict(nc)},
                           "see the model card")
             res["weights_sha256"] = spec.weights_sha256
+            if a.cue_weight is not None:
+                _store_cue(d, a, spec)
     res["config"] = dataclasses.asdict(nc)
     (a.run / f"lomo_{tag}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "margins"}, indent=1))

@@ -123,7 +123,7 @@ def _fake_data(tmp_path: Path, manifest: Path) -> TN.Data:
     torch.save({"orig": feats(len(y), 60, y), "aug": feats(len(y), 30, y), "y": y}, tmp_path / "feat_neural.pt")
     (tmp_path / "npack").mkdir()
     (tmp_path / "npack" / "clips.json").write_text(json.dumps({"clips": [c.__dict__ for c in clips]}))
-    np.save(tmp_path / "npack" / "crops.npy", np.zeros((len(y), 2, 4, 4, 3), np.uint8))
+    np.save(tmp_path / "npack" / "crops.npy", np.random.default_rng(0).integers(0, 255, (len(y), 4, 16, 16, 3), np.uint8))
     return TN.Data(tmp_path / "feat_pack.pt", tmp_path / "feat_neural.pt", tmp_path / "npack")
 
 
@@ -136,6 +136,8 @@ def test_heads_learn_a_planted_signal_and_lomo_scores_every_clip(tmp_path: Path,
     assert not np.isnan(m).any()
     assert res["pooled_roc_auc"] > 0.9  # the shifted stream separates fakes from reals out of fold
     assert set(res["per_method"]) == {"MuseTalk", "LatentSync", "Hallo"}
+    assert set(res["cue"]) == {"centre", "0.0", "0.5", "1.0", "2.0"}
+    assert res["cue"]["0.0"]["pooled_roc_auc"] == res["pooled_roc_auc"]
     assert TN.val_figures(d, TN.train_head(d, np.arange(8), nc, log=lambda *_: None))["roc_auc"] > 0.9
 
 
