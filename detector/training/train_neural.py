@@ -88,8 +88,9 @@ class Data:
         p = torch.load(pack, weights_only=True)
         n = torch.load(neural, weights_only=True)
         self.ptr = {k: p["train"][k].float() for k in ("rgb", "res")} | {"y": p["train"]["y"]}
-        self.pva = {k: p["val"][k].float() for k in ("rgb", "res")} | {"y": p["val"]["y"],
-                                                                      "family": p["val"]["family"]}
+        self.pva = {k: p["val"][k].float() for k in ("rgb", "res")} | {
+            "y": p["val"]["y"], "family": p["val"]["family"],
+            "deficit": p["val"].get("deficit", torch.zeros(len(p["val"]["y"])))}
         self.orig = {k: n["orig"][k].float() for k in ("rgb", "res")}
         self.aug = {k: n["aug"][k].float() for k in ("rgb", "res")} if "aug" in n else None
         self.y = n["y"]
@@ -199,22 +200,44 @@ def margins(head: nn.Module, rgb: torch.Tensor, res: torch.Tensor, batch: int = 
     return np.concatenate(out)
 
 
-def lomo(d: Data, nc: NeuralConfig, log=print) -> dict:
-    """Leave-one-generator-out (`neural.folds`): out-of-fold margins of every corpus clip, and the figures."""
+_SHARED: dict = {}  # the Data a forked worker reads (copy-on-write: the features are not pickled per round)
+
+
+def _round(args: tuple) -> tuple[list[int], np.ndarray, dict]:
+    f, nc = args
+    d = _SHARED["data"]
+    torch.set_num_threads(1)  # one round a core: a small LSTM gains nothing from a second thread (measured)
+    t0 = time.time()
+    head = train_head(d, np.array(f["train"]), nc, log=lambda *_: None)
+    test = np.array(f["test"])
+    m = margins(head, d.orig["rgb"][test], d.orig["res"][0][test])
+    return test.tolist(), m, {"group": f["group"], "n_train": len(f["train"]), "n_test": len(test),
+                              "seconds": round(time.time() - t0)}
+
+
+def lomo(d: Data, nc: NeuralConfig, log=print, workers: int = 1) -> dict:
+    """Leave-one-generator-out (`neural.folds`): out-of-fold margins of every corpus clip, and the figures.
+    workers > 1: rounds run in forked processes, one thread each."""
     from detector.training.neural import folds
 
     oof = np.full(len(d.y), np.nan)
+    jobs = [(f, nc) for f in folds(d.clips)]
+    _SHARED["data"] = d
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_round, jobs, chunksize=1)
+    else:
+        n = torch.get_num_threads()
+        results = [_round(j) for j in jobs]
+        torch.set_num_threads(n)
     rounds = []
-    for f in folds(d.clips):
-        t0 = time.time()
-        head = train_head(d, np.array(f["train"]), nc, log=log)
-        test = np.array(f["test"])
-        m = margins(head, d.orig["rgb"][test], d.orig["res"][0][test])
+    for test, m, info in results:
         for i, v in zip(test, m):  # a real clip held out in two rounds keeps its first (its repository's) score
             oof[i] = v if np.isnan(oof[i]) else oof[i]
-        rounds.append({"group": f["group"], "n_train": len(f["train"]), "n_test": len(test),
-                       "seconds": round(time.time() - t0)})
-        log(f"round {f['group']}: trained on {len(f['train'])} corpus clips, scored {len(test)}")
+        rounds.append(info)
+        log(f"round {info['group']}: trained on {info['n_train']} corpus clips, scored {info['n_test']}")
     return {"margins": oof.tolist(), "rounds": rounds, **lomo_figures(d, oof), "cue": cue_grid(d, oof)}
 
 
@@ -308,6 +331,19 @@ def real_world_scores(d: Data, lomo_res: dict, weight: float, centre: float, sha
     return res
 
 
+def validation_scores(d: Data, head: nn.Module, weight: float, centre: float, sha256: str, out: Path) -> dict:
+    """The pack's identity-held-out validation clips scored as the verdict is (network margin over their 20
+    frames + the cue at `weight`), written as an `evaluate --clips` JSON for `calibrate --scores`."""
+    m = margins(head, d.pva["rgb"], d.pva["res"][0]) + weight * (d.pva["deficit"].numpy() - centre)
+    rows = [{"path": f"pack_val/{i}", "label": "fake" if y else "real", "margin": round(float(v), 4),
+             "family": f} for i, (y, v, f) in enumerate(zip(d.pva["y"].tolist(), m, d.pva["family"]))]
+    res = {"weights_sha256": sha256, "clips_dir": "data/pack_next (validation identities)", "frames": 20,
+           "data": f"{len(rows)} clips of held-out identities from the training pack (GRID/CREMA-D speakers and "
+                   "still pseudo-clips, each with a paired reenact / swap / sbi fake; 20 frames)", "clips": rows}
+    out.write_text(json.dumps(res, indent=1))
+    return res
+
+
 def _store_cue(d: Data, a: argparse.Namespace, spec) -> None:
     """Write the cue block into the new sidecar and the real-world scores file beside the run's results."""
     from detector.weights import sidecar_path
@@ -333,6 +369,7 @@ def _store_cue(d: Data, a: argparse.Namespace, spec) -> None:
                                                                     for f in dataclasses.fields(NeuralConfig)})):
         raise ValueError(f"{a.from_lomo} was made with another recipe config than this final model's")
     real_world_scores(d, lomo_res, a.cue_weight, centre, spec.weights_sha256, a.run / "real_world.json")
+    return centre
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cue-weight", type=float, default=None,
                    help="final: store the mouth-detail cue at this weight (centre: the corpus reals' median) and "
                         "write real_world.json from --from-lomo's out-of-fold scores for `calibrate --real-world`")
+    p.add_argument("--workers", type=int, default=2, help="lomo: rounds run in this many processes")
     p.add_argument("--from-lomo", type=Path, help="final: the lomo_TAG.json of the same recipe config")
     for f in dataclasses.fields(NeuralConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
@@ -361,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         m = margins(head, d.orig["rgb"], d.orig["res"][0])
         res = {"margins": m.tolist(), **lomo_figures(d, m), "cue": cue_grid(d, m), "val": val_figures(d, head)}
     elif a.mode == "lomo":
-        res = lomo(d, nc)
+        res = lomo(d, nc, workers=a.workers)
         res["val"] = val_figures(d, train_head(d, np.arange(len(d.y)), nc))
     else:
         head = train_head(d, np.arange(len(d.y)), nc)
@@ -371,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                           "see the model card")
             res["weights_sha256"] = spec.weights_sha256
             if a.cue_weight is not None:
-                _store_cue(d, a, spec)
+                centre = _store_cue(d, a, spec)
+                validation_scores(d, head, a.cue_weight, centre, spec.weights_sha256, a.run / "validation.json")
     res["config"] = dataclasses.asdict(nc)
     (a.run / f"lomo_{tag}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "margins"}, indent=1))

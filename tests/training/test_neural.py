@@ -144,3 +144,10 @@ def test_heads_learn_a_planted_signal_and_lomo_scores_every_clip(tmp_path: Path,
 def test_unknown_cell_is_refused() -> None:
     with pytest.raises(ValueError, match="cell"):
         TN.TemporalHead(8, TN.NeuralConfig(cell="transformer"))
+
+
+def test_lomo_in_two_processes_gives_the_same_scores(tmp_path: Path, manifest: Path) -> None:
+    d = _fake_data(tmp_path, manifest)
+    nc = TN.NeuralConfig(steps=20, batch=8, cell="mean")
+    one, two = TN.lomo(d, nc, log=lambda *_: None), TN.lomo(d, nc, log=lambda *_: None, workers=2)
+    np.testing.assert_allclose(one["margins"], two["margins"], rtol=1e-5, atol=1e-6)
