@@ -51,6 +51,10 @@ class NeuralConfig:
     bidirectional: bool = False
     dropout: float = 0.4
     seed: int = 0
+    # Start from the init weights' own LSTM + head (fine-tune) instead of a fresh one: keeps what the pack
+    # taught and moves it only as far as the corpus pulls in `steps` steps. Needs cell "lstm" and the init's
+    # hidden size / layers.
+    from_init: bool = False
 
 
 class TemporalHead(nn.Module):
@@ -97,6 +101,7 @@ class Data:
         self.clips = load_neural_pack(neural_pack)[0]
         self.init = p.get("init", "")
         self.deficit = _deficits(neural_pack)
+        self.init_head: dict = {}  # the init's LSTM + head tensors (set by main when from_init)
         self.width = self.ptr["rgb"].shape[-1] + self.ptr["res"].shape[-1]
 
     def family(self, i: int) -> str:
@@ -169,7 +174,10 @@ def train_head(d: Data, train_idx: np.ndarray, nc: NeuralConfig, log=print) -> T
     rng = np.random.default_rng(nc.seed)
     g = torch.Generator().manual_seed(nc.seed)
     rc = ResidualConfig(rgb_drop=nc.rgb_drop, residual_drop=nc.residual_drop)
-    head = TemporalHead(d.width, nc).train()
+    head = TemporalHead(d.width, nc)
+    if nc.from_init:
+        head.load_state_dict({k: v for k, v in d.init_head.items()})
+    head.train()
     opt = torch.optim.AdamW(head.parameters(), nc.lr, weight_decay=nc.weight_decay)
     n_rgb = d.ptr["rgb"].shape[-1]
     t0, losses = time.time(), []
@@ -389,10 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="lomo: rounds run in this many processes")
     p.add_argument("--from-lomo", type=Path, help="final: the lomo_TAG.json of the same recipe config")
     for f in dataclasses.fields(NeuralConfig):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
     a = p.parse_args(argv)
     nc = NeuralConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(NeuralConfig)})
     d = Data(a.run / "feat_pack.pt", a.run / "feat_neural.pt", a.neural_pack)
+    if nc.from_init:
+        from detector.weights import load_weights
+
+        d.init_head = {k: v for k, v in load_weights(a.init)[0].state_dict().items()
+                       if k.startswith(("lstm.", "head."))}
     tag = a.tag or a.mode
     if a.mode == "baseline":  # the init, never trained on the corpus: every clip is unseen
         head = default_head(a.init)
