@@ -249,6 +249,45 @@ def lomo(d: Data, nc: NeuralConfig, log=print, workers: int = 1) -> dict:
     return {"margins": oof.tolist(), "rounds": rounds, **lomo_figures(d, oof), "cue": cue_grid(d, oof)}
 
 
+ABLATION = {  # issue 38 item 8: the temporal part of the seeds' designs, on the same frozen features
+    "lstm 1x256 (shipped)": {"cell": "lstm"},
+    "lstm 2x256 (seed 000)": {"cell": "lstm", "layers": 2},
+    "bilstm 1x256 (seed 003)": {"cell": "lstm", "bidirectional": True},
+    "gru 1x256": {"cell": "gru"},
+    "no recurrence (mean of frame scores)": {"cell": "mean"},
+}
+
+
+def _ablate(args: tuple) -> dict:
+    name, nc = args
+    d = _SHARED["data"]
+    torch.set_num_threads(1)
+    head = train_head(d, np.array([], int), nc, log=lambda *_: None)
+    m = margins(head, d.orig["rgb"], d.orig["res"][0])
+    # The same clips with their frames in a random order: a head that reads time should change its scores.
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(d.orig["rgb"].shape[1]))
+    ms = margins(head, d.orig["rgb"][:, perm], d.orig["res"][0][:, perm])
+    f = lomo_figures(d, m)
+    return {"variant": name, "unseen_generators_mean_roc_auc": f["mean_roc_auc"],
+            "unseen_generators_pooled_roc_auc": f["pooled_roc_auc"], "pooled_ci95": f["pooled_ci95"],
+            "per_family": {k: v["roc_auc"] for k, v in f["per_family"].items()},
+            "shuffled_frames_pooled_roc_auc": lomo_figures(d, ms)["pooled_roc_auc"],
+            "shuffled_frames_mean_abs_margin_change": round(float(np.mean(np.abs(ms - m))), 4),
+            "validation": val_figures(d, head)}
+
+
+def ablation(d: Data, nc: NeuralConfig, workers: int = 2) -> list[dict]:
+    """Each temporal variant trained on the pack's clips only (no corpus clip, so every corpus clip is an
+    unseen generator's or an unseen source's), scored on the corpus and on the pack's validation clips; and
+    each scored again with its frames shuffled."""
+    import multiprocessing as mp
+
+    _SHARED["data"] = d
+    jobs = [(name, dataclasses.replace(nc, neural_share=0.0, **kw)) for name, kw in ABLATION.items()]
+    with mp.get_context("fork").Pool(workers) as pool:
+        return pool.map(_ablate, jobs, chunksize=1)
+
+
 def lomo_figures(d: Data, m: np.ndarray) -> dict:
     """Per held-out method and family: ROC-AUC (95% bootstrap interval) of its fakes against all real clips."""
     from detector.training.evaluate import roc_auc, roc_auc_ci
@@ -352,6 +391,25 @@ def validation_scores(d: Data, head: nn.Module, weight: float, centre: float, sh
     return res
 
 
+def unseen_generators_entry(d: Data, m: np.ndarray, calibration: dict, protocol: str) -> dict:
+    """The sidecar's `metrics.unseen_generators` from verdict scores m (N,) of the corpus clips (each scored by
+    a model that never saw its generator or source): ROC-AUC per held-out method and family with intervals,
+    and `fpr`, the share of the corpus's real clips at or above the shipped threshold."""
+    from detector.calibration import calibrate, decide
+
+    f = lomo_figures(d, m)
+    real = d.y.numpy() == 0
+    verdicts = [decide(calibrate(float(v), calibration), calibration["threshold"], calibration.get("band_low"))
+                for v in m]
+    fake_caught = [v == "FAKE" for v, r in zip(verdicts, real) if not r]
+    return {"protocol": protocol, "mean_roc_auc": f["mean_roc_auc"], "per_method": f["per_method"],
+            "per_family": f["per_family"], "pooled_roc_auc": f["pooled_roc_auc"], "pooled_ci95": f["pooled_ci95"],
+            "fpr": round(float(np.mean([v == "FAKE" for v, r in zip(verdicts, real) if r])), 4),
+            "n_real": int(real.sum()), "n_fake": int((~real).sum()),
+            "tpr": round(float(np.mean(fake_caught)), 4),
+            "inconclusive": round(float(np.mean([v == "INCONCLUSIVE" for v in verdicts])), 4)}
+
+
 def _store_cue(d: Data, a: argparse.Namespace, spec) -> None:
     """Write the cue block into the new sidecar and the real-world scores file beside the run's results."""
     from detector.weights import sidecar_path
@@ -384,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.weights import DEFAULT_WEIGHTS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["baseline", "lomo", "final"])
+    p.add_argument("mode", choices=["baseline", "lomo", "final", "ablation"])
     p.add_argument("run", type=Path, help="folder with feat_pack.pt and feat_neural.pt; results are written here")
     p.add_argument("--neural-pack", type=Path, default=Path("data/neural_pack"))
     p.add_argument("--init", type=Path, default=DEFAULT_WEIGHTS)
@@ -412,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         head = default_head(a.init)
         m = margins(head, d.orig["rgb"], d.orig["res"][0])
         res = {"margins": m.tolist(), **lomo_figures(d, m), "cue": cue_grid(d, m), "val": val_figures(d, head)}
+    elif a.mode == "ablation":
+        res = {"variants": ablation(d, nc, a.workers)}
     elif a.mode == "lomo":
         res = lomo(d, nc, workers=a.workers)
         res["val"] = val_figures(d, train_head(d, np.arange(len(d.y)), nc))

@@ -130,7 +130,7 @@ def _fake_data(tmp_path: Path, manifest: Path) -> TN.Data:
 @pytest.mark.parametrize("cell", ["lstm", "gru", "mean"])
 def test_heads_learn_a_planted_signal_and_lomo_scores_every_clip(tmp_path: Path, manifest: Path, cell: str) -> None:
     d = _fake_data(tmp_path, manifest)
-    nc = TN.NeuralConfig(steps=60, batch=8, cell=cell, hidden=8, rgb_drop=0.0, residual_drop=0.0)
+    nc = TN.NeuralConfig(steps=40, batch=8, cell=cell, hidden=8, rgb_drop=0.0, residual_drop=0.0)
     res = TN.lomo(d, nc, log=lambda *_: None)
     m = np.array(res["margins"])
     assert not np.isnan(m).any()
@@ -151,3 +151,12 @@ def test_lomo_in_two_processes_gives_the_same_scores(tmp_path: Path, manifest: P
     nc = TN.NeuralConfig(steps=20, batch=8, cell="mean")
     one, two = TN.lomo(d, nc, log=lambda *_: None), TN.lomo(d, nc, log=lambda *_: None, workers=2)
     np.testing.assert_allclose(one["margins"], two["margins"], rtol=1e-5, atol=1e-6)
+
+
+def test_temporal_ablation_scores_every_variant_and_the_shuffled_frames(tmp_path: Path, manifest: Path) -> None:
+    d = _fake_data(tmp_path, manifest)
+    rows = TN.ablation(d, TN.NeuralConfig(steps=10, batch=8, hidden=8))
+    assert [r["variant"] for r in rows] == list(TN.ABLATION)
+    mean = rows[-1]
+    assert mean["shuffled_frames_mean_abs_margin_change"] < 1e-4  # a mean over frames cannot read their order
+    assert all(0 <= r["unseen_generators_pooled_roc_auc"] <= 1 for r in rows)
