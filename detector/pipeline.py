@@ -162,8 +162,8 @@ class Prepared:
     """A clip read and its faces found: everything an analysis does before the model.
 
     frames: uint8 (T, H, W, 3) RGB; indices: their frame numbers; tracks: face tracks over them.
-    partners: uint8 (T, H, W, 3), each frame's successor in the video, read only for a model that pairs
-    "next" frames (None otherwise, and for an image); partner_crops: per track, the successors cropped with
+    partners: uint8 (T, H, W, 3) **BGR**, each frame's successor in the video, read only for a model that pairs
+    "next" frames (None otherwise, and for an image); partner_crops (RGB): per track, the successors cropped with
     the track's boxes (then `partners` is dropped: the full frames are only needed until the tracks exist).
     Made by `prepare` (no torch needed), finished by `classify`; the CLI's batch mode prepares the next
     clip in a thread while the model classifies the current one.
@@ -217,7 +217,7 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     wanted = sample_indices(info.frame_count, config.frames)
     nxt = None
     if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
-        frames, got, nxt = read_frame_pairs(path, wanted, info)
+        frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR")  # only their crops are used
     else:
         frames, got = read_frames(path, wanted, info)
     warnings = []
@@ -260,7 +260,10 @@ def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress) -> P
     t = time.perf_counter()
     prep.tracks = find_face_tracks(prep.frames, config.faces)
     if prep.partners is not None:
-        prep.partner_crops = [track_crops(prep.partners, tr, config.faces) for tr in prep.tracks]
+        # Partners arrive in OpenCV's BGR: crop and resize act per channel, so converting the 112-px crops
+        # gives the same pixels as converting the full frames first, at a fraction of the cost.
+        prep.partner_crops = [np.ascontiguousarray(track_crops(prep.partners, tr, config.faces)[..., ::-1])
+                              for tr in prep.tracks]
         prep.partners = None
     prep.timings["faces"] = time.perf_counter() - t
     return prep
