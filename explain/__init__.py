@@ -123,14 +123,15 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
         crop_ov = overlay_crops(face.crops, cam.maps)
         frame_ov = None
         if report.frames is not None and all(i in position for i in face.frame_indices):
-            frame_ov = [overlay_frame(report.frames[position[i]], m, b, margin)
-                        for i, m, b in zip(face.frame_indices, cam.maps, face.boxes)]
+            frame_ov = np.empty((len(face.frame_indices), *report.frames.shape[1:]), np.uint8)  # (T, H, W, 3)
+            for k, (i, m, b) in enumerate(zip(face.frame_indices, cam.maps, face.boxes)):
+                overlay_frame(report.frames[position[i]], m, b, margin, out=frame_ov[k])
         face.explanation = {
             "cam": cam.maps, "cam_raw": cam.raw,
             "temporal_importance": tem.importance, "temporal_method": tem.method, "top_frames": tem.top,
             **tem.methods, "frame_p_fake": tem.frame_p_fake, "streams": tem.streams,
             "crop_overlays": crop_ov,
-            "frame_overlays": None if frame_ov is None else np.stack(frame_ov),
+            "frame_overlays": frame_ov,
         }
         if tex is not None:
             face.explanation.update(cam_texture=tex.maps, cam_texture_raw=tex.raw,

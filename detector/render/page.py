@@ -303,6 +303,18 @@ def provenance_details_html(prov: dict | None) -> list[str]:
     return ["<table class='provenance'>", *rows, "</table>"]
 
 
+def decided_line(report) -> str:
+    """How many frames decided the verdict (detector/adaptive.py), "" when the rule did not run."""
+    ad = report.sampling.get("adaptive")
+    if not ad:
+        return ""
+    if ad.get("stopped_early"):
+        return (f"Decided on the first {report.sampling.get('decided_at')} of {ad['total']} frames: their score was "
+                "far from the threshold and band (the rest were not read).")
+    return (f"Decided on all {report.sampling.get('decided_at')} frames: the first {ad['first']} "
+            f"(p(fake) {ad['p_fake_first']}) were too close to the threshold or band to stop.")
+
+
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
     e = html.escape
@@ -346,7 +358,8 @@ def render_html(report) -> str:
     out += [_row("model", f"{m.get('display_name', m.get('name', ''))} ({m.get('name', '')})"),
             _row("weights sha256", m.get("weights_sha256", "")), _row("trained on", m.get("trained_on", "")),
             _row("precision", m.get("precision", "")),
-            _row("frames sampled", f"{s.get('used')} of {s.get('requested')}"),
+            _row("frames sampled", f"{s.get('used')} of {s.get('requested')}" + (f"; {decided_line(report)}"
+                                                                                 if decided_line(report) else "")),
             _row("timings (s)", ", ".join(f"{k} {val:.2f}" for k, val in d.get("timings_s", {}).items())),
             _row("software", ", ".join(f"{k} {val}" for k, val in sw.items())),
             _row("date", d.get("created", ""))]

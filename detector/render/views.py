@@ -25,6 +25,7 @@ from detector.cues import cue_sentence
 from detector.plain import evidence_lines
 from detector.render.page import (
     cue_lines,
+    decided_line,
     cue_panel,
     faithfulness_sentence,
     raw_threshold,
@@ -78,18 +79,6 @@ def timings_markdown(report: Report) -> str:
     if report.warnings:
         lines += ["", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(lines)
-
-
-def decided_line(report: Report) -> str:
-    """How many frames decided the verdict (detector/adaptive.py), "" when the rule did not run."""
-    ad = report.sampling.get("adaptive")
-    if not ad:
-        return ""
-    if ad.get("stopped_early"):
-        return (f"Decided on the first {report.sampling.get('decided_at')} of {ad['total']} frames: their score was "
-                "far from the threshold and band (the rest were not read).")
-    return (f"Decided on all {report.sampling.get('decided_at')} frames: the first {ad['first']} "
-            f"(p(fake) {ad['p_fake_first']}) were too close to the threshold or band to stop.")
 
 
 def verdict_meaning(report: Report) -> str:
