@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from detector.faces import FaceConfig  # noqa: E402
 from detector.machine import cpu_name  # noqa: E402
-from detector.pipeline import AnalysisConfig, analyze_video, get_detector, prepare  # noqa: E402
+from detector.pipeline import AnalysisConfig, analyze_video, get_detector  # noqa: E402
 
 
 def make_clip(path: Path, width: int = 1920, height: int = 1080, seconds: float = 10.0, fps: float = 25.0) -> Path:

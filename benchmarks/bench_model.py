@@ -21,7 +21,6 @@ check only: nothing is fitted on them. Writes one JSON line per clip to `--out` 
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import dataclasses
 import json

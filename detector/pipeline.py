@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector import __version__
-from detector import adaptive
+from detector import __version__, adaptive
 from detector import calibration as cal
 from detector.cues import apply_cues
 from detector.errors import InputError

@@ -25,8 +25,8 @@ from detector.cues import cue_sentence
 from detector.plain import evidence_lines
 from detector.render.page import (
     cue_lines,
-    decided_line,
     cue_panel,
+    decided_line,
     faithfulness_sentence,
     raw_threshold,
     render_html,
