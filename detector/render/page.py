@@ -315,6 +315,10 @@ def decided_line(report) -> str:
             f"(p(fake) {ad['p_fake_first']}) were too close to the threshold or band to stop.")
 
 
+def _frames_sampled(report, sampling: dict) -> str:
+    return "; ".join(filter(None, [f"{sampling.get('used')} of {sampling.get('requested')}", decided_line(report)]))
+
+
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
     e = html.escape
@@ -358,8 +362,7 @@ def render_html(report) -> str:
     out += [_row("model", f"{m.get('display_name', m.get('name', ''))} ({m.get('name', '')})"),
             _row("weights sha256", m.get("weights_sha256", "")), _row("trained on", m.get("trained_on", "")),
             _row("precision", m.get("precision", "")),
-            _row("frames sampled", f"{s.get('used')} of {s.get('requested')}" + (f"; {decided_line(report)}"
-                                                                                 if decided_line(report) else "")),
+            _row("frames sampled", _frames_sampled(report, s)),
             _row("timings (s)", ", ".join(f"{k} {val:.2f}" for k, val in d.get("timings_s", {}).items())),
             _row("software", ", ".join(f"{k} {val}" for k, val in sw.items())),
             _row("date", d.get("created", ""))]
