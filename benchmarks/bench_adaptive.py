@@ -81,7 +81,8 @@ def main() -> None:
         flips = sum(e != v for e, v in stopped)
         mark = "  <- shipped RULE" if d == adaptive.RULE.distance else ""
         print(f"distance {d:3.1f}: {len(stopped)}/{len(rows)} clips stop at {rule.first} frames; a full read "
-              f"changes {flips} of them ({flips / max(1, len(stopped)):.1%}; {flips / max(1, len(rows)):.1%} of all clips){mark}")
+              f"changes {flips} of them ({flips / max(1, len(stopped)):.1%}; "
+              f"{flips / max(1, len(rows)):.1%} of all clips){mark}")
     if a.fit:
         print("fit_distance (max 1 % of early stops changed):", adaptive.fit_distance(pairs, th, lo))
 
