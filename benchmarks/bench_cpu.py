@@ -5,11 +5,11 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
 - `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors,
   `prepare`'s own timing) against reading every frame of the clip once with OpenCV (`cap.read()` to the end);
 - `analysis`: `analyze_video` without explanations, against the same read-every-frame time; with the adaptive
-  frame count (the default) and with `--all-frames` behaviour (adaptive=False);
+  frame count (opt-in, `--adaptive`) and without (the default);
 - `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames);
 - `app` (`--app`): the app's API answer with explanations (its Blocks launched in this process on a local port,
   gradio_client, every returned file downloaded, warm) against `analyze_video(..., explain=True)` on the same
-  clip with the app's settings (60 frames, adaptive, BlazeFace).
+  clip with the app's settings (60 frames, BlazeFace).
 Runs are interleaved (A, B, A, B, ...) and medians of `--repeats` taken, so a CPU shared with other jobs slows
 both sides alike; absolute seconds are not comparable across runs, the ratios are what is reported.
 
@@ -159,7 +159,7 @@ def main() -> None:
     print(f"CPU {cpu_name()}, {os.cpu_count()} cores, precision {det.model_info()['precision']} (channels_last); "
           f"load average {os.getloadavg()[0]:.1f} at start (a machine shared with other jobs); clip "
           f"{clip.name}, 250 frames, {clip.stat().st_size / 2**20:.1f} MiB; medians of {a.repeats} interleaved runs")
-    cfg = AnalysisConfig(faces=FaceConfig(detector="blazeface"))
+    cfg = AnalysisConfig(faces=FaceConfig(detector="blazeface"), adaptive=True)
     full = AnalysisConfig(adaptive=False)
 
     def run(config: AnalysisConfig) -> float:
@@ -172,7 +172,7 @@ def main() -> None:
         show("decode stage against reading every frame once:", med, "read every frame once (cap.read)")
     if "analysis" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
-                           "analysis, adaptive (default)": lambda: run(cfg),
+                           "analysis, adaptive (opt-in)": lambda: run(cfg),
                            "analysis, all 60 frames": lambda: run(full)},
                           a.repeats)
         show("whole analysis (no explanations) against reading every frame once:", med,
@@ -185,7 +185,7 @@ def main() -> None:
     if "app" in parts:
         demo, url = launch_app()
         try:
-            ex = AnalysisConfig(explain=True)  # the app's defaults: 60 frames, adaptive, BlazeFace, explanations
+            ex = AnalysisConfig(explain=True)  # the app's defaults: 60 frames, BlazeFace, explanations
             med = interleaved({"analyze_video(explain=True)": lambda: run(ex),
                                "app API answer with explanations": lambda: app_answer(url, clip, tmp / "dl")},
                               a.repeats)

@@ -59,7 +59,7 @@ def test_pipeline_stops_early_when_far(face_clip, rule):
     from detector.pipeline import AnalysisConfig, analyze_video
 
     rule(0.0)  # any score outside the band decides on the first read
-    early = analyze_video(face_clip, AnalysisConfig())
+    early = analyze_video(face_clip, AnalysisConfig(adaptive=True))
     plain20 = analyze_video(face_clip, AnalysisConfig(frames=20))
     assert early.sampling["decided_at"] == 20 and early.sampling["adaptive"]["stopped_early"]
     assert early.sampling["indices"] == plain20.sampling["indices"] and early.p_fake == plain20.p_fake
@@ -71,8 +71,8 @@ def test_pipeline_reads_all_frames_when_near(face_clip, rule):
     from detector.pipeline import AnalysisConfig, analyze_video
 
     rule(1e6)
-    full = analyze_video(face_clip, AnalysisConfig())
-    plain = analyze_video(face_clip, AnalysisConfig(adaptive=False))
+    full = analyze_video(face_clip, AnalysisConfig(adaptive=True))
+    plain = analyze_video(face_clip, AnalysisConfig())  # the default reads all frames
     assert full.sampling["decided_at"] == 60 and not full.sampling["adaptive"]["stopped_early"]
     assert full.sampling["indices"] == plain.sampling["indices"] and full.p_fake == plain.p_fake
     assert full.timings_s["first_read"] > 0 and "adaptive" not in plain.sampling
