@@ -1,4 +1,6 @@
-"""Adaptive frame count (detector/adaptive.py): the rule on numbers, and the pipeline on a GRID clip."""
+"""Adaptive frame count (detector/adaptive.py): the rule on numbers, and the pipeline on a GRID clip.
+
+(Named to sort after test_app.py, whose first test checks that importing the app loaded no model.)
 
 import dataclasses
 
