@@ -1,6 +1,7 @@
 """Adaptive frame count (detector/adaptive.py): the rule on numbers, and the pipeline on a GRID clip.
 
 (Named to sort after test_app.py, whose first test checks that importing the app loaded no model.)
+"""
 
 import dataclasses
 
