@@ -30,6 +30,8 @@ from detector.weights import DEFAULT_WEIGHTS, read_spec
 log = logging.getLogger("deepfake_forensics.app")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 DETECTORS = {"BlazeFace": "blazeface", "HOG": "hog", "CNN": "cnn"}
+STRIP = 8  # face crops shown per track, spread over it
+ALL_FRAMES = "Every sampled frame's crop and maps are in the HTML report (download above)."
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -96,11 +98,14 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
         out = out_dir or tempfile.mkdtemp(prefix="dff_")
         progress(0.87, desc="drawing face boxes")
         boxed = views.boxed_video(report, out)
-        progress(0.95, desc="writing reports")
+        progress(0.92, desc="writing the JSON and HTML reports (every frame's crop and maps)")
         json_path, html_path = views.write_downloads(report, out)
+        progress(0.97, desc="drawing the chart and galleries")
+        # What an analyst looks at first: a strip of each track and the frames the attribution names; the rest
+        # is in the HTML report, so a response carries ~15 images, not one per frame and map (~180).
         outputs = (views.label_value(report), views.timings_markdown(report),
-                   views.face_gallery(report), views.gradcam_gallery(report),
-                   views.gradcam_gallery(report, "texture"),
+                   views.face_gallery(report, per_face=STRIP), views.gradcam_gallery(report, top_only=True),
+                   views.gradcam_gallery(report, "texture", top_only=True),
                    views.temporal_figure(report), boxed, json_path, html_path, views.cue_gallery(report))
     except InputError as e:
         raise gr.Error(str(e)) from None
@@ -169,29 +174,32 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
                 json_out = gr.File(label="JSON report")
                 html_out = gr.File(label="HTML report")
     with gr.Tab("Face tracks"):
-        faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces")
+        gr.Markdown(f"{STRIP} frames spread over each face track. {ALL_FRAMES}")
+        faces_out = gr.Gallery(label="Face crops", columns=8, height="auto", elem_id="faces", format="jpeg")
     with gr.Tab("Mouth detail (measured cue)"):
         gr.Markdown("Besides the network, the verdict weighs one fixed measurement: how much less fine detail the "
                     "lower face has than the upper face (lip-sync generators re-draw the mouth at low resolution). "
                     "Each face's reading, what it added to the verdict, and the frame that shows it. Some real "
                     "faces read high too (studio light from above, a smooth chin under busy brows): weigh it with "
                     "the network's own margin, shown beside the verdict.")
-        cue_out = gr.Gallery(label="What the mouth-detail cue compares", columns=2, height="auto", elem_id="cue")
+        cue_out = gr.Gallery(label="What the mouth-detail cue compares", columns=2, height="auto", elem_id="cue",
+                             format="jpeg")
 
     def texture_tab() -> gr.Gallery:
         with gr.Tab("Grad-CAM: grain between frames"):
             gr.Markdown("Where the finest grain of each frame and of the video frame right after it pushed the "
                         "verdict (the residual-pair stream, which carries most of the default model's decision). "
-                        "Red: grain that does not renew itself as a camera's does. Empty for an image.\n\n"
+                        "Red: grain that does not renew itself as a camera's does. Empty for an image. Shown: the "
+                        "frames that moved the verdict most. " + ALL_FRAMES + "\n\n"
                         + page.map_check(FAITHFULNESS, "texture"))
             return gr.Gallery(label="Grad-CAM on the residual-pair stream", columns=8, height="auto",
-                              elem_id="texture-cams")
+                              elem_id="texture-cams", format="jpeg")
 
     def appearance_tab() -> gr.Gallery:
         with gr.Tab("Grad-CAM: appearance"):
-            gr.Markdown("Where the ResNeXt50's last block looked in each frame.\n\n"
-                        + page.map_check(FAITHFULNESS, "appearance"))
-            return gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto", elem_id="cams")
+            gr.Markdown("Where the ResNeXt50's last block looked, in the frames that moved the verdict most. "
+                        + ALL_FRAMES + "\n\n" + page.map_check(FAITHFULNESS, "appearance"))
+            return gr.Gallery(label="Grad-CAM overlays", columns=8, height="auto", elem_id="cams", format="jpeg")
 
     # The texture map's tab first for a model with a stream (on the default weights the map the deletion test
     # found pointing at what the model uses); each tab says what that test found for its map.

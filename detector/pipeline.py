@@ -5,6 +5,7 @@ Each arrow is a function in its own module; this one only wires them, times them
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector import __version__
+from detector import __version__, adaptive
 from detector import calibration as cal
 from detector.cues import apply_cues
 from detector.errors import InputError
@@ -49,6 +50,10 @@ class AnalysisConfig:
     explain: also compute Grad-CAM and temporal importance (see explain/).
     provenance: how the file's Content Credentials and container metadata are read (detector/provenance);
     they are reported beside the verdict and never change it.
+    adaptive: at the default frame count, read a third of the frames first and stop there when the verdict
+    is far from the threshold and band (detector/adaptive.py; `analyze_video` only). Off by default: the rule's
+    distance is not yet fitted on validation clips, and at it none of the dev set's 74 clips (60-frame scores)
+    would stop early, so it would only add the first read's time.
     """
 
     frames: int = DEFAULT_FRAMES
@@ -60,6 +65,7 @@ class AnalysisConfig:
     explain: bool = False
     explain_target: str = "fake"
     provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 300:
@@ -76,9 +82,10 @@ class Detector:
 
         self.model, self.spec = model.eval(), spec
         self.use_bf16 = precision == "bf16" or (precision == "auto" and _cpu_has_bf16())
-        if self.use_bf16:
-            # oneDNN's bf16 convolutions are fastest on NHWC weights; fp32 (explanations) works on them too.
-            self.model.to(memory_format=torch.channels_last)
+        # oneDNN's convolutions are fastest on NHWC weights in bf16 and in fp32 alike (fp32 on an AVX2 Zen 3:
+        # the trunk in ~0.75x the time, features within 1e-5 of NCHW; benchmarks/bench_model.py), and
+        # explanations' backward passes work on them too.
+        self.model.to(memory_format=torch.channels_last)
 
     def features(self, clip: np.ndarray, partners: np.ndarray | None = None) -> torch.Tensor:
         """clip: uint8 (T, H, W, 3) RGB -> features (1, T, C) fp32.
@@ -162,8 +169,8 @@ class Prepared:
     """A clip read and its faces found: everything an analysis does before the model.
 
     frames: uint8 (T, H, W, 3) RGB; indices: their frame numbers; tracks: face tracks over them.
-    partners: uint8 (T, H, W, 3), each frame's successor in the video, read only for a model that pairs
-    "next" frames (None otherwise, and for an image); partner_crops: per track, the successors cropped with
+    partners: uint8 (T, H, W, 3) **BGR**, each frame's successor in the video, read only for a model that pairs
+    "next" frames (None otherwise, and for an image); partner_crops (RGB): per track, the successors cropped with
     the track's boxes (then `partners` is dropped: the full frames are only needed until the tracks exist).
     Made by `prepare` (no torch needed), finished by `classify`; the CLI's batch mode prepares the next
     clip in a thread while the model classifies the current one.
@@ -191,8 +198,18 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     and scores in the validation-defined band below the threshold are INCONCLUSIVE (see
     detector/calibration.py). Raises InputError subclasses for bad input.
     """
+    progress = progress or _noop
+    decided, block, spent = _analyze_adaptive(path, config, progress, detector)
+    if decided is not None:
+        return decided
     partners = detector.wants_partners if detector is not None else None
-    return classify(prepare(path, config, progress, partners), config, progress, detector)
+    report = classify(prepare(path, config, progress, partners), config, progress, detector)
+    report.sampling["decided_at"] = len(report.sampling["indices"])
+    if block is not None:  # the first read did not decide: its time counts, its score is in the report
+        report.sampling["adaptive"] = block
+        report.timings_s["first_read"] = spent
+        report.timings_s["total"] += spent
+    return report
 
 
 def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
@@ -217,7 +234,7 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     wanted = sample_indices(info.frame_count, config.frames)
     nxt = None
     if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
-        frames, got, nxt = read_frame_pairs(path, wanted, info)
+        frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR")  # only their crops are used
     else:
         frames, got = read_frames(path, wanted, info)
     warnings = []
@@ -260,7 +277,10 @@ def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress) -> P
     t = time.perf_counter()
     prep.tracks = find_face_tracks(prep.frames, config.faces)
     if prep.partners is not None:
-        prep.partner_crops = [track_crops(prep.partners, tr, config.faces) for tr in prep.tracks]
+        # Partners arrive in OpenCV's BGR: crop and resize act per channel, so converting the 112-px crops
+        # gives the same pixels as converting the full frames first, at a fraction of the cost.
+        prep.partner_crops = [np.ascontiguousarray(track_crops(prep.partners, tr, config.faces)[..., ::-1])
+                              for tr in prep.tracks]
         prep.partners = None
     prep.timings["faces"] = time.perf_counter() - t
     return prep
@@ -270,16 +290,27 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
              detector: Detector | None = None) -> Report:
     """Run the model on every face track of a prepared clip (and explain, if asked); returns the Report."""
     progress = progress or _noop
+    det = detector or get_detector(config.weights, config.precision)
+    report, feats = _score(prep, config, progress, det)
+    if config.explain and report.faces:
+        _explain(report, det, feats, config, progress)
+    report.timings_s["total"] = time.perf_counter() - prep.t0
+    progress(1.0, "done")
+    return report
+
+
+def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Detector) -> tuple[Report, list]:
+    """The model on every face track: the Report (verdict, faces, no explanations) and each track's features
+    (1, T, C), which the explanations reuse."""
     frames, indices, tracks, warnings, timings = prep.frames, prep.indices, prep.tracks, prep.warnings, prep.timings
-    file, video, t0 = prep.file, prep.video, prep.t0
     progress(0.5, f"classifying {len(tracks)} face track(s)")
     t = time.perf_counter()
-    det = detector or get_detector(config.weights, config.precision)
     calib = det.spec.calibration if cal.is_calibrated(det.spec.calibration) else {}
     threshold = config.threshold if config.threshold is not None else \
         float(calib["threshold"]) if calib else det.spec.threshold
     band = None if config.threshold is not None else cal.band(calib)
-    note = cal.frames_note(calib, config.frames) if config.threshold is None and video.get("codec") != "image" else None
+    note = cal.frames_note(calib, config.frames) if config.threshold is None and prep.video.get("codec") != "image" \
+        else None
     if note:
         warnings.append(note)
     results, feats = [], []
@@ -310,22 +341,52 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
         p, verdict = None, NO_FACE
         warnings.append(f"no face found in {len(frames)} sampled frames; try more frames (--frames 60), "
                         "the cnn detector, or a clip where a face is visible")
-    report = Report(file=file, video=video, model=det.model_info(), verdict=verdict, p_fake=p,
+    report = Report(file=prep.file, video=prep.video, model=det.model_info(), verdict=verdict, p_fake=p,
                     threshold=threshold, faces=results, timings_s=timings,
                     sampling={"requested": config.frames, "used": len(indices), "indices": indices},
                     warnings=warnings, software=_software(), frames=frames, p_fake_raw=p_raw,
                     calibration=cal.report_block(calib, det.spec.metrics, threshold, config.threshold is not None),
                     provenance=prep.provenance)
-    if config.explain and results:
-        from explain import explain_report
+    return report, feats
 
-        progress(0.7, "explaining (Grad-CAM and temporal importance)")
-        t = time.perf_counter()
-        explain_report(report, det, feats, target=config.explain_target)
-        timings["explain"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
+
+def _explain(report: Report, det: Detector, feats: list, config: AnalysisConfig, progress: Progress) -> None:
+    from explain import explain_report
+
+    progress(0.7, "explaining (Grad-CAM and temporal importance)")
+    t = time.perf_counter()
+    explain_report(report, det, feats, target=config.explain_target)
+    report.timings_s["explain"] = time.perf_counter() - t
+
+
+def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress: Progress,
+                      det: Detector | None) -> tuple[Report | None, dict | None, float]:
+    """Read `RULE.first` frames. Returns (their Report if the verdict is far from the threshold and band, else
+    None; the rule's report block, None where it does not apply; seconds spent) (detector/adaptive.py)."""
+    if is_image_path(path) or not config.adaptive:
+        return None, None, 0.0
+    spec = det.spec if det is not None else read_spec(config.weights)  # the sidecar only: no torch yet
+    calib = spec.calibration
+    if not adaptive.applies(config.frames, calib, config.threshold is not None):
+        return None, None, 0.0
+    first = dataclasses.replace(config, frames=adaptive.RULE.first)
+    step = lambda f, m: progress(0.4 * f, f"first {first.frames} frames: {m}")  # noqa: E731
+    prep = prepare(path, first, step, wants_partners(spec))
+    det = det or get_detector(config.weights, config.precision)
+    report, feats = _score(prep, first, step, det)
+    band = cal.band(calib)
+    verdict = adaptive.early_verdict(report.p_fake, report.threshold, band[0] if band else None)
+    block = adaptive.report_block(report.p_fake, verdict)
+    if verdict is None:
+        return None, block, time.perf_counter() - prep.t0
+    # the calibration's "other frame count" warning does not apply: the rule was set for this first read
+    report.warnings[:] = [w for w in report.warnings if w != cal.frames_note(calib, first.frames)]
+    report.sampling.update(requested=config.frames, decided_at=len(report.sampling["indices"]), adaptive=block)
+    if config.explain and report.faces:
+        _explain(report, det, feats, config, progress)
+    report.timings_s["total"] = time.perf_counter() - prep.t0
     progress(1.0, "done")
-    return report
+    return report, block, report.timings_s["total"]
 
 
 def _software() -> dict:

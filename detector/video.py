@@ -153,14 +153,39 @@ def read_frames(
     long-GOP codecs (a seek there costs a decode from the keyframe), 24 otherwise (a grab costs ~0.7 ms,
     a seek ~15 ms in mp4v at 720p).
     """
-    frames, got = _read_list(path, indices, info, max_grab_gap)
-    return np.stack(frames), got
+    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None)
+    return frames, got
 
 
-def _read_list(
-    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None
-) -> tuple[list[np.ndarray], list[int]]:
-    """`read_frames` as a list of (H, W, 3) RGB frames, one array each (so a caller can free them one by one)."""
+def read_frame_pairs(
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, partner_order: str = "RGB"
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The frames at `indices` (sorted, unique) and, for each, the video frame right after it.
+
+    Returns `(frames, got, partners)`: frames uint8 (T, H, W, 3) RGB, partners uint8 (T, H, W, 3) in
+    `partner_order` ("RGB" or "BGR", OpenCV's own order: then no colour conversion is spent on them, and a
+    caller that only crops them converts the crops), got the indices read.
+    Why: the residual stream of a "next"-pairing model (detector/residual.py) compares each sampled frame
+    with its successor, one frame apart whatever the clip's length. A frame without a successor (the
+    clip's last, or a truncated file's) is its own partner: a duplicate pair, which the stream reads as
+    "no evidence". Each successor is one more retrieved frame in the same forward pass (grabbed anyway, never a
+    seek), written straight into `partners` (benchmarks/bench_decode.py measures the price).
+    """
+    if partner_order not in ("RGB", "BGR"):
+        raise ValueError(f"partner_order must be 'RGB' or 'BGR', not {partner_order!r}")
+    return _read(path, indices, info, None, partners=partner_order)
+
+
+def _read(
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None, max_grab_gap: int | None,
+    partners: str | None,
+) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+    """One forward pass over the file: grab() every frame up to the last one wanted (seeking only across gaps
+    longer than `max_grab_gap`), retrieve() only the wanted frames (and, with `partners`, their successors),
+    each straight into its slot of a preallocated array, and convert to RGB only the sampled frames.
+
+    Why preallocated: decoding into a fresh array per frame and stacking them copies every frame twice,
+    and on a loaded machine the page faults of those copies cost more than the decode itself."""
     path = str(path)
     info = info or probe(path, VideoLimits(None, None))
     if max_grab_gap is None:
@@ -168,64 +193,108 @@ def _read_list(
             max_grab_gap = 1 << 62  # MPEG-PS, FLV, webm: seeks land on the wrong frame; read through
         else:
             max_grab_gap = 120 if info.long_gop else 24
+    slots = _Slots(indices, partners, info.frame_count)
+    got = _walk(path, slots.wanted, max_grab_gap, slots.take)
+    if not got:
+        raise CorruptVideoError(
+            f"{Path(path).name}: none of the {len(indices)} sampled frames could be decoded; the file is corrupt"
+        )
+    return slots.finish(got)
+
+
+class _Slots:
+    """Where each decoded frame goes: frame k of `indices` into frames[k] (then BGR -> RGB in place), its
+    successor into partners[k] (in `order`). A successor that is itself sampled (dense sampling) is
+    retrieved once and copied."""
+
+    def __init__(self, indices: list[int], order: str | None, frame_count: int) -> None:
+        self.indices, self.order = list(indices), order
+        self.frame_of = {i: k for k, i in enumerate(self.indices)}
+        self.partner_of = {i + 1: k for k, i in enumerate(self.indices)} if order else {}
+        if order and frame_count > 0:
+            self.partner_of.pop(frame_count, None)  # the clip's last frame has no successor
+        self.wanted = sorted(set(self.frame_of) | set(self.partner_of))
+        self.frames: np.ndarray | None = None
+        self.partners: np.ndarray | None = None
+        self.filled: set[int] = set()  # positions k whose partner was written
+
+    def take(self, idx: int, cap: cv2.VideoCapture) -> bool:
+        """Retrieve the frame just grabbed (number `idx`) into its slot(s); False if it cannot be decoded."""
+        k, kp = self.frame_of.get(idx), self.partner_of.get(idx)
+        if self.frames is None:
+            ok, first = cap.retrieve()
+            if not ok or first is None:
+                return False
+            self.frames = np.empty((len(self.indices), *first.shape), np.uint8)
+            self.partners = np.empty_like(self.frames) if self.order else None
+            dst = self.frames[k] if k is not None else self.partners[kp]
+            dst[...] = first
+        else:
+            dst = self.frames[k] if k is not None else self.partners[kp]
+            ok, img = cap.retrieve(dst)
+            if not ok or img is None or img.shape != dst.shape:
+                return False
+            if not np.shares_memory(img, dst):  # a binding that ignores the destination
+                dst[...] = img
+        if k is not None and kp is not None:  # sampled and a successor: one decode, two slots
+            self._partner(kp, dst, bgr=True)
+        elif kp is not None:
+            self.filled.add(kp)
+            if self.order == "RGB":
+                cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
+            return True
+        cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
+        return True
+
+    def _partner(self, kp: int, bgr_frame: np.ndarray, bgr: bool) -> None:
+        if self.order == "RGB" and bgr:
+            cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB, dst=self.partners[kp])
+        else:
+            self.partners[kp] = bgr_frame
+        self.filled.add(kp)
+
+    def finish(self, got: list[int]) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+        """The frames read (a truncated file ends early) and, for each, its partner or itself (no successor)."""
+        taken = set(got)
+        keep = [i for i in self.indices if i in taken]
+        n = len(keep)  # sampled frames are read in order, so the first n slots are filled
+        frames = self.frames[:n]
+        if self.partners is None:
+            return frames, keep, None
+        partners = self.partners[:n]
+        for k in range(n):
+            if k not in self.filled:  # a duplicate pair: "no evidence" for the residual stream
+                if self.order == "BGR":
+                    cv2.cvtColor(frames[k], cv2.COLOR_RGB2BGR, dst=partners[k])
+                else:
+                    partners[k] = frames[k]
+        return frames, keep, partners
+
+
+def _walk(path: str, wanted: list[int], max_grab_gap: int, take) -> list[int]:
+    """Grab forward through the file, calling `take(idx, cap)` on each wanted frame; returns the ones taken."""
     cap = _open(path)
-    frames: list[np.ndarray] = []
     got: list[int] = []
     pos = 0  # index of the frame the next grab() returns
     try:
-        for idx in indices:
+        for idx in wanted:
             gap = idx - pos
             if gap < 0 or gap > max_grab_gap:
                 pos = _seek(cap, idx)
                 if pos > idx:  # overshot: the demuxer cannot seek exactly; read from the start
                     cap.release()
                     cap, pos = _open(path), 0
-                while pos < idx and cap.grab():
-                    pos += 1
-            else:
-                while pos < idx and cap.grab():
-                    pos += 1
+            while pos < idx and cap.grab():
+                pos += 1
             if pos != idx or not cap.grab():
                 break
             pos += 1
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
+            if not take(idx, cap):
                 break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             got.append(idx)
     finally:
         cap.release()
-    if not frames:
-        raise CorruptVideoError(
-            f"{Path(path).name}: none of the {len(indices)} sampled frames could be decoded; the file is corrupt"
-        )
-    return frames, got
-
-
-def read_frame_pairs(
-    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None
-) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """The frames at `indices` (sorted, unique) and, for each, the video frame right after it.
-
-    Returns `(frames, got, partners)`: frames and partners uint8 (T, H, W, 3) RGB, got the indices read.
-    Why: the residual stream of a "next"-pairing model (detector/residual.py) compares each sampled frame
-    with its successor, one frame apart whatever the clip's length. A frame without a successor (the
-    clip's last, or a truncated file's) is its own partner: a duplicate pair, which the stream reads as
-    "no evidence". Each successor is one more decoded frame (no seek): 1.4x read_frames' time for 20 frames of
-    a 1080p clip (benchmarks/bench_decode.py), and twice its frames in memory until the caller crops them.
-    """
-    info = info or probe(path, VideoLimits(None, None))
-    want = sorted(set(indices) | {i + 1 for i in indices if i + 1 < info.frame_count})
-    imgs, got = _read_list(path, want, info)
-    pos = {g: k for k, g in enumerate(got)}
-    keep = [i for i in indices if i in pos]
-    frames = np.empty((len(keep), *imgs[0].shape), np.uint8)
-    partners = np.empty_like(frames)
-    for k, i in enumerate(keep):  # copy, freeing decoded frames as soon as no later pair needs them
-        frames[k], partners[k] = imgs[pos[i]], imgs[pos.get(i + 1, pos[i])]
-        for j in range(pos[i]):
-            imgs[j] = None
-    return frames, keep, partners
+    return got
 
 
 def _seek(cap: cv2.VideoCapture, idx: int) -> int:

@@ -98,11 +98,9 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     frame_p_fake (T,) float32; crop_overlays uint8 (T, 112, 112, 3) RGB, frame_overlays uint8 (T, H, W, 3)
     RGB or None when the report has no frames} and ``report.explanations`` (JSON-ready).
     """
-    import numpy as np
-
     from detector.render.files import overlay_names
     from explain.gradcam import DEFAULT_METHOD, gradcams
-    from explain.overlay import overlay_crops, overlay_frame
+    from explain.overlay import overlay_crops
     from explain.temporal import DEFAULT_METHOD as TEMPORAL_DEFAULT
     from explain.temporal import temporal_importance
 
@@ -121,16 +119,13 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
         cam, tex = cams["appearance"], cams.get("texture")
         tem = temporal_importance(model, f, target)
         crop_ov = overlay_crops(face.crops, cam.maps)
-        frame_ov = None
-        if report.frames is not None and all(i in position for i in face.frame_indices):
-            frame_ov = [overlay_frame(report.frames[position[i]], m, b, margin)
-                        for i, m, b in zip(face.frame_indices, cam.maps, face.boxes)]
+        frame_ov = _frame_overlays(report, face, cam.maps, position, margin)
         face.explanation = {
             "cam": cam.maps, "cam_raw": cam.raw,
             "temporal_importance": tem.importance, "temporal_method": tem.method, "top_frames": tem.top,
             **tem.methods, "frame_p_fake": tem.frame_p_fake, "streams": tem.streams,
             "crop_overlays": crop_ov,
-            "frame_overlays": None if frame_ov is None else np.stack(frame_ov),
+            "frame_overlays": frame_ov,
         }
         if tex is not None:
             face.explanation.update(cam_texture=tex.maps, cam_texture_raw=tex.raw,
@@ -166,6 +161,21 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     faithfulness = getattr(getattr(detector, "spec", None), "metrics", {}).get("faithfulness")
     if faithfulness is not None:
         report.explanations["faithfulness"] = faithfulness
+
+
+def _frame_overlays(report, face, maps, position: dict[int, int], margin: float):
+    """uint8 (T, H, W, 3) RGB: each frame of the track with its map blended into the crop window, written into
+    one preallocated array (not T copies stacked); None when the report does not hold every frame."""
+    import numpy as np
+
+    from explain.overlay import overlay_frame
+
+    if report.frames is None or not all(i in position for i in face.frame_indices):
+        return None
+    out = np.empty((len(face.frame_indices), *report.frames.shape[1:]), np.uint8)
+    for k, (i, m, b) in enumerate(zip(face.frame_indices, maps, face.boxes)):
+        overlay_frame(report.frames[position[i]], m, b, margin, out=out[k])
+    return out
 
 
 def _margin(report) -> float:

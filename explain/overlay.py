@@ -31,13 +31,14 @@ def overlay_crops(crops: np.ndarray, maps: np.ndarray, alpha: float = ALPHA) -> 
 
 
 def overlay_frame(frame: np.ndarray, m: np.ndarray, box: list[float], margin: float = 0.3,
-                  alpha: float = ALPHA) -> np.ndarray:
+                  alpha: float = ALPHA, out: np.ndarray | None = None) -> np.ndarray:
     """Map a crop's heatmap back into the full frame.
 
     frame: uint8 (H, W, 3) RGB; m: (h, w) in [0, 1] over the 112x112 crop; box: [x0, y0, x1, y1] face box
     in frame pixels; margin: the FaceConfig margin the crop was cut with. The map is resized to the
     square crop window (``detector.faces.crop_box``), clipped to the frame, and blended only there.
-    Returns a new uint8 (H, W, 3) RGB frame.
+    Returns a new uint8 (H, W, 3) RGB frame, or writes it into `out` (same shape; e.g. a slot of a
+    preallocated (T, H, W, 3) array, which saves stacking T full frames afterwards) and returns that.
     """
     from detector.faces import Box, crop_box
 
@@ -45,7 +46,10 @@ def overlay_frame(frame: np.ndarray, m: np.ndarray, box: list[float], margin: fl
     heat = colorize(cv2.resize(m.astype(np.float32), (x1 - x0, y1 - y0)))
     h, w = frame.shape[:2]
     fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    out = frame.copy()
+    if out is None:
+        out = frame.copy()
+    else:
+        out[...] = frame
     if fx1 <= fx0 or fy1 <= fy0:
         return out
     region = out[fy0:fy1, fx0:fx1]

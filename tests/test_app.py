@@ -70,20 +70,26 @@ def test_handler_outputs(outputs):
     # Timings by stage
     for stage in ("decode", "faces", "model", "total"):
         assert stage in timings
-    # Face tracks gallery: crops with captions naming face, frame, time and p_fake
+    # Face tracks gallery: a strip of each track (crops with captions naming face, frame, time and p_fake)
     assert faces and all(isinstance(img, np.ndarray) and img.shape == (112, 112, 3) for img, _ in faces)
+    assert len(faces) == sum(min(app.STRIP, len(f["frame_indices"])) for f in report["faces"])
     assert all("face" in c and "frame" in c and " s " in c and "p_fake" in c for _, c in faces)
     # The measured cue the bundled sidecar adds: one panel per face, its reading in words, and the same reading
     # in the JSON and beside the verdict
     assert len(cue) == len(report["faces"]) and all(img.shape == (224, 448, 3) for img, _ in cue)
     reading = report["faces"][0]["cues"]["mouth_detail_deficit"]
     assert f"deficit {reading['value']:.2f}" in cue[0][1] and f"deficit {reading['value']:.2f}" in timings
-    # Grad-CAM gallery: one item per face and frame when explanations ran, else empty
+    # Grad-CAM galleries: the frames that moved the verdict most, per face, when explanations ran, else empty;
+    # every frame's maps are in the HTML report (JPEG thumbnails)
     if "explanations" in report or cams:
-        assert len(cams) == len(faces)
+        top = [t for pf in report["explanations"]["per_face"] for t in pf["top_frames"][:3]]
+        assert len(cams) == len(top) and all("moved the verdict most" in c for _, c in cams)
         # the bundled model has a residual stream: its Grad-CAM gallery has the same items, other maps
-        assert len(texture) == len(faces) and "gradcam_texture" in report["explanations"]["method"]
+        assert len(texture) == len(top) and "gradcam_texture" in report["explanations"]["method"]
         assert any(not np.array_equal(a, b) for (a, _), (b, _) in zip(cams, texture))
+        page = Path(html_path).read_text()
+        n = sum(len(f["frame_indices"]) for f in report["faces"])
+        assert page.count("data:image/jpeg") >= 3 * n and "data:image/png" not in page
     # Plot
     assert len(fig.data) >= 1 and fig.layout.xaxis.title.text == "time (s)"
     # Boxed video: readable by OpenCV, one frame per sampled frame

@@ -206,7 +206,7 @@ def test_explain_report_and_export(small_model, tmp_path):
     written = write_explanations(report, tmp_path)
     assert {str(p.relative_to(tmp_path)) for p in written} == set(pf["overlays"]) | {"report.html"}
     page = (tmp_path / "report.html").read_text()
-    assert "FAKE" in page and "<svg" in page and "data:image/png;base64," in page
+    assert "FAKE" in page and "<svg" in page and "data:image/jpeg;base64," in page
     assert "<script>" not in page and "&lt;script&gt;" in page and "<b>warning</b>" not in page
     assert render_html(report) == page
 

@@ -91,3 +91,43 @@ def test_read_frame_pairs_gives_each_frame_its_successor(long_mp4):
         assert abs(int(f[48, 64, 0]) - (i % 256)) <= 6
         assert abs(int(p[48, 64, 0]) - (min(i + 1, 299) % 256)) <= 6
     assert np.array_equal(frames[-1], partners[-1])
+
+
+def _seek_each(path, indices):
+    """The reference: one seek per frame (a grab gap of 0), each frame read on its own."""
+    return np.stack([read_frames(path, [i], max_grab_gap=0)[0][0] for i in indices])
+
+
+@pytest.mark.parametrize("n", [10, 60, 300])  # sparse, the product's default, every frame (successors sampled)
+def test_frame_pairs_match_a_seek_per_frame(long_mp4, n):
+    """One forward pass gives exactly the frames and successors that seeking to each one gives, in RGB or
+    (partners) OpenCV's BGR."""
+    idx = sample_indices(300, n)
+    frames, got, partners = read_frame_pairs(long_mp4, idx)
+    _, _, bgr = read_frame_pairs(long_mp4, idx, partner_order="BGR")
+    assert got == idx
+    assert np.array_equal(frames, _seek_each(long_mp4, idx))
+    want = _seek_each(long_mp4, [min(i + 1, 299) for i in idx])
+    assert np.array_equal(partners, want) and np.array_equal(bgr, want[..., ::-1])
+
+
+def test_frame_pairs_exact_on_mpeg(face_clip):
+    """MPEG-PS (no exact seeks): the pairs equal the same frames read through from the start."""
+    idx = sample_indices(75, 20)
+    frames, got, partners = read_frame_pairs(face_clip, idx)
+    every, _ = read_frames(face_clip, list(range(75)), max_grab_gap=10**9)
+    assert got == idx and np.array_equal(frames, every[idx])
+    assert np.array_equal(partners, every[[min(i + 1, 74) for i in idx]])
+
+
+def test_frame_pairs_on_truncated_file(truncated_clip):
+    """A file that ends early: the frames read, each with its successor or (none decodable) itself."""
+    info = probe(truncated_clip)
+    frames, got, partners = read_frame_pairs(truncated_clip, sample_indices(75, 20), info)  # the whole clip's
+    assert 0 < len(got) < 20 and frames.shape == partners.shape and len(frames) == len(got)
+    assert np.array_equal(frames[:-1], read_frames(truncated_clip, got[:-1], info)[0])
+
+
+def test_frame_pairs_rejects_unknown_order(long_mp4):
+    with pytest.raises(ValueError, match="partner_order"):
+        read_frame_pairs(long_mp4, [0], partner_order="YUV")

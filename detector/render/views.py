@@ -26,6 +26,7 @@ from detector.plain import evidence_lines
 from detector.render.page import (
     cue_lines,
     cue_panel,
+    decided_line,
     faithfulness_sentence,
     raw_threshold,
     render_html,
@@ -72,6 +73,8 @@ def timings_markdown(report: Report) -> str:
     why = cue_lines(report)
     if why:
         lines += [*[f"- {x}" for x in why], ""]
+    if decided_line(report):
+        lines += [decided_line(report), ""]
     lines += ["| stage | time |", "|---|---|", *rows]
     if report.warnings:
         lines += ["", *[f"- ⚠️ {w}" for w in report.warnings]]
@@ -90,17 +93,28 @@ def seconds(frame_index: int, fps: float) -> float:
     return frame_index / fps if fps and fps > 0 else 0.0
 
 
-def face_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
-    """(crop uint8 (112, 112, 3) RGB, caption) for every face and sampled frame."""
+def face_gallery(report: Report, per_face: int | None = None) -> list[tuple[np.ndarray, str]]:
+    """(crop uint8 (112, 112, 3) RGB, caption) for every face and sampled frame, or with `per_face` a strip of
+    that many frames spread evenly over each track (what the app shows; every crop is in the HTML report)."""
     fps = float(report.video.get("fps") or 0.0)
     items = []
     for face in report.faces:
         if face.crops is None:
             continue
-        for idx, crop in zip(face.frame_indices, face.crops):
-            items.append((crop, f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s · "
-                                f"p_fake {face.p_fake:.3f}"))
+        keep = strip_positions(len(face.frame_indices), per_face)
+        for t in keep:
+            idx = face.frame_indices[t]
+            items.append((face.crops[t], f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s · "
+                                         f"p_fake {face.p_fake:.3f}"))
     return items
+
+
+def strip_positions(n: int, k: int | None) -> list[int]:
+    """k positions spread evenly over 0..n-1 (segment centres, as frames are sampled), or all n when k is None
+    or >= n."""
+    if k is None or k >= n:
+        return list(range(n))
+    return sorted({int(n / k * (i + 0.5)) for i in range(k)})
 
 
 def cue_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
@@ -114,13 +128,14 @@ def cue_gallery(report: Report) -> list[tuple[np.ndarray, str]]:
 MOVED_MOST = "moved the verdict most"
 
 
-def gradcam_gallery(report: Report, layer: str = "appearance") -> list[tuple[np.ndarray, str]]:
+def gradcam_gallery(report: Report, layer: str = "appearance", top_only: bool = False) -> list[tuple[np.ndarray, str]]:
     """(Grad-CAM overlay uint8 (112, 112, 3) RGB, caption) per face and frame; [] without explanations.
 
     layer: "appearance" (the ResNeXt50's last block) or "texture" (the residual-pair stream: where the grain
     between a frame and the next one pushed the verdict; [] for a model without the stream).
     Per face, the frames whose attribution pushed the verdict towards FAKE most come first (largest
-    first, captioned "moved the verdict most"), then the others in time order.
+    first, captioned "moved the verdict most"), then, unless `top_only` (the app: what an analyst looks at
+    first; every frame's map is in the HTML report), the others in time order.
     """
     fps = float(report.video.get("fps") or 0.0)
     key = {"appearance": "crop_overlays", "texture": "texture_overlays"}[layer]
@@ -138,7 +153,7 @@ def gradcam_gallery(report: Report, layer: str = "appearance") -> list[tuple[np.
                           f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s · "
                           f"#{rank} {MOVED_MOST}"))
         for t, idx in enumerate(face.frame_indices):
-            if t not in top:
+            if t not in top and not top_only:
                 items.append((np.ascontiguousarray(overlays[t], dtype=np.uint8),
                               f"face {face.track_id} · frame {idx} · {seconds(idx, fps):.2f} s"))
     return items

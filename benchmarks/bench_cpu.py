@@ -1,0 +1,199 @@
+"""Fast on the CPUs people have: the figures of issue 41 as ratios measured in one process.
+
+On a 10-s 1080p mp4v clip written here with OpenCV (a GRID test clip, CC BY 4.0, scaled onto a 1920x1080
+canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each side), default frames (60):
+- `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors,
+  `prepare`'s own timing) against reading every frame of the clip once with OpenCV (`cap.read()` to the end);
+- `analysis`: `analyze_video` without explanations, against the same read-every-frame time; with the adaptive
+  frame count (opt-in, `--adaptive`) and without (the default);
+- `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames);
+- `app` (`--app`): the app's API answer with explanations (its Blocks launched in this process on a local port,
+  gradio_client, every returned file downloaded, warm) against `analyze_video(..., explain=True)` on the same
+  clip with the app's settings (60 frames, BlazeFace).
+Runs are interleaved (A, B, A, B, ...) and medians of `--repeats` taken, so a CPU shared with other jobs slows
+both sides alike; absolute seconds are not comparable across runs, the ratios are what is reported.
+
+    python benchmarks/bench_cpu.py [--repeats 5] [--app] [--only decode,analysis,explain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from detector.faces import FaceConfig  # noqa: E402
+from detector.machine import cpu_name  # noqa: E402
+from detector.pipeline import AnalysisConfig, analyze_video, get_detector  # noqa: E402
+
+
+def make_clip(path: Path, width: int = 1920, height: int = 1080, seconds: float = 10.0, fps: float = 25.0) -> Path:
+    """A GRID test clip's face scaled to 60 % of the height on a grey canvas, swaying; mp4v."""
+    src = cv2.VideoCapture(str(ROOT / "tests" / "fixtures" / "s4_bbae9n.mpg"))
+    faces = []
+    while True:
+        ok, f = src.read()
+        if not ok:
+            break
+        faces.append(f)
+    scale = height * 0.6 / faces[0].shape[0]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for i in range(int(seconds * fps)):
+        f = cv2.resize(faces[i % len(faces)], None, fx=scale, fy=scale)
+        canvas = np.full((height, width, 3), 90, np.uint8)
+        y, x = (height - f.shape[0]) // 2, (width - f.shape[1]) // 2 + int(40 * np.sin(i / 20))
+        canvas[y:y + f.shape[0], x:x + f.shape[1]] = f
+        vw.write(canvas)
+    vw.release()
+    return path
+
+
+def read_every_frame(path: Path) -> float:
+    t = time.perf_counter()
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    while cap.read()[0]:
+        pass
+    cap.release()
+    return time.perf_counter() - t
+
+
+def decode_stage(clip: Path) -> float:
+    """What `prepare` times as "decode": probe, sha256, the 60 sampled frames and their successors."""
+    from detector.hashing import sha256_file
+    from detector.video import probe, read_frame_pairs, sample_indices
+
+    t = time.perf_counter()
+    info = probe(clip)
+    sha256_file(clip)
+    read_frame_pairs(clip, sample_indices(info.frame_count, 60), info, partner_order="BGR")
+    return time.perf_counter() - t
+
+
+def previous_read(clip: Path) -> float:
+    """The read before issue 41, re-enacted: every wanted frame (sampled + successors) retrieved into its own
+    array and converted to RGB, stacked, then copied into separate frames and partners arrays."""
+    from detector.hashing import sha256_file
+    from detector.video import probe, read_frames, sample_indices
+
+    t = time.perf_counter()
+    info = probe(clip)
+    sha256_file(clip)
+    idx = sample_indices(info.frame_count, 60)
+    want = sorted(set(idx) | {i + 1 for i in idx if i + 1 < info.frame_count})
+    imgs, got = read_frames(clip, want, info)
+    pos = {g: k for k, g in enumerate(got)}
+    frames = np.stack([imgs[pos[i]] for i in idx])
+    partners = np.stack([imgs[pos.get(i + 1, pos[i])] for i in idx])
+    del frames, partners
+    return time.perf_counter() - t
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def interleaved(sides: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Medians of `repeats` rounds, each running every side once (after one warm-up round)."""
+    for f in sides.values():
+        f()
+    runs: dict[str, list[float]] = {k: [] for k in sides}
+    for _ in range(repeats):
+        for k, f in sides.items():
+            runs[k].append(f())
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def show(title: str, med: dict[str, float], base: str) -> None:
+    print(title)
+    for k, v in med.items():
+        print(f"  {k:<38} {v:7.2f} s  {v / med[base]:5.2f}x {base}", flush=True)
+
+
+def app_answer(url: str, clip: Path, downloads: Path) -> float:
+    """One API call with explanations, every returned file downloaded (what a client receives)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+    t = time.perf_counter()
+    client.predict(handle_file(str(clip)), None, 60, "BlazeFace", True, api_name="/analyze")
+    return time.perf_counter() - t
+
+
+def launch_app() -> tuple[object, str]:
+    """The app's Blocks launched in this process on a free local port (as tests/test_app.py does): the model it
+    loads is this process's `get_detector()`, so both sides run the same warm model."""
+    import socket
+
+    import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return app.demo, f"http://127.0.0.1:{port}/"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--only", default="decode,analysis,explain")
+    ap.add_argument("--app", action="store_true", help="also the launched app's API against analyze_video")
+    a = ap.parse_args()
+    parts = set(a.only.split(",")) | ({"app"} if a.app else set())
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cpu_"))
+    clip = make_clip(tmp / "clip_1920x1080_mp4v.mp4")
+    det = get_detector()
+    print(f"CPU {cpu_name()}, {os.cpu_count()} cores, precision {det.model_info()['precision']} (channels_last); "
+          f"load average {os.getloadavg()[0]:.1f} at start (a machine shared with other jobs); clip "
+          f"{clip.name}, 250 frames, {clip.stat().st_size / 2**20:.1f} MiB; medians of {a.repeats} interleaved runs")
+    cfg = AnalysisConfig(faces=FaceConfig(detector="blazeface"), adaptive=True)
+    full = AnalysisConfig(adaptive=False)
+
+    def run(config: AnalysisConfig) -> float:
+        return timed(lambda: analyze_video(clip, config, detector=det))
+
+    if "decode" in parts:
+        med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
+                           "decode stage (60 frames + successors)": lambda: decode_stage(clip),
+                           "previous read (list, stack, RGB partners)": lambda: previous_read(clip)}, a.repeats)
+        show("decode stage against reading every frame once:", med, "read every frame once (cap.read)")
+    if "analysis" in parts:
+        med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
+                           "analysis, adaptive (opt-in)": lambda: run(cfg),
+                           "analysis, all 60 frames": lambda: run(full)},
+                          a.repeats)
+        show("whole analysis (no explanations) against reading every frame once:", med,
+             "read every frame once (cap.read)")
+    if "explain" in parts:
+        ex = AnalysisConfig(adaptive=False, explain=True)
+        med = interleaved({"analysis, 60 frames": lambda: run(full),
+                           "analysis + explanations, 60 frames": lambda: run(ex)}, a.repeats)
+        show("explanations' price:", med, "analysis, 60 frames")
+    if "app" in parts:
+        demo, url = launch_app()
+        try:
+            ex = AnalysisConfig(explain=True)  # the app's defaults: 60 frames, BlazeFace, explanations
+            med = interleaved({"analyze_video(explain=True)": lambda: run(ex),
+                               "app API answer with explanations": lambda: app_answer(url, clip, tmp / "dl")},
+                              a.repeats)
+            show("the app's answer against the library's:", med, "analyze_video(explain=True)")
+        finally:
+            demo.close()
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()

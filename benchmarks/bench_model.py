@@ -1,0 +1,198 @@
+"""The model pass on an fp32 CPU: speed of each way to run it, and whether the shipped one changes any verdict.
+
+`speed`: forward_features of one 60-frame face track (the product's default T; crops of the GRID test clip,
+each with its successor), interleaved medians in one process, as ratios to the plain fp32 NCHW model:
+- `fp32`: the model as built (NCHW weights), the baseline;
+- `channels_last`: fp32 on NHWC weights, what `Detector` ships;
+- `int8`: the trunk (normalise + ResNeXt50 + pool) statically quantised with torch.ao FX (x86 engine,
+  per-channel weights), ranges observed on crops of the two GRID test clips; not shipped (see `agree`);
+- `bf16`: autocast, only where the CPU has native bf16 (elsewhere it is emulated and slower);
+- `onnxruntime`: the same features exported to ONNX, if `onnxruntime` is installed (optional).
+
+`agree`: every dev-set clip read and its faces found once (the product's path, T = 60), then classified by
+the plain fp32 model and by the shipped path (and `--int8`): verdict agreement, ROC-AUC of each (NO_FACE
+clips left out) and the paired bootstrap interval of the change. Reads data/devset and its manifest for this
+check only: nothing is fitted on them. Writes one JSON line per clip to `--out` as it goes.
+
+    python benchmarks/bench_model.py speed [--repeats 5]
+    python benchmarks/bench_model.py agree --clips data/devset --manifest ../shared/devset/MANIFEST.tsv [--int8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from detector.machine import cpu_name  # noqa: E402
+from detector.pipeline import AnalysisConfig, Detector, _cpu_has_bf16, classify, prepare  # noqa: E402
+from detector.weights import DEFAULT_WEIGHTS, load_weights  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def grid_crops(frames: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Face crops uint8 (T, 112, 112, 3) RGB of the GRID test clips and each one's successor (same boxes)."""
+    crops, parts = [], []
+    for clip in sorted(FIXTURES.glob("*.mpg")):
+        prep = prepare(clip, AnalysisConfig(frames=frames // 2), partners=True)
+        from detector.faces import track_crops
+
+        crops.append(track_crops(prep.frames, prep.tracks[0]))
+        parts.append(prep.partner_crops[0])
+    return np.concatenate(crops)[:frames], np.concatenate(parts)[:frames]
+
+
+class _Trunk(torch.nn.Module):
+    """normalise + backbone + pool of a ResNeXtLSTM: (B, 3, H, W) float [0, 255] RGB -> (B, C)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.normalize, self.backbone, self.pool = model.normalize, model.backbone, model.pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.backbone(self.normalize(x))).flatten(1)
+
+
+def int8_model(calib: np.ndarray) -> torch.nn.Module:
+    """The default model with its trunk statically quantised (FX, x86 engine); calib: uint8 (B, H, W, 3) RGB."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    model, _ = load_weights(DEFAULT_WEIGHTS)
+    model.eval()
+    torch.backends.quantized.engine = "x86"
+    x = torch.from_numpy(calib).permute(0, 3, 1, 2).float()
+    trunk = prepare_fx(_Trunk(model).eval(), get_default_qconfig_mapping("x86"), (x[:2],))
+    with torch.inference_mode():
+        for chunk in x.split(16):
+            trunk(chunk)
+    trunk = convert_fx(trunk)
+    model.frame_features = lambda frames: trunk(frames.float())  # the rest of forward_features unchanged
+    return model
+
+
+def plain_detector() -> Detector:
+    """The model as built, fp32 NCHW: the reference every fast path is compared with."""
+    model, spec = load_weights(DEFAULT_WEIGHTS)
+    det = Detector(model, spec, "fp32")
+    det.model.to(memory_format=torch.contiguous_format)
+    return det
+
+
+def speed(a: argparse.Namespace) -> None:
+    crops, parts = grid_crops(60)
+    base = plain_detector()
+    fast = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32")
+    paths = {"fp32": base, "channels_last": fast}
+    q = Detector(int8_model(crops), base.spec, "fp32")
+    q.model.to(memory_format=torch.contiguous_format)
+    paths["int8"] = q
+    if _cpu_has_bf16():
+        paths["bf16"] = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "bf16")
+    print(f"CPU {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"native bf16: {_cpu_has_bf16()}; load average {os.getloadavg()[0]:.1f} at start (a shared machine)")
+    ref = base.margin(base.features(crops, parts))
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    for _ in range(a.repeats):
+        for k, det in paths.items():
+            t = time.perf_counter()
+            det.features(crops, parts)
+            times[k].append(time.perf_counter() - t)
+    b = statistics.median(times["fp32"])
+    print(f"forward_features of T=60 crops (+ successors), medians of {a.repeats} interleaved runs:")
+    for k, det in paths.items():
+        m = statistics.median(times[k])
+        print(f"  {k:<14} {m:6.2f} s  {m / b:5.2f}x fp32   margin {det.margin(det.features(crops, parts)):+.4f} "
+              f"(fp32 {ref:+.4f})")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+def agree(a: argparse.Namespace) -> None:
+    if a.from_jsonl:
+        res = [json.loads(x) for x in a.from_jsonl.read_text().splitlines() if x.strip()]
+        return summarise(res, [k for k in res[0] if isinstance(res[0][k], dict) and k != "fp32"])
+    def local(r: dict) -> Path:  # the manifest names clips/<label>/...; the restored folder holds <label>/...
+        p = Path(r["local_file"])
+        return a.clips / (p.relative_to("clips") if p.parts[0] == "clips" else p)
+
+    rows = [r for r in csv.DictReader(open(a.manifest), delimiter="\t") if local(r).is_file()]
+    if not rows:
+        raise SystemExit(f"no clip of {a.manifest} found under {a.clips}")
+    # A seeded shuffle: a run stopped early (a busy shared CPU) has still scored a mix of families and labels.
+    rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))][:a.limit or None]
+    base = plain_detector()
+    paths = {"shipped": Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "auto")}
+    if a.int8:
+        paths["int8"] = Detector(int8_model(grid_crops(60)[0]), base.spec, "fp32")
+        paths["int8"].model.to(memory_format=torch.contiguous_format)
+    print(f"CPU {cpu_name()}; {len(rows)} dev-set clips, T = {a.frames}; shipped path: "
+          f"{paths['shipped'].model_info()['precision']} on channels_last weights", flush=True)
+    cfg = AnalysisConfig(frames=a.frames)
+    out = open(a.out, "w") if a.out else None
+    res = []
+    for r in rows:
+        prep = prepare(local(r), cfg, partners=True)
+        line = {"clip": r["local_file"], "label": int(r["label"] == "fake")}
+        for name, det in {"fp32": base, **paths}.items():
+            rep = classify(dataclasses.replace(prep, warnings=list(prep.warnings), timings=dict(prep.timings)),
+                           cfg, detector=det)
+            line[name] = {"verdict": rep.verdict, "p_fake": rep.p_fake,
+                          "margin": max((f.margin for f in rep.faces), default=None)}
+        res.append(line)
+        if out:
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+    summarise(res, list(paths))
+
+
+def summarise(res: list[dict], names: list[str]) -> None:
+    """Verdict agreement with fp32, the largest margin change and the ROC-AUC change with its paired interval."""
+    from detector.training.evaluate import roc_auc, roc_auc_diff_ci
+
+    y = np.array([x["label"] for x in res])
+    scored = np.array([x["fp32"]["p_fake"] is not None for x in res])
+    print(f"{len(res)} clips ({int(y.sum())} fake), {int(scored.sum())} with a face")
+    for name in names:
+        same = sum(x[name]["verdict"] == x["fp32"]["verdict"] for x in res)
+        dm = [abs(x[name]["margin"] - x["fp32"]["margin"]) for x in res if x["fp32"]["margin"] is not None]
+        pa = np.array([x["fp32"]["p_fake"] for x in res], dtype=object)[scored].astype(float)
+        pb = np.array([x[name]["p_fake"] for x in res], dtype=object)[scored].astype(float)
+        d, lo, hi = roc_auc_diff_ci(y[scored], pa, pb)
+        print(f"{name}: verdict agrees with fp32 on {same}/{len(res)} clips ({same / len(res):.1%}); max |margin "
+              f"change| {max(dm):.2g}; ROC-AUC fp32 {roc_auc(y[scored], pa):.4f} -> {roc_auc(y[scored], pb):.4f} "
+              f"(change {d:+.4f}, paired 95% bootstrap [{lo:+.4f}, {hi:+.4f}])")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--repeats", type=int, default=5)
+    g = sub.add_parser("agree")
+    g.add_argument("--clips", type=Path, default=ROOT / "data" / "devset")
+    g.add_argument("--manifest", type=Path, default=ROOT.parent / "shared" / "devset" / "MANIFEST.tsv")
+    g.add_argument("--frames", type=int, default=60)
+    g.add_argument("--int8", action="store_true", help="also the int8 trunk (not shipped)")
+    g.add_argument("--out", type=Path, help="one JSON line per clip")
+    g.add_argument("--limit", type=int, help="only the first N clips of the seeded shuffle")
+    g.add_argument("--from-jsonl", type=Path, help="summarise a finished or partial --out file (no model run)")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    {"speed": speed, "agree": agree}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Adaptive frame count: read a third of the frames first, stop there when the verdict is already clear.
+
+A clip read at `AdaptiveRule.total` frames (the product's default, 60) is first read at `first` = total / 3
+(20). If the calibrated score of those 20 lies at least `distance` (in calibrated-logit units, logit(p) =
+a * margin + b) above the threshold, or as far below the INCONCLUSIVE band's lower edge, the 20-frame verdict
+stands; otherwise the clip is analysed at all 60 frames, exactly as without the rule:
+`sample_indices(N, F / 3)` is every third index of `sample_indices(N, F)` (segment centres: 3s*j + 1.5s =
+s*(3j + 1) + 0.5s), so the second pass reads the same 60 frames a plain run does, and its report is that run's.
+
+Why a distance in logit units: how far a clip's score moves between 20 and 60 frames of it is what the rule
+must cover, and on a logistic scale that spread is roughly constant away from the extremes.
+
+The rule's constants live in `RULE` (one frozen config). `fit_distance` chooses `distance` on validation
+clips' paired (20-frame, 60-frame) scores: the smallest distance at which at most `max_flip` of the clips the
+rule would stop early change verdict at 60 frames. See `RULE.fitted_on` for what it was fitted and measured on.
+Pure functions on floats: no torch, no files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detector import calibration as cal
+
+
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """first: frames read first; total: frames of a full read (3 * first); distance: calibrated-logit distance
+    from the threshold (above) or the band's lower edge (below) at which the first read's verdict stands.
+    fitted_on / error: where the distance came from and the measured rate of early verdicts that a full read
+    changes (plain text, copied into every report that uses the rule)."""
+
+    first: int = 20
+    total: int = 60
+    distance: float = 2.0
+    fitted_on: str = ("not fitted: a conservative a-priori distance (2.0 calibrated-logit units, about 2.5 raw "
+                      "logit units of the default weights) while validation clips were not available")
+    error: str = ("not measured on validation clips; on 5 dev-set clips (benchmarks/bench_adaptive.py) none stopped "
+                  "early, and none of the 74 dev clips' 60-frame scores lies this far out: opt-in until fitted")
+
+    def __post_init__(self) -> None:
+        if self.total != 3 * self.first or self.first < 1:
+            raise ValueError(f"total must be 3 * first (the first read is every third frame), not {self}")
+        if self.distance < 0:
+            raise ValueError(f"distance must be >= 0, not {self.distance}")
+
+
+RULE = AdaptiveRule()
+
+
+def applies(frames: int, calibration: dict | None, threshold_overridden: bool,
+            rule: AdaptiveRule | None = None) -> bool:
+    """Whether a read of `frames` frames may stop early: only at the rule's total, with a calibrated threshold
+    (the distance is in its units) that was not set by hand. rule: None is `RULE` (read at call time)."""
+    rule = rule or RULE
+    return frames == rule.total and cal.is_calibrated(calibration) and not threshold_overridden
+
+
+def early_verdict(p_fake: float | None, threshold: float, band_low: float | None,
+                  rule: AdaptiveRule | None = None) -> str | None:
+    """The first read's verdict if it is far enough from the threshold and band, else None (read them all).
+
+    p_fake: calibrated p of the clip's most suspicious face after `rule.first` frames; None (no face found in
+    them) never stops early: more frames may find one."""
+    rule = rule or RULE
+    if p_fake is None:
+        return None
+    z = cal.logit(p_fake)
+    if z >= cal.logit(threshold) + rule.distance:
+        return cal.FAKE
+    if z <= cal.logit(band_low if band_low is not None else threshold) - rule.distance:
+        return cal.REAL
+    return None
+
+
+def report_block(p_first: float | None, verdict: str | None, rule: AdaptiveRule | None = None) -> dict:
+    """What a report says about the rule: the first read's calibrated p, whether it decided, and the rule."""
+    rule = rule or RULE
+    return {"first": rule.first, "total": rule.total,
+            "p_fake_first": None if p_first is None else round(float(p_first), 4),
+            "stopped_early": verdict is not None, "distance": rule.distance,
+            "rule": f"stop after {rule.first} of {rule.total} frames when the calibrated logit of p(fake) lies at "
+                    f"least {rule.distance:g} above the threshold's or below the INCONCLUSIVE band's lower edge's",
+            "fitted_on": rule.fitted_on, "error": rule.error}
+
+
+def fit_distance(pairs: list[tuple[float, str]], threshold: float, band_low: float | None,
+                 max_flip: float = 0.01, step: float = 0.05) -> tuple[float, int, int]:
+    """The smallest distance (multiple of `step`) at which at most `max_flip` of the clips stopped early have a
+    full-read verdict other than the early one.
+
+    pairs: per validation clip, (calibrated p after `first` frames, verdict after `total` frames).
+    Returns (distance, clips stopped early, of which changed)."""
+    d = 0.0
+    while True:
+        rule = AdaptiveRule(distance=d)
+        early = [(early_verdict(p, threshold, band_low, rule), v) for p, v in pairs]
+        stopped = [(e, v) for e, v in early if e is not None]
+        flips = sum(e != v for e, v in stopped)
+        if flips <= max_flip * max(1, len(stopped)) or not stopped:
+            return round(d, 4), len(stopped), flips
+        d += step
