@@ -264,6 +264,10 @@ def test_image_upload(tmp_path, clip):
     cv2.imwrite(str(png), frame)
     label, timings, faces, _cams, _tex, fig, boxed, json_path, _html, cue = app.analyze(None, str(png), 20, "HOG",
                                                                                        False)
-    assert set(label) == {"FAKE", "REAL"} and len(faces) == 1 and len(cue) == 1 and "still image" in timings
+    # the verdict on this frame is not the point: a label comes back (a FAKE/REAL confidence dict, or the
+    # INCONCLUSIVE sentence)
+    assert (set(label) == {"FAKE", "REAL"} if isinstance(label, dict)
+            else label.startswith("INCONCLUSIVE: the detector cannot tell"))
+    assert len(faces) == 1 and len(cue) == 1 and "still image" in timings
     assert len(fig.data) == 1 and Path(boxed).is_file()
     assert json.loads(Path(json_path).read_text())["video"]["codec"] == "image"

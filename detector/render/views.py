@@ -344,6 +344,8 @@ def model_card_markdown(spec: ModelSpec) -> str:
             continue
         if isinstance(v, dict) and "roc_auc" in v and "per_family" in v:
             lines += devset_markdown(v, title=METRIC_TITLES.get(k, k), note="")
+        elif k == "unseen_generators" and isinstance(v, dict):
+            lines += unseen_generators_markdown(v)
         elif k == "faithfulness" and isinstance(v, dict):
             from detector.render.page import faithfulness_sentence
 
@@ -432,6 +434,24 @@ def _real_world_markdown(rw: dict | None) -> list[str]:
             "to expect on footage from a source it has not seen"]
 
 
+def unseen_generators_markdown(u: dict) -> list[str]:
+    """Model-card table of `metrics.unseen_generators`: each generator method held out, its fakes' ROC-AUC
+    against the real clips, and the share of real clips the shipped threshold calls FAKE."""
+    def auc(d: dict) -> str:
+        ci = d.get("ci95") or []
+        ok = len(ci) == 2 and all(isinstance(c, (int, float)) and c == c for c in ci)
+        return f"{d['roc_auc']:.3f}" + (" (95% CI {:.2f}-{:.2f})".format(*ci) if ok else "")
+
+    lines = ["", f"**Generators it never saw** (leave one method out; mean over methods "
+                 f"{u.get('mean_roc_auc', float('nan')):.3f}; real clips called FAKE at the threshold "
+                 f"{u.get('fpr', float('nan')):.0%} of {u.get('n_real', '?')})", "",
+             "| held-out method or family | fakes | ROC-AUC vs real |", "|---|---|---|"]
+    for group in ("per_method", "per_family"):
+        lines += [f"| {name}{' (family)' if group == 'per_family' else ''} | {d.get('n')} | {auc(d)} |"
+                  for name, d in u.get(group, {}).items()]
+    return lines
+
+
 def devset_markdown(dev: dict | None, title: str = "Dev set", note: str = "never trained on; ") -> list[str]:
     """Model-card table: figures of a clip evaluation overall and per family (by default the dev set: public
     clips, never trained on)."""
@@ -455,6 +475,8 @@ def devset_markdown(dev: dict | None, title: str = "Dev set", note: str = "never
              f"| all fake | {dev.get('n_fake')} | {dev.get('no_face', {}).get('n_fake', '')} | "
              f"{dev.get('detected_fake')} ({pct(dev.get('tpr'))}) | {dev.get('inconclusive_fake')} | "
              f"{auc_text(auc, dev.get('roc_auc_ci95'))} |"]
+    if "reads" in dev:
+        lines[1] += f" — read {dev['reads']} time(s) for these weights: {dev.get('reads_note', '')}"
     for g, d in fam.items():
         if g == "real":
             continue
