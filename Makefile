@@ -43,7 +43,7 @@ bench: setup ## benchmarks: analysis stages vs the reference way, explanation co
 	$(PY) benchmarks/bench_explain.py
 
 calibrate: setup ## score validation clips, calibrate the weights, measure on the dev set (WEIGHTS=..., VAL_IDS=...)
-	PY=$(PY) benchmarks/evaluate_and_calibrate.sh
+	PY=$(PY) recipe/evaluate_and_calibrate.sh
 
 bench-load: setup ## the served app under 8 concurrent API requests: latency, peak RSS, files left behind
 	$(PY) benchmarks/bench_load.py --n 8

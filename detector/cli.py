@@ -120,8 +120,8 @@ def build_parser(training: bool = True) -> argparse.ArgumentParser:
 
     add_scan(sub)
     # The training flow's sub-commands live in detector.training (imported only to register them).
-    modules = ("synth", "prepare", "pack", "train", "distill", "train_pack", "train_residual", "clipset",
-               "evaluate_clips", "calibrate", "merge_heads", "wise")
+    modules = ("synth", "prepare", "pack", "grid", "train_pack", "train_residual", "clipset",
+               "evaluate_clips", "calibrate")
     for module in (f"detector.training.{m}" for m in modules) if training else ():
         try:
             mod = __import__(module, fromlist=["add_parser"])

@@ -5,7 +5,7 @@ generators leave: they re-draw the mouth at a low resolution (Wav2Lip at 96 px, 
 it back, so the lower face carries less fine detail than the eyes of the same face. `mouth_detail_deficit`
 measures that. It is not learned; the weight it gets in the verdict lives in the weights' sidecar
 (`cues`), chosen on validation and the dev set and calibrated with the network's margin like every other
-number there (benchmarks/cue_weight.py).
+number there (detector/training/cue_weight.py).
 """
 
 from __future__ import annotations

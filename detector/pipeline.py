@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import d
 Progress = Callable[[float, str], None]
 FRAME_CHOICES = (10, 20, 40, 60, 80, 100)
 # Frames read per clip by default. 60, not 20: which 20 frames are read moves the dev set's ROC-AUC by
-# +-0.03 (six disjoint 20-frame samplings of the same clips: 0.768-0.835, benchmarks/devset_quick.py --sets);
+# +-0.03 (six disjoint 20-frame samplings of the same clips: 0.768-0.835, research/devset_quick.py --sets);
 # 60 frames read in one pass score 0.797-0.801 there, as the mean of those samplings (0.801), for ~2.5x the time.
 DEFAULT_FRAMES = 60
 

@@ -2,7 +2,7 @@
 
 Why a second stream: a ResNeXt50 pools every frame to 2,048 features before the LSTM sees it, so it
 cannot compare the pixels of two frames. The trace that transferred to public clips in issue 15's probes
-(benchmarks/probe_residual.py, probe_consistency.py) lives exactly there: a camera renews its sensor
+(research/probe_residual.py, probe_consistency.py) lives exactly there: a camera renews its sensor
 noise every frame, a warping animator (first-order motion, LivePortrait, ...) carries one frame's grain
 along with the warp, and a face swapper regenerates the face every frame with a texture that flickers
 differently from the camera's. This stream looks at pairs of high-pass residuals at full resolution.

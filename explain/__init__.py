@@ -156,8 +156,8 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     report.explanations = {"method": method_description(method, layer, TEMPORAL_DEFAULT, texture),
                            "target": target,
                            "per_face": per_face}
-    # How faithful these explanations were measured to be for this model (benchmarks/
-    # bench_faithfulness.py, stored in the weights' sidecar), so a reader can weigh them.
+    # How faithful these explanations were measured to be for this model (detector/training/
+    # faithfulness.py, stored in the weights' sidecar), so a reader can weigh them.
     faithfulness = getattr(getattr(detector, "spec", None), "metrics", {}).get("faithfulness")
     if faithfulness is not None:
         report.explanations["faithfulness"] = faithfulness

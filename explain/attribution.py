@@ -26,7 +26,7 @@ mean because a few evidence frames drag the mean towards themselves, which would
 frame look "specific" (it lacks a share of the evidence) and spread the attribution over them; with the
 median, frames that look like the rest of the clip get ~0. ``"mean"`` (the clip's mean feature) and
 ``"zeros"`` (all-zero features: no activation at all, off the manifold, no real crop gives it) are kept
-for comparison; benchmarks/bench_faithfulness.py measures all three by deletion.
+for comparison; detector/training/faithfulness.py measures all three by deletion.
 For a single frame (T = 1, still images) the median and mean baselines equal the input and every attribution is 0:
 there is no "which frame" question to answer.
 """

@@ -13,8 +13,8 @@ logit_target - logit_other, what the verdict is made from (calibration reads the
 attributions explain it too), or ``"logit"`` = logit_target alone, Grad-CAM's textbook choice. With a
 softmax over two classes only the margin moves the verdict: a feature that raises both logits equally
 changes nothing, yet the logit's gradient counts it. On the default weights the two give the same maps
-(38 dev fakes at 60 frames: median correlation 0.995 appearance, 0.9996 texture; benchmarks/
-bench_faithfulness.py --cam-objective), so the default stays "logit", the maps its deletion test measured.
+(38 dev fakes at 60 frames: median correlation 0.995 appearance, 0.9996 texture; detector/training/
+faithfulness.py --cam-objective), so the default stays "logit", the maps its deletion test measured.
 
 Two implementations, same maps (within ~0.003 after normalisation, measured on the project machine):
 

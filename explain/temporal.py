@@ -16,7 +16,7 @@ to the LSTM output at step t, which has seen frames 1..t only (a running decisio
 
 Why IG is the default: on the dev set's public fakes, deleting its top-3 frames (overwriting them with a
 neighbour, as an edit of the video would) lowers the fake margin more than deleting the top-3 of the
-other methods, and it shows no position trend (benchmarks/bench_faithfulness.py; figures in the
+other methods, and it shows no position trend (detector/training/faithfulness.py; figures in the
 weights' sidecar, metrics.faithfulness).
 """
 

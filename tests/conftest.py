@@ -97,3 +97,13 @@ def tiny_spec():
     from detector.model import spec_for
 
     return spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=32, sequence_length=6)
+
+
+@pytest.fixture(scope="session")
+def crop_clips(face_clip, other_face_clip):
+    """Two real crop clips of different speakers: uint8 (2, 4, 112, 112, 3), landmarks (2, 4, 68, 2)."""
+    from detector.training.online_fakes import crop_landmarks
+    from detector.training.prepare import clip_crops
+
+    crops = np.stack([clip_crops(str(face_clip), 4), clip_crops(str(other_face_clip), 4)])
+    return crops, crop_landmarks(crops.reshape(-1, 112, 112, 3)).reshape(2, 4, 68, 2)

@@ -103,7 +103,7 @@ def top_positions(explanation: dict, k: int = TOP_FRAMES) -> list[int]:
 
 def faithfulness_sentence(explanations: dict, spatial: bool = True) -> str:
     """One sentence: how well the shown attribution was measured to find what the model uses (deletion
-    test of benchmarks/bench_faithfulness.py, as stored in the weights' sidecar), or that it was not.
+    test of detector/training/faithfulness.py, as stored in the weights' sidecar), or that it was not.
 
     spatial=False leaves out the Grad-CAM maps' figures, for a page that states them under each map
     (`map_check`): the HTML report and the app's chart note."""
@@ -111,7 +111,7 @@ def faithfulness_sentence(explanations: dict, spatial: bool = True) -> str:
     f = explanations.get("faithfulness")
     if not f:
         return (f"Faithfulness not measured: no deletion test of {method} is recorded for this model "
-                "(benchmarks/bench_faithfulness.py), so read the bars as the model's view, unverified.")
+                "(detector/training/faithfulness.py), so read the bars as the model's view, unverified.")
     k = int(f.get("headline_k", 3))  # 15 % of the measured frames (3 of 20, 9 of 60); older entries: 3
     top = f.get("temporal", {}).get(method, {}).get(f"k{k}")
     if not top:
@@ -141,7 +141,7 @@ MAP_KEYS = {"appearance": "spatial", "texture": "spatial_texture"}
 
 def map_check(faithfulness: dict | None, layer: str = "appearance") -> str:
     """One sentence: what the deletion test stored in the weights' sidecar (metrics.faithfulness, from
-    benchmarks/bench_faithfulness.py) found for the Grad-CAM map of `layer` ("appearance" or "texture").
+    detector/training/faithfulness.py) found for the Grad-CAM map of `layer` ("appearance" or "texture").
 
     A test passes when filling the map's top pixels lowers the fake margin more than random patches of the
     same shape do, on average and on most clips. The map "points at what the model uses" when the test

@@ -211,7 +211,7 @@ def match_sharpness_regions(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     re-synthesis) is matched there too. uint8 RGB in and out.
 
     Why: on held-out clips the centre-matched families still had softer crops than their reals and less
-    detail in the centre relative to the border (benchmarks/devset_cues.py --synthetic), the opposite of
+    detail in the centre relative to the border (research/devset_cues.py --synthetic), the opposite of
     the dev set's portrait animations.
     """
     x = fake.astype(np.float32)
@@ -488,7 +488,7 @@ def fake_clip(family: str, frames: np.ndarray, lms: np.ndarray, rng: np.random.G
     Parameters are drawn once per clip; with probability 1/2 the blend strength flickers per frame (2e).
     coherent: never any per-frame flicker or jitter, and a swap pastes one source frame (warped to every
     target frame) instead of the source clip's frame i: the generated face is as steady as real-world
-    generators make it (`benchmarks/probe_embedding.py --clips`: flickering fakes teach "identity that
+    generators make it (`research/probe_embedding.py --clips`: flickering fakes teach "identity that
     changes = fake", where real-world fakes change *less* from frame to frame than real video).
     "animate" drives frame 0 (see `animate`); "swap" and "softswap" need `other` = (frames, lms) of another
     identity.

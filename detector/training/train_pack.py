@@ -31,7 +31,7 @@ import torch
 
 from detector.training import families as F
 from detector.training.pack import load_pack
-from detector.training.train import (
+from detector.training.loop import (
     TrainConfig,
     _device,
     _log,
@@ -57,7 +57,7 @@ class PackConfig:
     pseudo_val: int = 120
     # Movement of the still pseudo-clips (families.pseudo_clip's `motion`; their paired "animate" fakes get
     # the same). 2.0 brings their frame difference and grain persistence to the dev set's real clips'
-    # (benchmarks/devset_cues.py --gap); 1.0, the default's, leaves them at GRID's.
+    # (research/devset_cues.py --gap); 1.0, the default's, leaves them at GRID's.
     pseudo_motion: float = 1.0
     val_frames: int = 600  # real validation frames (each with one fake) for stage-1 model selection
     # Stage-2 fake clips without per-frame flicker or jitter (families.fake_clip's `coherent`).
@@ -66,7 +66,7 @@ class PackConfig:
     # Stage-2 reals get a camera's fresh sensor noise (sigma 2-6, new every frame) before their fakes are
     # made, and the re-encode damage of both classes then adds no noise of its own. Why: GRID's decoded
     # frames keep their grain from frame to frame (correlation 0.86 at native resolution, against 0.46 for
-    # the dev set's real clips; benchmarks/probe_consistency.py), as warping animators' output does, and the
+    # the dev set's real clips; research/probe_consistency.py), as warping animators' output does, and the
     # default re-encode gave "animate" fakes fresh noise in 40 % of clips. With it, grain that persists is
     # taught as what it is in real-world video: a generator's, not a camera's. Off: the default's stream.
     clip_camera: bool = False

@@ -1,7 +1,7 @@
 """Add the residual-pair stream to trained weights: frozen ResNeXt50, new stream + LSTM + head on clips.
 
 Why this recipe (issue 15): the one trace measured to transfer from our synthetic training clips to
-public ones is how the finest texture renews itself between frames (benchmarks/probe_residual.py: dev
+public ones is how the finest texture renews itself between frames (research/probe_residual.py: dev
 set 0.65-0.71 over seeds against the default's 0.55). It is taught by self-reenactment (frame 0 carried
 by the clip's own landmark motion, grain frozen), face swaps and self-blends (texture regenerated per
 frame, with flicker), against real clips that carry a camera's fresh noise (`PackConfig.clip_camera`):
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from detector.training import families as F
-from detector.training.train import _device, _log, cache_features
+from detector.training.loop import _device, _log, cache_features
 from detector.training.train_pack import PackConfig, auc_by_family, clip_set
 
 
@@ -49,7 +49,7 @@ class ResidualConfig:
     rgb_drop: float = 0.5
     residual_drop: float = 0.1
     # An auxiliary loss on the stream alone: a linear read-out of every pair's features predicts the clip's
-    # label (the probe's objective, benchmarks/probe_residual.py), so the stream gets a direct gradient and
+    # label (the probe's objective, research/probe_residual.py), so the stream gets a direct gradient and
     # not only what reaches it through the LSTM. Training only: the read-out is not part of the weights.
     aux_weight: float = 0.0
     # Keep init's residual stream as it is (frozen, its features cached once per clip and flip) and train only

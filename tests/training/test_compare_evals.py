@@ -1,17 +1,13 @@
-"""benchmarks/compare_evals.py: two evaluate reports are joined on each clip's sha256, not on row order,
+"""detector/training/compare_evals.py: two evaluate reports are joined on each clip's sha256, not on row order,
 and a better ranking shows as a positive difference whose interval excludes 0 (so that a sign error or a
 misjoin would fail)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import compare_evals as ce  # noqa: E402
+from detector.training import compare_evals as ce
 
 
 def _report(margins: dict[str, float], labels: dict[str, str], fam: dict[str, str], skip=()) -> dict:

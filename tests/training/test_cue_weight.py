@@ -1,17 +1,15 @@
-"""benchmarks/cue_weight.py: a cue that carries evidence the margin lacks raises the ROC-AUC with a positive
+"""detector/training/cue_weight.py: a cue that carries evidence the margin lacks raises the ROC-AUC with a positive
 difference whose interval excludes 0, w = 0 reproduces the network alone, and rows without the cue are refused."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import cue_weight as cw  # noqa: E402
+from detector.training import cue_weight as cw
 
 
 def _write(tmp_path: Path, name: str, n: int = 120, seed: int = 0, drop_cue: bool = False) -> Path:

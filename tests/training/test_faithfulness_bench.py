@@ -1,18 +1,15 @@
-"""benchmarks/bench_faithfulness.py: the "isolated" spatial test gives an edit to one stream only. Splicing
+"""detector/training/faithfulness.py: the "isolated" spatial test gives an edit to one stream only. Splicing
 that stream's block of features from the edited crops into the original features must equal running the
 model with that stream on the edited crops and the other stream on the originals."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_faithfulness as bf  # noqa: E402
+from detector.training import faithfulness as bf
 
 
 def test_isolate_equals_each_stream_on_its_own_input(tiny_spec):

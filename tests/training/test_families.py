@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,8 +12,7 @@ import pytest
 from detector.training import families as F
 from detector.training.pack import identity_split, still_to_crop
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import devset_cues as dc  # noqa: E402
+from research import devset_cues as dc
 
 
 def _diff(a, b):
@@ -49,7 +46,7 @@ def test_each_family_changes_the_face_not_the_corner_and_is_deterministic(crop_c
 
 def _edge_vs_outside(img):
     """log RMS Laplacian of the face's outer part over that of the ring outside it, as
-    benchmarks/devset_cues.py's `edge_vs_ring_detail` measures it on the product's crops (the pipeline's
+    research/devset_cues.py's `edge_vs_ring_detail` measures it on the product's crops (the pipeline's
     geometry: face box + 0.3 each side)."""
     m = dc._rings(img.shape[0])
     return dc._detail_ratio(img.astype(np.float32).mean(-1)[None], m["edge"], m["ring"])
@@ -226,7 +223,7 @@ def _tiny_pack(tmp_path, crop_clips):
 
 
 def test_pack_batch_pairs_each_fake_with_its_real(tmp_path, crop_clips):
-    from detector.training.train import TrainConfig
+    from detector.training.loop import TrainConfig
     from detector.training.train_pack import PackConfig, _pool, pack_batch
 
     stills, clips = _tiny_pack(tmp_path, crop_clips)
@@ -262,7 +259,7 @@ def test_carry_pack_round_trips_without_pickles(tmp_path, crop_clips):
 
 def test_batch_prefetcher_draws_the_same_batches_whatever_the_workers(tmp_path, crop_clips):
     """Batch k comes from the k-th seed of the caller's rng: the same with 1 or 2 workers, and as in-process."""
-    from detector.training.train import TrainConfig
+    from detector.training.loop import TrainConfig
     from detector.training.train_pack import BatchPrefetcher, PackConfig, _pool, pack_batch
 
     stills, clips = _tiny_pack(tmp_path, crop_clips)
@@ -392,7 +389,7 @@ def test_reenact_follows_the_real_clip_with_frozen_grain(crop_clips):
 
 @pytest.mark.slow
 def test_train_pack_end_to_end(tmp_path, crop_clips):
-    from detector.training.train import TrainConfig
+    from detector.training.loop import TrainConfig
     from detector.training.train_pack import PackConfig, train_pack
     from detector.weights import load_weights
 
@@ -419,7 +416,7 @@ def test_train_pack_stage1_only_keeps_a_two_stream_init(tmp_path, crop_clips):
     from safetensors.torch import load_file
 
     from detector.model import build_model, spec_for
-    from detector.training.train import TrainConfig
+    from detector.training.loop import TrainConfig
     from detector.training.train_pack import FRAME_HEAD, PackConfig, train_pack
     from detector.weights import load_weights, save_weights
 
@@ -486,8 +483,8 @@ def test_distill_teacher_student_and_init_backbone(tmp_path, crop_clips):
     import torch
     from safetensors.torch import load_file
 
-    from detector.training.distill import DESCRIPTORS, DistillConfig, distill, teacher_targets
-    from detector.training.train import TrainConfig, build_for_training
+    from research.distill import DESCRIPTORS, DistillConfig, distill, teacher_targets
+    from detector.training.loop import TrainConfig, build_for_training
 
     _tiny_pack(tmp_path, crop_clips)
     cfg = DistillConfig(batch=4, steps=2, eval_every=1)
@@ -500,7 +497,7 @@ def test_distill_teacher_student_and_init_backbone(tmp_path, crop_clips):
     with np.load(tmp_path / DESCRIPTORS, allow_pickle=False) as z:
         assert np.array_equal(z["train"], t["train"])
     # The carry pack takes the descriptors along, and its rows line up with them.
-    from detector.training.distill import real_crops
+    from research.distill import real_crops
     from detector.training.pack import compact, load_pack
 
     compact(tmp_path, tmp_path / "carry")

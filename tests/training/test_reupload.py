@@ -1,17 +1,13 @@
-"""benchmarks/bench_reupload.py: the re-encode is a real H.264 copy of the clip (same frames, new codec), and
+"""detector/training/reupload.py: the re-encode is a real H.264 copy of the clip (same frames, new codec), and
 `paired` joins two evaluate reports on the clip's path (not its sha256, which a re-encode changes), counts
 the verdicts that changed and the clips lost, and gives the AUC of each side."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_reupload as br  # noqa: E402
+from detector.training import reupload as br
 
 
 def _report(rows):

@@ -132,7 +132,8 @@ def test_online_sbi_and_swap_change_only_the_face(crop_clips):
 
 def test_frame_batch_is_balanced_and_pairs_online_fakes(crop_clips):
     from detector.training.online_fakes import OnlineFakes
-    from detector.training.train import TrainConfig, frame_batch
+    from detector.training.grid import frame_batch
+    from detector.training.loop import TrainConfig
 
     crops, lms = crop_clips
     x = np.concatenate([crops, crops[:1, :, ::-1]])  # two real clips and one "prepared fake"
@@ -151,7 +152,8 @@ def test_frame_batch_is_balanced_and_pairs_online_fakes(crop_clips):
 
 @pytest.mark.slow
 def test_training_with_online_fakes_runs_both_stages(crop_clips, tmp_path):
-    from detector.training.train import TrainConfig, train
+    from detector.training.grid import train
+    from detector.training.loop import TrainConfig
 
     crops, _ = crop_clips
     root = tmp_path / "prep"
@@ -204,7 +206,8 @@ def _tiny_prepared(root, n=16, t=4, size=32, seed=0):
 @pytest.mark.slow
 def test_tiny_training_lowers_loss_and_evaluates(tmp_path):
     from detector.training.evaluate import evaluate
-    from detector.training.train import TrainConfig, train
+    from detector.training.grid import train
+    from detector.training.loop import TrainConfig
     from detector.weights import load_weights
 
     prepared = _tiny_prepared(tmp_path / "prep")
