@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PORT ?= 7860
 
 .DEFAULT_GOAL := help
-.PHONY: help setup app test test-fast browser bench bench-load calibrate lint clean
+.PHONY: help setup app test test-fast browser bench bench-load calibrate reproduce lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench: setup ## benchmarks: analysis stages vs the reference way, explanation co
 
 calibrate: setup ## score validation clips, calibrate the weights, measure on the dev set (WEIGHTS=..., VAL_IDS=...)
 	PY=$(PY) recipe/evaluate_and_calibrate.sh
+
+reproduce: setup ## rebuild the shipped default from ../shared/data (config: recipe/default.env; ~2 h on 2 CPUs)
+	PY=$(PY) recipe/reproduce.sh
 
 bench-load: setup ## the served app under 8 concurrent API requests: latency, peak RSS, files left behind
 	$(PY) benchmarks/bench_load.py --n 8
