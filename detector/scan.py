@@ -214,10 +214,31 @@ def _start_ray(opts: ScanOptions, log: TextIO):
         address = opts.ray
         try:
             ray.init(address=address, **common)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ForensicsError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]} "
-                                 "(start one with `ray start --head`)") from None
+        except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, AuthenticationError, ...
+            ray.shutdown()
+            raise join_error(address, e) from None
     return ray
+
+
+def join_error(address: str, error: BaseException) -> ForensicsError:
+    """The error a failed `ray.init(address=...)` becomes: Ray's own reason, and the fix that fits it.
+
+    Ray's reason comes first (its first non-empty line, type named), so a refused token or a version
+    mismatch is not mistaken for a missing cluster; the hint says what usually fixes that reason.
+    """
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    reason = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
+    text = str(error).lower()
+    if "authentication" in type(error).__name__.lower() or ("auth" in text and "token" in text):
+        hint = ("the cluster uses token authentication: give this machine the head's token "
+                "(copy the head's ~/.ray/auth_token here, or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH)")
+    elif "version" in text:
+        hint = "every machine needs the same Ray and Python versions as the head"
+    elif isinstance(error, ConnectionError) or "could not find any running ray instance" in text:
+        hint = "is a head running there? start one with `ray start --head`"
+    else:
+        hint = "see Ray's reason above; `ray status --address ADDRESS` on this machine shows the same"
+    return ForensicsError(f"cannot join the Ray cluster at {address!r}: {reason} ({hint})")
 
 
 # ---------------------------------------------------------------- progress

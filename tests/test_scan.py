@@ -82,6 +82,43 @@ def test_analyze_cli_does_not_import_ray():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 
 
+def _join_with(monkeypatch, tmp_path, error: BaseException) -> str:
+    """The message `scan --ray ADDRESS` gives when Ray's own `ray.init` raises `error` (no cluster needed)."""
+    import io
+
+    import ray
+
+    from detector.errors import ForensicsError
+    from detector.scan import _start_ray
+
+    def refuse(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ForensicsError) as caught:
+        _start_ray(ScanOptions(out=tmp_path / "scan.jsonl", ray="10.1.2.3:6379"), io.StringIO())
+    return str(caught.value)
+
+
+def test_a_refused_token_is_named_not_a_missing_head(monkeypatch, tmp_path):
+    """Ray 2.60 with ~/.ray/auth_token on the head refuses a node without the token: say that, not `ray start`."""
+    from ray.exceptions import AuthenticationError
+
+    reason = "InvalidAuthToken: the token presented does not match the cluster's"
+    message = _join_with(monkeypatch, tmp_path, AuthenticationError(reason))
+    assert "10.1.2.3:6379" in message and "AuthenticationError" in message and "InvalidAuthToken" in message
+    assert "auth_token" in message and "RAY_AUTH_TOKEN" in message
+    assert "ray start --head" not in message
+
+
+def test_an_unreachable_head_keeps_rays_reason(monkeypatch, tmp_path):
+    message = _join_with(monkeypatch, tmp_path, ConnectionError("Could not find any running Ray instance.\nmore"))
+    assert "ConnectionError: Could not find any running Ray instance." in message and "more" not in message
+    assert "ray start --head" in message
+    other = _join_with(monkeypatch, tmp_path, RuntimeError("Version mismatch: the cluster runs Ray 2.9"))
+    assert "RuntimeError: Version mismatch: the cluster runs Ray 2.9" in other and "ray start" not in other
+
+
 # ---------------------------------------------------------------- on a local Ray
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory, tiny_spec):
