@@ -9,7 +9,7 @@ The flat API (face_recognition style)::
 
 import os as _os
 
-__version__ = "0.1.0"
+from detector.version import __version__  # noqa: F401 - re-exported (__all__)
 
 # FFmpeg and OpenCV write warnings ("moov atom not found") straight to stderr; our typed errors say it
 # in one line instead. Set before cv2 is first imported; the user's own settings win.

@@ -129,7 +129,7 @@ class _TrainingGroup:
 
 def build_parser(training: bool = True) -> argparse.ArgumentParser:
     """training=False leaves out the training flow's sub-commands (their modules import torch: ~2 s)."""
-    from detector import __version__
+    from detector.version import __version__
 
     parser = argparse.ArgumentParser(prog="deepfake-forensics", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

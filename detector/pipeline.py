@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector import __version__, adaptive
+from detector import adaptive
+from detector.version import __version__
 from detector import calibration as cal
 from detector.cues import apply_cues
 from detector.errors import InputError

@@ -8,12 +8,15 @@ with occlusion, gradient x input and RLNet's gradient norm beside it (explain/te
 explain/attribution.py). Rendering (PNG files, HTML, app views) lives in detector/render/; this package
 only computes.
 
+Every method is a class with a name, a description and ``__call__``, registered once in explain/methods.py.
 Importing this package is cheap: torch, OpenCV and pytorch-grad-cam load only when a function runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from explain.methods import SPATIAL, TEMPORAL, GradCAM
 
 __all__ = ["explain_report", "gradcam", "temporal_importance"]
 
@@ -24,21 +27,9 @@ def _r(values) -> list[float]:
     return [round(float(v), DIGITS) for v in values]
 
 
-# Report keys of the temporal methods (explain/temporal.py METHODS) and what each one measures.
-TEMPORAL_KEYS = ("integrated_gradients", "occlusion", "grad_x_input", "grad_norm")
-TEMPORAL_DESCRIPTIONS = {
-    "integrated_gradients": "Integrated Gradients (Sundararajan et al. 2017) of the logit margin per frame, "
-                            "through the LSTM on the cached features; baseline = the clip's per-channel median "
-                            "feature at every frame (a typical frame of this face: what is attributed is what is "
-                            "specific to frame t); signed; the values sum to margin(clip) "
-                            "- margin(baseline) (completeness)",
-    "occlusion": "leave-one-frame-out: margin(clip) - margin(clip with frame t replaced by the clip's median "
-                 "feature); signed",
-    "grad_x_input": "gradient x input, sum_c f_t,c * d margin / d f_t,c (first order); signed",
-    "grad_norm": "RLNet Algorithm 1: ||d logit_target / d f_t||_2, unsigned SENSITIVITY (how fast the decision "
-                 "could change with frame t, not which way frame t pushed it); biased towards early frames "
-                 "by the LSTM + mean pooling",
-}
+# Report keys of the temporal methods and what each one measures: from the one registry (explain/methods.py).
+TEMPORAL_KEYS = tuple(TEMPORAL)
+TEMPORAL_DESCRIPTIONS = {name: m.description for name, m in TEMPORAL.items()}
 
 
 def _streams(tem) -> dict[str, Any]:
@@ -54,22 +45,14 @@ STREAMS_DESCRIPTION = ("Integrated Gradients split by feature stream: 'appearanc
                        "regenerated); the two sum to the frame's IG value exactly")
 
 
-TEXTURE_LAYER = "model.residual.body (last ReLU of the residual-pair stream)"
-TEXTURE_DESCRIPTION = ("Grad-CAM of the same clip logit on the residual-pair stream: where the finest grain of frame "
-                       "t and of the frame it is paired with (its successor in the video) pushed the verdict. "
-                       "Red where the grain does not renew itself as a camera's does (carried along by a warp, or "
-                       "regenerated); 0 for a pair the stream ignores (duplicate frames, a still image). "
-                       "cam_texture_peak = raw per-frame maximum")
+TEXTURE_LAYER = GradCAM.texture_layer
+TEXTURE_DESCRIPTION = GradCAM.texture_description
 
 
 def method_description(method: str, layer: str, temporal_method: str = "integrated_gradients",
                        texture: bool = False) -> dict[str, Any]:
     return {
-        "gradcam": {"layer": layer, "implementation": method,
-                    "description": "Grad-CAM (Selvaraju et al. 2017): relu(sum_c w_c A_c), w_c = spatial "
-                                   "mean of d logit/d A_c, of the clip logit for every frame; maps min-max "
-                                   "normalised per frame; cam_peak = raw per-frame maximum (comparable "
-                                   "across frames)"},
+        GradCAM.name: {"layer": layer, "implementation": method, "description": GradCAM.description},
         **({"gradcam_texture": {"layer": TEXTURE_LAYER, "implementation": method,
                                 "description": TEXTURE_DESCRIPTION}} if texture else {}),
         "temporal": {
@@ -98,62 +81,17 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     frame_p_fake (T,) float32; crop_overlays uint8 (T, 112, 112, 3) RGB, frame_overlays uint8 (T, H, W, 3)
     RGB or None when the report has no frames} and ``report.explanations`` (JSON-ready).
     """
-    from detector.render.files import overlay_names
-    from explain.gradcam import DEFAULT_METHOD, gradcams
-    from explain.overlay import overlay_crops
+    from explain.gradcam import DEFAULT_METHOD
     from explain.temporal import DEFAULT_METHOD as TEMPORAL_DEFAULT
-    from explain.temporal import temporal_importance
 
     if len(feats) != len(report.faces):
         raise ValueError(f"{len(feats)} feature tensors for {len(report.faces)} faces")
     model = getattr(detector, "model", detector)
     method = method or DEFAULT_METHOD
-    margin = _margin(report)
-    position = {int(v): p for p, v in enumerate(report.sampling.get("indices", []))}
-    layer = "model.model[7] (layer4)" if not hasattr(model.backbone, "layer4") else "model.backbone.layer4"
     texture = getattr(model, "residual", None) is not None
-    per_face = []
-    for face, f in zip(report.faces, feats):
-        cams = gradcams(model, face.crops, target, method=method, partners=getattr(face, "partners", None),
-                        layers=("appearance", "texture") if texture else ("appearance",))
-        cam, tex = cams["appearance"], cams.get("texture")
-        tem = temporal_importance(model, f, target)
-        crop_ov = overlay_crops(face.crops, cam.maps)
-        frame_ov = _frame_overlays(report, face, cam.maps, position, margin)
-        face.explanation = {
-            "cam": cam.maps, "cam_raw": cam.raw,
-            "temporal_importance": tem.importance, "temporal_method": tem.method, "top_frames": tem.top,
-            **tem.methods, "frame_p_fake": tem.frame_p_fake, "streams": tem.streams,
-            "crop_overlays": crop_ov,
-            "frame_overlays": frame_ov,
-        }
-        if tex is not None:
-            face.explanation.update(cam_texture=tex.maps, cam_texture_raw=tex.raw,
-                                    texture_overlays=overlay_crops(face.crops, tex.maps))
-        if not cam.peaks.any():
-            other = "real" if target == "fake" else "fake"
-            report.warnings.append(f"face {face.track_id}: Grad-CAM for {target!r} is zero in every frame "
-                                   "(no region raises that logit; common when the model leans the other "
-                                   f"way); try target {other!r}")
-        names = []
-        for i in face.frame_indices:
-            crop_name, frame_name = overlay_names(face.track_id, i)
-            names += [crop_name] + ([frame_name] if frame_ov is not None else [])
-        per_face.append({"track_id": face.track_id, "frame_indices": list(face.frame_indices),
-                         "temporal_importance": _r(tem.importance), "temporal_method": tem.method,
-                         # video frame indices of the frames that pushed towards FAKE most, largest first
-                         "top_frames": [face.frame_indices[t] for t in tem.top],
-                         **{name: _r(tem.methods[name]) for name in TEMPORAL_KEYS},
-                         "completeness": {"margin": round(tem.margin, DIGITS),
-                                          "baseline_margin": round(tem.baseline_margin, DIGITS),
-                                          "sum_minus_delta": float(f"{tem.completeness_error:.3g}"),
-                                          "steps": tem.steps, "baseline": tem.baseline},
-                         "frame_p_fake": _r(tem.frame_p_fake),
-                         **({} if tem.streams is None else {"streams": _streams(tem)}),
-                         "cam_peak": [float(f"{v:.4g}") for v in cam.peaks],
-                         **({} if tex is None else {"cam_texture_peak": [float(f"{v:.4g}") for v in tex.peaks]}),
-                         "overlays": names})
-    report.explanations = {"method": method_description(method, layer, TEMPORAL_DEFAULT, texture),
+    per_face = [_explain_face(report, face, f, model, target, method) for face, f in zip(report.faces, feats)]
+    report.explanations = {"method": method_description(method, GradCAM.layer_name(model), TEMPORAL_DEFAULT,
+                                                        texture),
                            "target": target,
                            "per_face": per_face}
     # How faithful these explanations were measured to be for this model (detector/training/
@@ -176,6 +114,65 @@ def _frame_overlays(report, face, maps, position: dict[int, int], margin: float)
     for k, (i, m, b) in enumerate(zip(face.frame_indices, maps, face.boxes)):
         overlay_frame(report.frames[position[i]], m, b, margin, out=out[k])
     return out
+
+
+def _explain_face(report, face, feats, model, target: str, method: str) -> dict[str, Any]:
+    """One face: its maps, attributions and overlays into ``face.explanation``; returns its JSON entry."""
+    from explain.temporal import temporal_importance
+
+    cams = SPATIAL[GradCAM.name](model, face.crops, target, implementation=method,
+                                 partners=getattr(face, "partners", None))
+    cam, tex = cams["appearance"], cams.get("texture")
+    tem = temporal_importance(model, feats, target)
+    face.explanation = _arrays(report, face, cam, tex, tem)
+    if not cam.peaks.any():
+        other = "real" if target == "fake" else "fake"
+        report.warnings.append(f"face {face.track_id}: Grad-CAM for {target!r} is zero in every frame "
+                               "(no region raises that logit; common when the model leans the other "
+                               f"way); try target {other!r}")
+    return _face_json(face, cam, tex, tem, framed=face.explanation["frame_overlays"] is not None)
+
+
+def _arrays(report, face, cam, tex, tem) -> dict[str, Any]:
+    """``face.explanation``: the maps, every temporal method's values and the overlays (see explain_report)."""
+    from explain.overlay import overlay_crops
+
+    position = {int(v): p for p, v in enumerate(report.sampling.get("indices", []))}
+    arrays = {
+        "cam": cam.maps, "cam_raw": cam.raw,
+        "temporal_importance": tem.importance, "temporal_method": tem.method, "top_frames": tem.top,
+        **tem.methods, "frame_p_fake": tem.frame_p_fake, "streams": tem.streams,
+        "crop_overlays": overlay_crops(face.crops, cam.maps),
+        "frame_overlays": _frame_overlays(report, face, cam.maps, position, _margin(report)),
+    }
+    if tex is not None:
+        arrays.update(cam_texture=tex.maps, cam_texture_raw=tex.raw,
+                      texture_overlays=overlay_crops(face.crops, tex.maps))
+    return arrays
+
+
+def _face_json(face, cam, tex, tem, framed: bool) -> dict[str, Any]:
+    """The face's entry in ``report.explanations["per_face"]`` (rounded, JSON-ready)."""
+    from detector.render.files import overlay_names
+
+    names = []
+    for i in face.frame_indices:
+        crop_name, frame_name = overlay_names(face.track_id, i)
+        names += [crop_name] + ([frame_name] if framed else [])
+    return {"track_id": face.track_id, "frame_indices": list(face.frame_indices),
+            "temporal_importance": _r(tem.importance), "temporal_method": tem.method,
+            # video frame indices of the frames that pushed towards FAKE most, largest first
+            "top_frames": [face.frame_indices[t] for t in tem.top],
+            **{name: _r(tem.methods[name]) for name in TEMPORAL_KEYS},
+            "completeness": {"margin": round(tem.margin, DIGITS),
+                             "baseline_margin": round(tem.baseline_margin, DIGITS),
+                             "sum_minus_delta": float(f"{tem.completeness_error:.3g}"),
+                             "steps": tem.steps, "baseline": tem.baseline},
+            "frame_p_fake": _r(tem.frame_p_fake),
+            **({} if tem.streams is None else {"streams": _streams(tem)}),
+            "cam_peak": [float(f"{v:.4g}") for v in cam.peaks],
+            **({} if tex is None else {"cam_texture_peak": [float(f"{v:.4g}") for v in tex.peaks]}),
+            "overlays": names}
 
 
 def _margin(report) -> float:

@@ -28,20 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from explain.attribution import (
-    COMPLETENESS_TOL,
-    DEFAULT_BASELINE,
-    DEFAULT_STEPS,
-    gradients,
-    integrated_gradients,
-    occlusion,
-    top_frames,
-)
+from explain.attribution import COMPLETENESS_TOL, DEFAULT_BASELINE, DEFAULT_STEPS, top_frames
 from explain.gradcam import eval_mode, target_index
+from explain.methods import TEMPORAL, IntegratedGradients
 
-METHODS = ("integrated_gradients", "occlusion", "grad_x_input", "grad_norm")
-SIGNED = ("integrated_gradients", "occlusion", "grad_x_input")
-DEFAULT_METHOD = "integrated_gradients"
+# Names from the one registry (explain/methods.py), in report order.
+METHODS = tuple(TEMPORAL)
+SIGNED = tuple(name for name, m in TEMPORAL.items() if m.signed)
+DEFAULT_METHOD = IntegratedGradients.name
 TOP_K = 3
 STREAMS = ("appearance", "texture_renewal")  # ResNeXt50 features of each frame; residual pairs between frames
 
@@ -102,14 +96,14 @@ def temporal_importance(model: nn.Module, features: torch.Tensor, target: str | 
     if features.dim() != 3 or features.shape[0] != 1:
         raise ValueError(f"features must be (1, T, C), not {tuple(features.shape)}")
     split = getattr(model, "rgb_features", None) if getattr(model, "residual", None) is not None else None
-    ig = integrated_gradients(model, features, baseline, steps, split)
-    occ = occlusion(model, features, baseline)
-    norm, gxi = gradients(model, features, idx)
+    # Integrated Gradients once in full (margins and completeness are reported); every other method by name.
+    ig = TEMPORAL[IntegratedGradients.name].explain(model, features, baseline, steps, split)
+    methods = {name: ig.attribution if name == IntegratedGradients.name else m(model, features, idx, baseline, steps)
+               for name, m in TEMPORAL.items()}
     with eval_mode(model), torch.autocast("cpu", enabled=False), torch.no_grad():
         f = features.detach().float()
         frame_p = torch.softmax(model.frame_logits(f), -1)[0, :, 1].cpu().numpy().astype(np.float32)
         p = float(torch.softmax(model.forward_head(f), -1)[0, 1])
-    methods = {"integrated_gradients": ig.attribution, "occlusion": occ, "grad_x_input": gxi, "grad_norm": norm}
     imp = methods[method]
     streams = None if ig.streams is None else dict(zip(STREAMS, ig.streams))
     return TemporalResult(imp, method, methods, frame_p, p, ig.margin, ig.baseline_margin, ig.error,

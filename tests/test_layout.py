@@ -1,4 +1,6 @@
-"""The package layout keeps its promises: no import circles, inference never imports training."""
+"""The package layout keeps its promises: no import circles, inference never imports training, the library
+imports nothing from benchmarks/ or research/, no test reaches into benchmarks/ or research/ through sys.path,
+and no function of the library runs past a screen (80 lines)."""
 
 from __future__ import annotations
 
@@ -67,3 +69,45 @@ def test_inference_never_imports_training():
     for m in inference:
         bad = sorted(d for d in graph[m] if d.startswith("detector.training"))
         assert not bad, f"{m} imports {bad}"
+
+
+def test_the_library_never_imports_benchmarks_or_research():
+    for p in (q for pkg in PACKAGES for q in (ROOT / pkg).rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad = [n for n in names if n.split(".")[0] in ("benchmarks", "research")]
+            assert not bad, f"{p.relative_to(ROOT)}:{node.lineno} imports {bad}"
+
+
+def _script_modules(folder: str) -> set[str]:
+    return {p.stem for p in (ROOT / folder).glob("*.py")} - {"__init__"}
+
+
+def test_no_test_puts_benchmarks_or_research_on_sys_path():
+    """A test imports the library (or the `research` package by its name), never a script beside it."""
+    scripts = _script_modules("benchmarks") | _script_modules("research")
+    for p in (ROOT / "tests").rglob("*.py"):
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", "") == "sys":
+                raise AssertionError(f"{p.relative_to(ROOT)}:{node.lineno} touches sys.path")
+            if isinstance(node, ast.Import):
+                bad = [a.name for a in node.names if a.name.split(".")[0] in scripts | {"benchmarks"}]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                bad = [node.module] if (node.module or "").split(".")[0] in scripts | {"benchmarks"} else []
+            else:
+                bad = []
+            assert not bad, f"{p.relative_to(ROOT)}:{node.lineno} imports the script(s) {bad}"
+
+
+def test_no_library_function_is_longer_than_a_screen():
+    """80 lines at most, docstring included: a longer function is several named steps (split it)."""
+    long = []
+    for p in (q for pkg in PACKAGES for q in (ROOT / pkg).rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "functions over 80 lines: " + "; ".join(long)

@@ -321,9 +321,22 @@ def _frames_sampled(report, sampling: dict) -> str:
 
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
-    e = html.escape
     d = report.to_dict()
-    f, m, sw, s = d.get("file", {}), d.get("model", {}), d.get("software", {}), d.get("sampling", {})
+    out = _verdict_lines(report, d) + _details_table(d)
+    ex = report.explanations or {}
+    per_face = {pf["track_id"]: pf for pf in ex.get("per_face", [])}
+    if ex:
+        out.append(_explanations_intro(ex))
+    for face in report.faces:
+        out += _face_section(report, face, ex, per_face.get(face.track_id))
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _verdict_lines(report, d: dict) -> list[str]:
+    """The page's head: title, verdict, p_fake, what it means, the cue lines and panels, warnings."""
+    e = html.escape
+    f = d.get("file", {})
     verdict = str(report.verdict)
     p = "n/a" if report.p_fake is None else f"{report.p_fake:.3f}"
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -352,7 +365,13 @@ def render_html(report) -> str:
     out.append("</details>")
     for w in report.warnings:
         out.append(f"<div class='warn'>{e(str(w))}</div>")
-    out.append("<table>")
+    return out
+
+
+def _details_table(d: dict) -> list[str]:
+    """File, video, model, sampling, timings and software as one table."""
+    f, m, sw, s = d.get("file", {}), d.get("model", {}), d.get("software", {}), d.get("sampling", {})
+    out = ["<table>"]
     out += [_row("file", f.get("name", "")), _row("sha256", f.get("sha256", "")),
             _row("bytes", f.get("bytes", ""))]
     v = d.get("video", {})
@@ -367,60 +386,66 @@ def render_html(report) -> str:
             _row("software", ", ".join(f"{k} {val}" for k, val in sw.items())),
             _row("date", d.get("created", ""))]
     out.append("</table>")
-    ex = report.explanations or {}
-    per_face = {pf["track_id"]: pf for pf in ex.get("per_face", [])}
-    if ex:
-        out.append(f"<p>Explanations for the <b>{e(str(ex.get('target')))}</b> class. "
-                   f"Spatial: {e(str(ex['method']['gradcam']['description']))}; layer "
-                   f"<code>{e(str(ex['method']['gradcam']['layer']))}</code>. "
-                   + (f"Grain between frames: {e(str(ex['method']['gradcam_texture']['description']))}; layer "
-                      f"<code>{e(str(ex['method']['gradcam_texture']['layer']))}</code>. "
-                      if "gradcam_texture" in ex["method"] else "")
-                   + f"Temporal ({e(str(ex['method']['temporal'].get('method', '')))}): "
-                   f"{e(str(ex['method']['temporal']['description']))}; "
-                   f"{e(str(ex['method']['temporal'].get('sign', '')))}. "
-                   "Heatmap colours: red = high, blue = low.</p>")
-    for face in report.faces:
-        out.append(f"<h2>Face {e(str(face.track_id))}: p_fake {face.p_fake:.3f}, "
-                   f"{len(face.frame_indices)} frames</h2>")
-        out.append(_strip("crops", face.crops, face.frame_indices))
-        fx, pf = face.explanation, per_face.get(face.track_id)
-        if not fx or not pf:
-            continue
-        # The texture map first when there is one: on the default weights it is the one the deletion test
-        # found pointing at what the model uses (map_check says so, or not, under each strip).
-        faith = ex.get("faithfulness")
-        if fx.get("texture_overlays") is not None:
-            out.append(_strip("Grad-CAM on the grain between each frame and the next (residual-pair stream)",
-                              fx["texture_overlays"], face.frame_indices)
-                       + f"<p>{e(map_check(faith, 'texture'))}</p>")
-        out.append(_strip("Grad-CAM overlays (appearance: the ResNeXt50's last block)", fx["crop_overlays"],
-                          face.frame_indices) + f"<p>{e(map_check(faith, 'appearance'))}</p>")
-        top = top_positions(fx)  # positions in the track (the JSON's top_frames are video frame indices)
-        method = pf.get("temporal_method", "attribution")
-        out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
-                   + svg_bars(pf["temporal_importance"], face.frame_indices, top)
-                   + f"<p>{e(faithfulness_sentence(ex, spatial=False))}</p>"
-                   + (f"<p>{e(streams_sentence(pf))}</p>" if pf.get("streams") else ""))
-        out.append("<h3>p(fake) per frame</h3>"
-                   + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices,
-                                raw_threshold(report, face)))
-        if top:
-            images = fx["frame_overlays"] if fx.get("frame_overlays") is not None else fx["crop_overlays"]
-            width = FRAME_THUMB if fx.get("frame_overlays") is not None else None
-            # Beside each frame (appearance map) its crop's grain map, where there is one: on the default
-            # weights the map that points at what the model uses (map_check).
-            tex = fx.get("texture_overlays")
-            imgs = "".join(f"<figure>{_img(images[t], width, f'frame {face.frame_indices[t]}')}"
-                           + ("" if tex is None else _img(tex[t], None, f"grain map, frame {face.frame_indices[t]}"))
-                           + f"<figcaption>#{r} frame {int(face.frame_indices[t])}"
-                           + ("" if tex is None else " (appearance map; beside it the grain map)")
-                           + "</figcaption></figure>"
-                           for r, t in enumerate(top, 1))
-            out.append(f"<h3>The frames that moved the verdict most (towards FAKE)</h3>"
-                       f"<div class='frames'>{imgs}</div>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return out
+
+
+def _explanations_intro(ex: dict) -> str:
+    """One paragraph: the class explained and what each map and the temporal method measure."""
+    e = html.escape
+    return (f"<p>Explanations for the <b>{e(str(ex.get('target')))}</b> class. "
+            f"Spatial: {e(str(ex['method']['gradcam']['description']))}; layer "
+            f"<code>{e(str(ex['method']['gradcam']['layer']))}</code>. "
+            + (f"Grain between frames: {e(str(ex['method']['gradcam_texture']['description']))}; layer "
+               f"<code>{e(str(ex['method']['gradcam_texture']['layer']))}</code>. "
+               if "gradcam_texture" in ex["method"] else "")
+            + f"Temporal ({e(str(ex['method']['temporal'].get('method', '')))}): "
+            f"{e(str(ex['method']['temporal']['description']))}; "
+            f"{e(str(ex['method']['temporal'].get('sign', '')))}. "
+            "Heatmap colours: red = high, blue = low.</p>")
+
+
+def _face_section(report, face, ex: dict, pf: dict | None) -> list[str]:
+    """One face: its crops, then (with explanations) the maps, the temporal bars, the p(fake) curve and the
+    frames that moved the verdict most."""
+    e = html.escape
+    out = [f"<h2>Face {e(str(face.track_id))}: p_fake {face.p_fake:.3f}, {len(face.frame_indices)} frames</h2>",
+           _strip("crops", face.crops, face.frame_indices)]
+    fx = face.explanation
+    if not fx or not pf:
+        return out
+    # The texture map first when there is one: on the default weights it is the one the deletion test
+    # found pointing at what the model uses (map_check says so, or not, under each strip).
+    faith = ex.get("faithfulness")
+    if fx.get("texture_overlays") is not None:
+        out.append(_strip("Grad-CAM on the grain between each frame and the next (residual-pair stream)",
+                          fx["texture_overlays"], face.frame_indices)
+                   + f"<p>{e(map_check(faith, 'texture'))}</p>")
+    out.append(_strip("Grad-CAM overlays (appearance: the ResNeXt50's last block)", fx["crop_overlays"],
+                      face.frame_indices) + f"<p>{e(map_check(faith, 'appearance'))}</p>")
+    top = top_positions(fx)  # positions in the track (the JSON's top_frames are video frame indices)
+    method = pf.get("temporal_method", "attribution")
+    out.append(f"<h3>Which frames moved the verdict ({e(str(method))}, signed)</h3>"
+               + svg_bars(pf["temporal_importance"], face.frame_indices, top)
+               + f"<p>{e(faithfulness_sentence(ex, spatial=False))}</p>"
+               + (f"<p>{e(streams_sentence(pf))}</p>" if pf.get("streams") else ""))
+    out.append("<h3>p(fake) per frame</h3>"
+               + svg_curves({"p_fake up to frame": pf["frame_p_fake"]}, face.frame_indices,
+                            raw_threshold(report, face)))
+    if top:
+        images = fx["frame_overlays"] if fx.get("frame_overlays") is not None else fx["crop_overlays"]
+        width = FRAME_THUMB if fx.get("frame_overlays") is not None else None
+        # Beside each frame (appearance map) its crop's grain map, where there is one: on the default
+        # weights the map that points at what the model uses (map_check).
+        tex = fx.get("texture_overlays")
+        imgs = "".join(f"<figure>{_img(images[t], width, f'frame {face.frame_indices[t]}')}"
+                       + ("" if tex is None else _img(tex[t], None, f"grain map, frame {face.frame_indices[t]}"))
+                       + f"<figcaption>#{r} frame {int(face.frame_indices[t])}"
+                       + ("" if tex is None else " (appearance map; beside it the grain map)")
+                       + "</figcaption></figure>"
+                       for r, t in enumerate(top, 1))
+        out.append(f"<h3>The frames that moved the verdict most (towards FAKE)</h3>"
+                   f"<div class='frames'>{imgs}</div>")
+    return out
 
 
 def _strip(title: str, images: np.ndarray | None, indices: list[int]) -> str:

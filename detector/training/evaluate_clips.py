@@ -242,14 +242,7 @@ def evaluate_clips(root: Path, manifest: Path | None = None, json_out: Path | No
     spec = det.spec
     calib = spec.calibration if cal.is_calibrated(spec.calibration) else {}
     threshold = float(calib["threshold"]) if calib else spec.threshold
-    done: dict[str, dict] = {}
-    if json_out is not None and json_out.is_file():
-        old = json.loads(json_out.read_text())
-        if old.get("weights_sha256") != spec.weights_sha256 or old.get("frames") != frames:
-            raise InputError(f"{json_out} holds scores of other weights or another frame count "
-                             f"({str(old.get('weights_sha256'))[:12]}…, T={old.get('frames')}); delete it or "
-                             "choose another --json-out")
-        done = {r["path"]: r for r in old.get("clips", []) if r.get("status") in ("scored", "no_face")}
+    done = _scored_before(json_out, spec.weights_sha256, frames)
     rows: dict[str, dict] = {}
     todo = []
     for rel, label in clips:
@@ -264,22 +257,12 @@ def evaluate_clips(root: Path, manifest: Path | None = None, json_out: Path | No
             "precision": "bf16-autocast" if det.use_bf16 else "fp32", "calibrated": bool(calib),
             "calibration_date": calib.get("date")}
     bar = _Bar(len(clips), len(clips) - len(todo)) if progress else None
-    res: dict = {}
     raw_thr = spec.threshold  # "before calibration": the raw p_fake at the sidecar's own threshold, as shipped
 
     def build() -> dict:
         ordered = [rows[rel] for rel, _ in clips if rel in rows]
         out = head | summarise(ordered, calib, threshold, raw_thr)
-        secs = [r["seconds"] for r in ordered if r.get("status") != "failed"]
-        stages: dict[str, list[float]] = {}
-        for r in ordered:
-            for k, v in r.get("timings_s", {}).items():
-                stages.setdefault(k, []).append(v)
-        out["timings"] = {"this_run_s": round(time.perf_counter() - t0, 2), "clips_this_run": len(todo),
-                          "per_clip_mean_s": round(float(np.mean(secs)), 3) if secs else None,
-                          "per_clip_median_s": round(float(np.median(secs)), 3) if secs else None,
-                          "stage_mean_s": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
-                          "machine": f"{cpu_name()} ({os.cpu_count()} logical CPUs)"}
+        out["timings"] = _timings(ordered, t0, len(todo))
         out["complete"] = len(ordered) == len(clips)
         out["date"] = _dt.date.today().isoformat()
         out["clips"] = ordered
@@ -300,14 +283,45 @@ def evaluate_clips(root: Path, manifest: Path | None = None, json_out: Path | No
     if json_out is not None:
         _write_json(json_out, res)
     if roc is not None:
-        scored = [r for r in res["clips"] if r["status"] == "scored"]
-        y = np.array([r["label"] == "fake" for r in scored], int)
-        if 0 < y.sum() < len(y):
-            fam = np.array([r["family"] for r in scored])
-            fams = sorted({r["family"] for r in scored if r["label"] == "fake"})
-            roc.parent.mkdir(parents=True, exist_ok=True)
-            _plot_roc(y, np.array([r["p_fake"] for r in scored]), fam, fams if len(fams) > 1 else [], roc)
+        _write_roc(res["clips"], roc)
     return res
+
+
+def _scored_before(json_out: Path | None, sha256: str, frames: int) -> dict[str, dict]:
+    """Rows an earlier run of the same weights and frame count stored in `json_out` (re-runs resume)."""
+    if json_out is None or not json_out.is_file():
+        return {}
+    old = json.loads(json_out.read_text())
+    if old.get("weights_sha256") != sha256 or old.get("frames") != frames:
+        raise InputError(f"{json_out} holds scores of other weights or another frame count "
+                         f"({str(old.get('weights_sha256'))[:12]}…, T={old.get('frames')}); delete it or "
+                         "choose another --json-out")
+    return {r["path"]: r for r in old.get("clips", []) if r.get("status") in ("scored", "no_face")}
+
+
+def _timings(ordered: list[dict], t0: float, n_this_run: int) -> dict:
+    """Wall time of this run, seconds a clip (mean, median) and per pipeline stage, and the machine."""
+    secs = [r["seconds"] for r in ordered if r.get("status") != "failed"]
+    stages: dict[str, list[float]] = {}
+    for r in ordered:
+        for k, v in r.get("timings_s", {}).items():
+            stages.setdefault(k, []).append(v)
+    return {"this_run_s": round(time.perf_counter() - t0, 2), "clips_this_run": n_this_run,
+            "per_clip_mean_s": round(float(np.mean(secs)), 3) if secs else None,
+            "per_clip_median_s": round(float(np.median(secs)), 3) if secs else None,
+            "stage_mean_s": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
+            "machine": f"{cpu_name()} ({os.cpu_count()} logical CPUs)"}
+
+
+def _write_roc(rows: list[dict], roc: Path) -> None:
+    """The ROC plot of the scored clips, one curve per fake family when there are several."""
+    scored = [r for r in rows if r["status"] == "scored"]
+    y = np.array([r["label"] == "fake" for r in scored], int)
+    if 0 < y.sum() < len(y):
+        fam = np.array([r["family"] for r in scored])
+        fams = sorted({r["family"] for r in scored if r["label"] == "fake"})
+        roc.parent.mkdir(parents=True, exist_ok=True)
+        _plot_roc(y, np.array([r["p_fake"] for r in scored]), fam, fams if len(fams) > 1 else [], roc)
 
 
 def _write_json(path: Path, res: dict) -> None:

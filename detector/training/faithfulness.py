@@ -442,53 +442,18 @@ def _fmt(x) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detector.pipeline import DEFAULT_FRAMES, get_detector
-    from detector.weights import DEFAULT_WEIGHTS
-    from explain.gradcam import DEFAULT_OBJECTIVE
+    from detector.pipeline import get_detector
     from explain.temporal import DEFAULT_METHOD
 
-    ap = argparse.ArgumentParser(description="deletion test of Grad-CAM and the temporal attributions")
-    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
-    ap.add_argument("--clips", nargs="*", help=f"video files or folders (default: {DEVSET.relative_to(ROOT)})")
-    ap.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
-    ap.add_argument("--draws", type=int, default=25, help="random draws per temporal test (>= 20)")
-    ap.add_argument("--spatial-draws", type=int, default=5, help="random draws per spatial control")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/dff_faithfulness_cache"))
-    ap.add_argument("--cached-only", action="store_true",
-                    help="only the clips already analysed into --cache (a partial run on a busy machine)")
-    ap.add_argument("--fill", choices=FILLS, default="mean",
-                    help="spatial deletion: the crop's mean colour (default), or that plus noise at the crop's "
-                         "own grain level (grain_fill)")
-    ap.add_argument("--cam-objective", choices=["margin", "logit"],
-                    help="recompute the Grad-CAM maps from the cached crops with this explained score "
-                         "(explain.gradcam.OBJECTIVES) instead of using the product's maps")
-    ap.add_argument("--json-out", type=Path)
-    ap.add_argument("--update-sidecar", nargs="?", const="the dev set's public fakes (data/devset/fake)",
-                    metavar="DESCRIPTION", help="store the summary in the weights' sidecar (metrics.faithfulness), "
-                                                "so every report's explanations carry it")
+    ap = _parser()
     args = ap.parse_args(argv)
     if args.draws < 20:
         ap.error("--draws must be >= 20")
 
     det = get_detector(args.weights, args.precision)
     kh = headline_k(args.frames)
-    families = manifest_families()
-    rows = []
     t0 = time.perf_counter()
-    for p in _clips(args):
-        # data/ is a symlink: match on the path as given (made absolute), not on where it resolves to.
-        a = p.absolute()
-        rel = str(a.relative_to(ROOT)) if a.is_relative_to(ROOT) else str(p)
-        fam = families.get(rel, ("unknown", ""))[0]
-        t = time.perf_counter()
-        r = evaluate_clip(p, det, args, fam)
-        if r is not None:
-            ig = r["temporal"]["integrated_gradients"].get(f"k{kh}", {})
-            print(f"{p.name[:34]:34s} {fam:18s} margin {r['margin']:7.2f}  IG top{kh} {ig.get('top_drop', 0):6.3f} "
-                  f"vs rnd {ig.get('random_drop', 0):6.3f}  ({time.perf_counter() - t:.1f} s)", flush=True)
-            rows.append(r)
+    rows = _evaluate_all(args, det, kh)
     if not rows:
         print("no clip with a face")
         return 1
@@ -511,6 +476,73 @@ def main(argv: list[str] | None = None) -> int:
         print(f"feature-level vs crop-level edit, top-3: max |difference| {max(checks):.2g} (margin units)")
     print("IG completeness |sum - (m(f) - m(b))| / max(1, |m(f) - m(b)|), max over clips: "
           + ", ".join(f"{m} {e:.2g}" for m, e in errors.items()))
+
+    entry = _entry(args, det, rows, summary, by_family, kh, best, errors)
+    if args.update_sidecar:
+        from detector.weights import sidecar_path, store_metrics
+
+        store_metrics(args.weights, "faithfulness", entry)
+        print(f"stored in {sidecar_path(args.weights).name}")
+    if args.json_out:
+        result = {"model": {"name": det.spec.name, "weights_sha256": det.spec.weights_sha256},
+                  "summary": entry, "by_family": by_family, "clips": rows}
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from detector.pipeline import DEFAULT_FRAMES
+    from detector.weights import DEFAULT_WEIGHTS
+
+    ap = argparse.ArgumentParser(description="deletion test of Grad-CAM and the temporal attributions")
+    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    ap.add_argument("--clips", nargs="*", help=f"video files or folders (default: {DEVSET.relative_to(ROOT)})")
+    ap.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
+    ap.add_argument("--draws", type=int, default=25, help="random draws per temporal test (>= 20)")
+    ap.add_argument("--spatial-draws", type=int, default=5, help="random draws per spatial control")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/dff_faithfulness_cache"))
+    ap.add_argument("--cached-only", action="store_true",
+                    help="only the clips already analysed into --cache (a partial run on a busy machine)")
+    ap.add_argument("--fill", choices=FILLS, default="mean",
+                    help="spatial deletion: the crop's mean colour (default), or that plus noise at the crop's "
+                         "own grain level (grain_fill)")
+    ap.add_argument("--cam-objective", choices=["margin", "logit"],
+                    help="recompute the Grad-CAM maps from the cached crops with this explained score "
+                         "(explain.gradcam.OBJECTIVES) instead of using the product's maps")
+    ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--update-sidecar", nargs="?", const="the dev set's public fakes (data/devset/fake)",
+                    metavar="DESCRIPTION", help="store the summary in the weights' sidecar (metrics.faithfulness), "
+                                                "so every report's explanations carry it")
+    return ap
+
+
+def _evaluate_all(args, det, kh: int) -> list[dict]:
+    """Every clip's deletion results (clips without a face are left out), one progress line each."""
+    families = manifest_families()
+    rows = []
+    for p in _clips(args):
+        # data/ is a symlink: match on the path as given (made absolute), not on where it resolves to.
+        a = p.absolute()
+        rel = str(a.relative_to(ROOT)) if a.is_relative_to(ROOT) else str(p)
+        fam = families.get(rel, ("unknown", ""))[0]
+        t = time.perf_counter()
+        r = evaluate_clip(p, det, args, fam)
+        if r is not None:
+            ig = r["temporal"]["integrated_gradients"].get(f"k{kh}", {})
+            print(f"{p.name[:34]:34s} {fam:18s} margin {r['margin']:7.2f}  IG top{kh} {ig.get('top_drop', 0):6.3f} "
+                  f"vs rnd {ig.get('random_drop', 0):6.3f}  ({time.perf_counter() - t:.1f} s)", flush=True)
+            rows.append(r)
+    return rows
+
+
+def _entry(args, det, rows: list[dict], summary: dict, by_family: dict, kh: int, best: str | None,
+           errors: dict) -> dict:
+    """The summary stored in the sidecar (metrics.faithfulness) and written with --json-out."""
+    from explain.gradcam import DEFAULT_OBJECTIVE
+    from explain.temporal import DEFAULT_METHOD
 
     method = {"temporal": "top-k frames of each method (largest values) overwritten by their nearest non-selected "
                           f"neighbour frame vs k random frames ({args.draws} draws); drop = margin(original) - "
@@ -536,17 +568,7 @@ def main(argv: list[str] | None = None) -> int:
                                      for m in METHODS} | {"n_clips": s["n_clips"]}
                                  for f, s in by_family.items()},
              "method": method}
-    if args.update_sidecar:
-        from detector.weights import sidecar_path, store_metrics
-
-        store_metrics(args.weights, "faithfulness", entry)
-        print(f"stored in {sidecar_path(args.weights).name}")
-    if args.json_out:
-        result = {"model": {"name": det.spec.name, "weights_sha256": det.spec.weights_sha256},
-                  "summary": entry, "by_family": by_family, "clips": rows}
-        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json_out}")
-    return 0
+    return entry
 
 
 if __name__ == "__main__":

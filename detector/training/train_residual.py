@@ -202,14 +202,36 @@ def _state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}
 
 
+@dataclass
+class _Clips:
+    """The clips one run trains and selects on. x*: uint8 (N, T, S, S, 3) RGB crops (None when every feature
+    is cached), p*: their successors with a "next" pack, y*: labels (N,) (1 = fake), fva_fam: validation
+    families, t: frames a clip; rgb_*: ResNeXt50 features (N, T, 2048); res_*: the frozen stream's features
+    (train: (2, N, T, C) as and flipped; val: (N, T, C)), None when the stream trains."""
+
+    xtr: np.ndarray | None
+    ytr: np.ndarray
+    ptr: np.ndarray | None
+    xva: np.ndarray | None
+    yva: np.ndarray
+    pva: np.ndarray | None
+    fva_fam: np.ndarray
+    t: int
+    rgb_tr: torch.Tensor | None = None
+    rgb_va: torch.Tensor | None = None
+    res_tr: torch.Tensor | None = None
+    res_va: torch.Tensor | None = None
+    n_extra: int = 0
+
+
 def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = ResidualConfig(),
                    budget_min: float = 30.0, out: Path | None = None, resume: bool = False,
                    name: str | None = None, trained_on: str = ""):
     """Train the stream + LSTM + head on `init`'s frozen backbone; returns (model, spec), writes `out`.
 
+    The steps: check the config against init and pack, build the model, build (or reload) the clips, cache
+    the frozen parts' features, fit with early stopping, write the weights with their recipe.
     trained_on: the model card's line; default: init's, plus the stream's clips."""
-    from detector.model import build_model
-    from detector.training.pack import load_pack
     from detector.weights import load_weights, save_weights
 
     t_start = time.time()
@@ -222,6 +244,36 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
     info = json.loads((pack / "pack.json").read_text()) if (pack / "pack.json").is_file() else {}
     # A pack built with `pack --next` holds each clip frame's successor: the stream learns "next" pairs.
     pairs = info.get("pairs", "sampled")
+    _check(rc, src, src_spec, pairs)
+    model, spec = _build(src, src_spec, rc, pairs, name)
+    data = _clips(pack, run, rc, info, pairs, resume)
+    _log(run, {"stage": 3, "clips_train": len(data.ytr), "clips_val": len(data.yva),
+               "built_s": round(time.time() - t_start)})
+    _features(model, data, rc, run, resume, device)
+    step, best = _fit(model, data, rc, run, resume, head_seed, pairs, t_start + budget_min * 60, t_start)
+    model.eval()
+    p = torch.softmax(clip_logits(model, data.rgb_va, data.xva, partners=data.pva, res=data.res_va), -1)[:, 1]
+    val_auc = auc_by_family(data.yva, p.numpy(), data.fva_fam)
+    _log(run, {"stage": 3, "final_val_auc": val_auc, "steps": step})
+    training = {
+        "recipe": _recipe(src_spec, rc, pairs, spec.residual_width, step, data),
+        "init": {"name": src_spec.name, "weights_sha256": src_spec.weights_sha256, "training": src_spec.training},
+        "residual_config": dataclasses.asdict(rc), "pack": info, "val_clip_auc_per_family": val_auc,
+        "steps": step, "best_val_loss": best, "wall_time_s": round(time.time() - t_start, 1), "device": device}
+    trained_on = trained_on or (
+        f"{src_spec.trained_on}; LSTM + head retrained on the same identities' clips, each frame paired with its "
+        f"successor, paired clips of {', '.join(rc.families)}" if rc.freeze_stream else
+        f"{src_spec.trained_on}; residual stream + LSTM: the same pack's training identities, paired clips of "
+        f"{', '.join(rc.families)}")
+    spec = dataclasses.replace(spec, trained=True, training=training, trained_on=trained_on)
+    model = model.cpu().eval()
+    if out is not None:
+        spec = save_weights(model, spec, out)
+    return model, spec
+
+
+def _check(rc: ResidualConfig, src, src_spec, pairs: str) -> None:
+    """Refuse a config that cannot run on this init and pack, before any clip or feature is built."""
     if rc.stream_from_init and not rc.freeze_stream and src.residual is None:
         raise ValueError("stream_from_init needs init weights with a residual stream")
     if rc.freeze_stream and (src.residual is None or pairs != "next"):
@@ -230,6 +282,12 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
                          f"(init stream width {src_spec.residual_width}, pack pairs {pairs!r})")
     if rc.extra_clips and not rc.freeze_stream:  # checked before any clip or feature is built
         raise ValueError("extra_clips needs freeze_stream: their stream features are cached once")
+
+
+def _build(src, src_spec, rc: ResidualConfig, pairs: str, name: str | None):
+    """(model, spec): init's backbone (frozen), init's stream or a fresh one, a fresh LSTM + head."""
+    from detector.model import build_model
+
     width = src_spec.residual_width if rc.freeze_stream or rc.stream_from_init else rc.width
     spec = dataclasses.replace(src_spec, name=name or f"{src_spec.name}+residual", residual_width=width,
                                residual_pairs=pairs, calibration={}, cues={}, metrics={}, weights_sha256="",
@@ -241,47 +299,64 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         model.residual.load_state_dict(src.residual.state_dict())
     if rc.freeze_stream:
         model.residual.requires_grad_(False)
+    return model, spec
+
+
+def _clips(pack: Path, run: Path, rc: ResidualConfig, info: dict, pairs: str, resume: bool) -> _Clips:
+    """The training and validation clips from the pack, or only their labels when a frozen-stream run
+    resumes with every feature cached (a new head seed then needs no clip at all)."""
+    from detector.training.pack import load_pack
+
     feats, sfeats, labels = run / "rgb_features.pt", run / "stream_features.pt", run / "labels.json"
     if rc.freeze_stream and resume and feats.is_file() and sfeats.is_file() and labels.is_file():
-        # Every input of a frozen-stream run is cached: the clips need not be built again (a new head seed).
         lab = json.loads(labels.read_text())
         if lab["clip_key"] != _clip_key(rc, info):
             raise ValueError(f"{run}: its cached features were made from other clips ({lab['clip_key']}); "
                              "use a fresh --run folder")
-        ytr, yva, fva_fam, t = np.array(lab["ytr"]), np.array(lab["yva"]), np.array(lab["fva_fam"]), lab["t"]
-        xtr = xva = ptr = pva = None
-    else:
-        stills, clips = load_pack(pack)
-        t = int(clips["crops"].shape[1])
-        pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera, clip_codec=rc.codec)
-        xtr, ytr, ftr_fam, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
-        xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
-        ptr = pva = None
-        if pairs == "next":  # fakes were made on the interleaved sequence, so a fake's partner is a fake frame too
-            (xtr, ptr), (xva, pva) = split_next(xtr), split_next(xva)
-            t //= 2
-        labels.write_text(json.dumps({"clip_key": _clip_key(rc, info), "ytr": ytr.tolist(), "yva": yva.tolist(),
-                                      "fva_fam": fva_fam.tolist(), "t": t}))
-    _log(run, {"stage": 3, "clips_train": len(ytr), "clips_val": len(yva), "built_s": round(time.time() - t_start)})
+        return _Clips(None, np.array(lab["ytr"]), None, None, np.array(lab["yva"]), None,
+                      np.array(lab["fva_fam"]), lab["t"])
+    stills, clips = load_pack(pack)
+    t = int(clips["crops"].shape[1])
+    pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera, clip_codec=rc.codec)
+    xtr, ytr, _, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
+    xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
+    ptr = pva = None
+    if pairs == "next":  # fakes were made on the interleaved sequence, so a fake's partner is a fake frame too
+        (xtr, ptr), (xva, pva) = split_next(xtr), split_next(xva)
+        t //= 2
+    labels.write_text(json.dumps({"clip_key": _clip_key(rc, info), "ytr": ytr.tolist(), "yva": yva.tolist(),
+                                  "fva_fam": fva_fam.tolist(), "t": t}))
+    return _Clips(xtr, ytr, ptr, xva, yva, pva, fva_fam, t)
+
+
+def _features(model, data: _Clips, rc: ResidualConfig, run: Path, resume: bool, device: str) -> None:
+    """Cache the frozen parts' features into `data` (resumable), and add the extra clips' when asked."""
+    feats, sfeats = run / "rgb_features.pt", run / "stream_features.pt"
     if resume and feats.is_file():
-        rgb_tr, rgb_va = torch.load(feats, weights_only=True).values()
+        data.rgb_tr, data.rgb_va = torch.load(feats, weights_only=True).values()
     else:
-        rgb_tr, rgb_va = cache_features(model, xtr, device).cpu(), cache_features(model, xva, device).cpu()
-        torch.save({"train": rgb_tr, "val": rgb_va}, feats)
-    res_tr = res_va = None
+        data.rgb_tr = cache_features(model, data.xtr, device).cpu()
+        data.rgb_va = cache_features(model, data.xva, device).cpu()
+        torch.save({"train": data.rgb_tr, "val": data.rgb_va}, feats)
     if rc.freeze_stream:  # the frozen stream's features, as and flipped (~5 min on 2 cores for 778 clips)
         if resume and sfeats.is_file():
-            res_tr, res_va = torch.load(sfeats, weights_only=True).values()
+            data.res_tr, data.res_va = torch.load(sfeats, weights_only=True).values()
         else:
-            res_tr, res_va = cache_stream(model, xtr, ptr), cache_stream(model, xva, pva)[0]
-            torch.save({"train": res_tr, "val": res_va}, sfeats)
-    n_extra = 0
+            data.res_tr = cache_stream(model, data.xtr, data.ptr)
+            data.res_va = cache_stream(model, data.xva, data.pva)[0]
+            torch.save({"train": data.res_tr, "val": data.res_va}, sfeats)
     if rc.extra_clips:
-        e_rgb, e_res, e_y = _extra_features(model, rc, run, t, device)
-        n_extra = len(e_y)
-        rgb_tr, res_tr = torch.cat([rgb_tr, e_rgb]), torch.cat([res_tr, e_res], 1)
-        ytr = np.concatenate([ytr, e_y.numpy()])
-        _log(run, {"stage": 3, "extra_clips": n_extra, "extra_fake": int(e_y.sum())})
+        e_rgb, e_res, e_y = _extra_features(model, rc, run, data.t, device)
+        data.n_extra = len(e_y)
+        data.rgb_tr, data.res_tr = torch.cat([data.rgb_tr, e_rgb]), torch.cat([data.res_tr, e_res], 1)
+        data.ytr = np.concatenate([data.ytr, e_y.numpy()])
+        _log(run, {"stage": 3, "extra_clips": data.n_extra, "extra_fake": int(e_y.sum())})
+
+
+def _fit(model, data: _Clips, rc: ResidualConfig, run: Path, resume: bool, head_seed: int, pairs: str,
+         deadline: float, t_start: float) -> tuple[int, float]:
+    """The loop: step, validate every `eval_every` steps, checkpoint, stop early; the best state is loaded
+    back into `model`. Returns (steps, best validation loss)."""
     model.train()
     model.backbone.eval()  # frozen: its batch-norm statistics stay the init's
     if rc.freeze_stream:
@@ -300,94 +375,88 @@ def train_residual(pack: Path, init: Path, run: Path, rc: ResidualConfig = Resid
         g.set_state(c["rng"])
         _log(run, {"stage": 3, "resumed_at_step": step})
     rng = np.random.default_rng(head_seed + step)
-    ytr_t = torch.from_numpy(ytr)
-    deadline = t_start + budget_min * 60
     losses = []
     while time.time() < deadline and bad < rc.patience and step < rc.max_steps:
-        i = rng.integers(len(ytr), size=rc.batch)
-        stride = int(rng.choice([1, 2]))
-        length = t // stride
-        frames = int(rng.integers(t - (length - 1) * stride)) + stride * np.arange(length)
-        flip = rng.random() < 0.5
-        if res_tr is not None:
-            res = res_tr[int(flip)][i][:, frames]
-        else:
-            x = _clips_tensor(xtr[i][:, frames])
-            nx = None if ptr is None else _clips_tensor(ptr[i][:, frames])
-            if flip:
-                x = x.flip(-1)
-                nx = None if nx is None else nx.flip(-1)
-            res = model.residual(x, nx)
-        rgb, res_kept = stream_dropout(rgb_tr[i][:, frames], res, rc, g)
-        loss = nn.functional.cross_entropy(model.forward_head(torch.cat([rgb, res_kept], -1)), ytr_t[i])
-        if rc.aux_weight and not rc.freeze_stream:
-            # every pair on its own: (B, L-1) (step 0 repeats step 1), or (B, L) with "next" pairs
-            pair_logits = aux(res if pairs == "next" else res[:, 1:]).squeeze(-1)
-            target = ytr_t[i].float().view(-1, 1).expand_as(pair_logits)
-            loss = loss + rc.aux_weight * nn.functional.binary_cross_entropy_with_logits(pair_logits, target)
-        if rc.rgb_l2:
-            loss = loss + rc.rgb_l2 * rgb_input_weights(model).pow(2).sum()
+        loss = _loss(model, aux, data, rc, pairs, rng, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
         step += 1
         if step % rc.eval_every == 0:
-            logits = clip_logits(model, rgb_va, xva, partners=pva, res=res_va)
-            val = nn.functional.cross_entropy(logits, torch.from_numpy(yva)).item()
+            logits = clip_logits(model, data.rgb_va, data.xva, partners=data.pva, res=data.res_va)
+            val = nn.functional.cross_entropy(logits, torch.from_numpy(data.yva)).item()
             p = torch.softmax(logits, -1)[:, 1].numpy()
             if val < best - 1e-4:
                 best, bad, best_state = val, 0, _state(model)
             else:
                 bad += 1
             _log(run, {"stage": 3, "step": step, "train_loss": float(np.mean(losses)), "val_loss": val,
-                       "val_auc": auc_by_family(yva, p, fva_fam), "elapsed_s": round(time.time() - t_start)})
+                       "val_auc": auc_by_family(data.yva, p, data.fva_fam),
+                       "elapsed_s": round(time.time() - t_start)})
             losses = []
             torch.save({"model": _state(model), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step,
                         "best": best, "bad": bad,
                         "best_state": best_state, "rng": g.get_state()}, ckpt)
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
-    model.eval()
-    p = torch.softmax(clip_logits(model, rgb_va, xva, partners=pva, res=res_va), -1)[:, 1].numpy()
-    val_auc = auc_by_family(yva, p, fva_fam)
-    _log(run, {"stage": 3, "final_val_auc": val_auc, "steps": step})
-    wall = time.time() - t_start
+    return step, best
+
+
+def _loss(model, aux, data: _Clips, rc: ResidualConfig, pairs: str, rng: np.random.Generator,
+          g: torch.Generator) -> torch.Tensor:
+    """One batch: random clips, every frame or every second one, a flip, stream dropout; the loss."""
+    t = data.t
+    i = rng.integers(len(data.ytr), size=rc.batch)
+    stride = int(rng.choice([1, 2]))
+    length = t // stride
+    frames = int(rng.integers(t - (length - 1) * stride)) + stride * np.arange(length)
+    flip = rng.random() < 0.5
+    if data.res_tr is not None:
+        res = data.res_tr[int(flip)][i][:, frames]
+    else:
+        x = _clips_tensor(data.xtr[i][:, frames])
+        nx = None if data.ptr is None else _clips_tensor(data.ptr[i][:, frames])
+        if flip:
+            x = x.flip(-1)
+            nx = None if nx is None else nx.flip(-1)
+        res = model.residual(x, nx)
+    y = torch.from_numpy(data.ytr)[i]
+    rgb, res_kept = stream_dropout(data.rgb_tr[i][:, frames], res, rc, g)
+    loss = nn.functional.cross_entropy(model.forward_head(torch.cat([rgb, res_kept], -1)), y)
+    if rc.aux_weight and not rc.freeze_stream:
+        # every pair on its own: (B, L-1) (step 0 repeats step 1), or (B, L) with "next" pairs
+        pair_logits = aux(res if pairs == "next" else res[:, 1:]).squeeze(-1)
+        target = y.float().view(-1, 1).expand_as(pair_logits)
+        loss = loss + rc.aux_weight * nn.functional.binary_cross_entropy_with_logits(pair_logits, target)
+    if rc.rgb_l2:
+        loss = loss + rc.rgb_l2 * rgb_input_weights(model).pow(2).sum()
+    return loss
+
+
+def _recipe(src_spec, rc: ResidualConfig, pairs: str, width: int, step: int, data: _Clips) -> str:
+    """The sidecar's one-paragraph recipe of this run."""
     stream = (f"residual-pair stream (width {width}) of {src_spec.name}, frozen; a fresh LSTM + head"
               if rc.freeze_stream else
               f"residual-pair stream (width {width}) started from {src_spec.name}'s + a fresh LSTM + head"
               if rc.stream_from_init else f"residual-pair stream (width {rc.width}) + a fresh LSTM + head")
-    training = {
-        "recipe": (f"backbone and its stage-1 training from {src_spec.name} (sha256 "
-                   f"{src_spec.weights_sha256[:12]}), frozen; {stream} trained {step} steps (AdamW lr {rc.lr}, "
-                   f"{rc.batch} clips a step, "
-                   + ("each frame paired with its successor in the video, " if pairs == "next" else "")
-                   + f"every frame or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
-                   f"{rc.residual_drop}"
-                   + ("" if rc.freeze_stream else f", auxiliary per-pair loss weight {rc.aux_weight}")
-                   + (f", L2 {rc.rgb_l2} on the LSTM's ResNeXt50 input weights" if rc.rgb_l2 else "")
-                   + f") on {len(ytr)} clips: real speaker clips"
-                   f"{' with camera noise' if rc.camera else ''} + {rc.pseudo_train} still pseudo-clips, one "
-                   f"paired fake clip each of {list(rc.families)}"
-                   + (f"; {rc.codec:.0%} of the clip pairs through a real H.264 encode + decode (CRF "
-                      f"{F.H264_CRF[0]}-{F.H264_CRF[1]}, the same for a real clip and its fake)" if rc.codec else "")
-                   + (f"; {n_extra} clips of the training identities as video files ({rc.extra_clips}), read "
-                      "through the product's face path" if n_extra else "")
-                   + f"; early stopping on {len(yva)} clips of "
-                   "held-out identities"),
-        "init": {"name": src_spec.name, "weights_sha256": src_spec.weights_sha256, "training": src_spec.training},
-        "residual_config": dataclasses.asdict(rc), "pack": info, "val_clip_auc_per_family": val_auc,
-        "steps": step, "best_val_loss": best, "wall_time_s": round(wall, 1), "device": device}
-    trained_on = trained_on or (
-        f"{src_spec.trained_on}; LSTM + head retrained on the same identities' clips, each frame paired with its "
-        f"successor, paired clips of {', '.join(rc.families)}" if rc.freeze_stream else
-        f"{src_spec.trained_on}; residual stream + LSTM: the same pack's training identities, paired clips of "
-        f"{', '.join(rc.families)}")
-    spec = dataclasses.replace(spec, trained=True, training=training, trained_on=trained_on)
-    model = model.cpu().eval()
-    if out is not None:
-        spec = save_weights(model, spec, out)
-    return model, spec
+    return (f"backbone and its stage-1 training from {src_spec.name} (sha256 "
+            f"{src_spec.weights_sha256[:12]}), frozen; {stream} trained {step} steps (AdamW lr {rc.lr}, "
+            f"{rc.batch} clips a step, "
+            + ("each frame paired with its successor in the video, " if pairs == "next" else "")
+            + f"every frame or every second one, flip, stream dropout rgb {rc.rgb_drop} / residual "
+            f"{rc.residual_drop}"
+            + ("" if rc.freeze_stream else f", auxiliary per-pair loss weight {rc.aux_weight}")
+            + (f", L2 {rc.rgb_l2} on the LSTM's ResNeXt50 input weights" if rc.rgb_l2 else "")
+            + f") on {len(data.ytr)} clips: real speaker clips"
+            f"{' with camera noise' if rc.camera else ''} + {rc.pseudo_train} still pseudo-clips, one "
+            f"paired fake clip each of {list(rc.families)}"
+            + (f"; {rc.codec:.0%} of the clip pairs through a real H.264 encode + decode (CRF "
+               f"{F.H264_CRF[0]}-{F.H264_CRF[1]}, the same for a real clip and its fake)" if rc.codec else "")
+            + (f"; {data.n_extra} clips of the training identities as video files ({rc.extra_clips}), read "
+               "through the product's face path" if data.n_extra else "")
+            + f"; early stopping on {len(data.yva)} clips of "
+            "held-out identities")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
