@@ -8,7 +8,7 @@ one split of the pack:
   at the still's own 224x224 resolution: smooth head/camera motion, mild non-rigid motion, fresh noise;
 - `fake/<family>/<id>.mp4`: one fake clip made from that same real clip (families.fake_clip), the family
   rotating over sbi / region / swap (from another held-out identity) / resynth / warp / animate;
-- `real/clip/...` and `fake/...` for the split's speakers are added by `synth` (see README).
+- `real/clip/...` and `fake/...` for the split's speakers are added by `synth` (see docs/training.md).
 
 Both classes are written by the same mp4v encoder, so the codec is no cue.
 

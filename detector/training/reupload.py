@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or DEFAULT_WEIGHTS
     args.reports = args.reports or ROOT / "data" / "eval" / "reupload" / Path(weights).stem
     if not args.devset.is_dir():
-        ap.error(f"{args.devset}: no dev set; restore it first (README, 'Real-world evaluation')")
+        ap.error(f"{args.devset}: no dev set; restore it first (docs/training.md, 'Evaluate and calibrate')")
     args.reports.mkdir(parents=True, exist_ok=True)
     clips = find_clips(args.devset)
 
