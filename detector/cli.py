@@ -18,7 +18,7 @@ from detector.options import add_analysis_options, add_provenance_options, analy
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 # In the order of the recipe (docs/training.md): data, training, evaluation, calibration; `grid` is the
 # small GRID recipe the tests train end to end.
-TRAINING_MODULES = ("pack", "clipset", "train_pack", "train_residual", "evaluate_clips", "calibrate",
+TRAINING_MODULES = ("pack", "clipset", "neural", "train_pack", "train_residual", "evaluate_clips", "calibrate",
                     "synth", "prepare", "grid")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.training.train import _device, cache_features
+from detector.training.loop import _device, cache_features
 from detector.training.train_residual import cache_stream, split_next
 
 
