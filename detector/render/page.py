@@ -322,7 +322,7 @@ def _frames_sampled(report, sampling: dict) -> str:
 def render_html(report) -> str:
     """The report as one self-contained HTML page (str). Works with or without explanations."""
     d = report.to_dict()
-    out = _verdict_lines(report, d) + _details_table(d)
+    out = _verdict_lines(report, d) + _details_table(report, d)
     ex = report.explanations or {}
     per_face = {pf["track_id"]: pf for pf in ex.get("per_face", [])}
     if ex:
@@ -368,7 +368,7 @@ def _verdict_lines(report, d: dict) -> list[str]:
     return out
 
 
-def _details_table(d: dict) -> list[str]:
+def _details_table(report, d: dict) -> list[str]:
     """File, video, model, sampling, timings and software as one table."""
     f, m, sw, s = d.get("file", {}), d.get("model", {}), d.get("software", {}), d.get("sampling", {})
     out = ["<table>"]
