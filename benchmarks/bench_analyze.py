@@ -42,7 +42,8 @@ from detector.machine import cpu_name  # noqa: E402
 from detector.pipeline import DEFAULT_FRAMES, AnalysisConfig, Detector, classify, get_detector, prepare  # noqa: E402
 
 
-def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: float = 25.0) -> tuple[Path, Path]:
+def fixture_faces() -> list[np.ndarray]:
+    """Every frame of the committed GRID test clip, BGR: the face the benchmark clips are made of."""
     src = cv2.VideoCapture(str(ROOT / "tests" / "fixtures" / "s4_bbae9n.mpg"))
     faces = []
     while True:
@@ -50,6 +51,12 @@ def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: fl
         if not ok:
             break
         faces.append(f)
+    src.release()
+    return faces
+
+
+def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: float = 25.0) -> tuple[Path, Path]:
+    faces = fixture_faces()
     scale = height * 0.6 / faces[0].shape[0]
     mp4v = out / f"clip_{width}x{height}_mp4v.mp4"
     vw = cv2.VideoWriter(str(mp4v), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))

@@ -40,13 +40,9 @@ from detector.pipeline import AnalysisConfig, analyze_video, get_detector  # noq
 
 def make_clip(path: Path, width: int = 1920, height: int = 1080, seconds: float = 10.0, fps: float = 25.0) -> Path:
     """A GRID test clip's face scaled to 60 % of the height on a grey canvas, swaying; mp4v."""
-    src = cv2.VideoCapture(str(ROOT / "tests" / "fixtures" / "s4_bbae9n.mpg"))
-    faces = []
-    while True:
-        ok, f = src.read()
-        if not ok:
-            break
-        faces.append(f)
+    from bench_analyze import fixture_faces  # a sibling script: benchmarks/ is sys.path[0] when run
+
+    faces = fixture_faces()
     scale = height * 0.6 / faces[0].shape[0]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     for i in range(int(seconds * fps)):
