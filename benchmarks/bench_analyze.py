@@ -55,11 +55,11 @@ def fixture_faces() -> list[np.ndarray]:
     return faces
 
 
-def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: float = 25.0) -> tuple[Path, Path]:
+def make_mp4v(path: Path, width: int, height: int, seconds: float = 10.0, fps: float = 25.0) -> Path:
+    """The fixture's face scaled to 60 % of the height on a grey canvas, swaying left and right; mp4v."""
     faces = fixture_faces()
     scale = height * 0.6 / faces[0].shape[0]
-    mp4v = out / f"clip_{width}x{height}_mp4v.mp4"
-    vw = cv2.VideoWriter(str(mp4v), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     for i in range(int(seconds * fps)):
         f = cv2.resize(faces[i % len(faces)], None, fx=scale, fy=scale)
         canvas = np.full((height, width, 3), 90, np.uint8)
@@ -67,6 +67,11 @@ def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: fl
         canvas[y:y + f.shape[0], x:x + f.shape[1]] = f
         vw.write(canvas)
     vw.release()
+    return path
+
+
+def make_clip(out: Path, width: int, height: int, seconds: float = 10.0, fps: float = 25.0) -> tuple[Path, Path]:
+    mp4v = make_mp4v(out / f"clip_{width}x{height}_mp4v.mp4", width, height, seconds, fps)
     import imageio_ffmpeg
 
     h264 = out / f"clip_{width}x{height}_h264.mp4"

@@ -40,19 +40,9 @@ from detector.pipeline import AnalysisConfig, analyze_video, get_detector  # noq
 
 def make_clip(path: Path, width: int = 1920, height: int = 1080, seconds: float = 10.0, fps: float = 25.0) -> Path:
     """A GRID test clip's face scaled to 60 % of the height on a grey canvas, swaying; mp4v."""
-    from bench_analyze import fixture_faces  # a sibling script: benchmarks/ is sys.path[0] when run
+    from bench_analyze import make_mp4v  # a sibling script: benchmarks/ is sys.path[0] when run
 
-    faces = fixture_faces()
-    scale = height * 0.6 / faces[0].shape[0]
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    for i in range(int(seconds * fps)):
-        f = cv2.resize(faces[i % len(faces)], None, fx=scale, fy=scale)
-        canvas = np.full((height, width, 3), 90, np.uint8)
-        y, x = (height - f.shape[0]) // 2, (width - f.shape[1]) // 2 + int(40 * np.sin(i / 20))
-        canvas[y:y + f.shape[0], x:x + f.shape[1]] = f
-        vw.write(canvas)
-    vw.release()
-    return path
+    return make_mp4v(path, width, height, seconds, fps)
 
 
 def read_every_frame(path: Path) -> float:
