@@ -143,10 +143,10 @@ def folds(clips: list[NeuralClip], n_real_folds: int | None = None) -> list[dict
         pairs = {c.pair for c in clips if c.group == g and c.pair}
         test = [i for i, c in enumerate(clips)
                 if c.group == g or (c.label == "real" and (repo_round[c.repo] == gi % k or (c.pair and c.pair in pairs)))]
-        held_repos = {clips[i].repo for i in test}
+        held, held_repos = set(test), {clips[i].repo for i in test}
         # A held-out method's repository may also hold other methods' fakes or reals of the same subjects:
         # nothing from a repository the round scores is trained on.
-        train = [i for i, c in enumerate(clips) if i not in set(test) and c.repo not in held_repos]
+        train = [i for i, c in enumerate(clips) if i not in held and c.repo not in held_repos]
         out.append({"group": g, "test": test, "train": train})
     return out
 
@@ -194,10 +194,12 @@ def build_neural_pack(manifest: Path, root: Path, out: Path, frames: int = 60, a
 
 def _degraded(x: np.ndarray, rng: np.random.Generator, F) -> np.ndarray:
     """One upload-style degradation of interleaved crops uint8 (2T, S, S, 3): an H.264 round trip of the whole
-    sequence, then the same resize / blur / noise draw on every crop (a pair stays a pair)."""
+    sequence, then the same resize / noise level / JPEG quality on every crop (one clip, one upload), the noise
+    itself drawn anew for each crop as a sensor's is (a fixed pattern would freeze the grain between a frame and
+    its successor, the trace the residual stream reads as a generator's)."""
     y = F.h264(x, **F.h264_params(rng))
     p = F.degrade_params(rng)
-    return np.stack([F.degrade(f, np.random.default_rng(0), p) for f in y])
+    return np.stack([F.degrade(f, rng, p) for f in y])
 
 
 def load_neural_pack(folder: Path) -> tuple[list[NeuralClip], np.ndarray, np.ndarray | None]:
