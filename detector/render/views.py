@@ -434,20 +434,25 @@ def _real_world_markdown(rw: dict | None) -> list[str]:
             "to expect on footage from a source it has not seen"]
 
 
+def _auc_text(a: float | None, ci: list | None) -> str:
+    """A ROC-AUC with its 95 % interval (which says how little a few dozen clips can tell apart); no interval
+    where none was measured (too few clips: None, or NaN bounds)."""
+    if a is None:
+        return "n/a"
+    measured = ci and len(ci) == 2 and all(isinstance(c, (int, float)) and c == c for c in ci)
+    return f"{a:.3f}" + (" (95% CI {:.2f}-{:.2f})".format(*ci) if measured else "")
+
+
 def unseen_generators_markdown(u: dict) -> list[str]:
     """Model-card table of `metrics.unseen_generators`: each generator method held out, its fakes' ROC-AUC
     against the real clips, and the share of real clips the shipped threshold calls FAKE."""
-    def auc(d: dict) -> str:
-        ci = d.get("ci95") or []
-        ok = len(ci) == 2 and all(isinstance(c, (int, float)) and c == c for c in ci)
-        return f"{d['roc_auc']:.3f}" + (" (95% CI {:.2f}-{:.2f})".format(*ci) if ok else "")
-
     lines = ["", f"**Generators it never saw** (leave one method out; mean over methods "
                  f"{u.get('mean_roc_auc', float('nan')):.3f}; real clips called FAKE at the threshold "
                  f"{u.get('fpr', float('nan')):.0%} of {u.get('n_real', '?')})", "",
              "| held-out method or family | fakes | ROC-AUC vs real |", "|---|---|---|"]
     for group in ("per_method", "per_family"):
-        lines += [f"| {name}{' (family)' if group == 'per_family' else ''} | {d.get('n')} | {auc(d)} |"
+        lines += [f"| {name}{' (family)' if group == 'per_family' else ''} | {d.get('n')} | "
+                  f"{_auc_text(d.get('roc_auc'), d.get('ci95'))} |"
                   for name, d in u.get(group, {}).items()]
     return lines
 
@@ -461,9 +466,6 @@ def devset_markdown(dev: dict | None, title: str = "Dev set", note: str = "never
     def pct(x) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
-    def auc_text(a, ci) -> str:  # the interval says how little a few dozen clips can tell apart
-        return "n/a" if a is None else f"{a:.3f}" + (" (95% CI {:.2f}-{:.2f})".format(*ci) if ci else "")
-
     fam = dev.get("per_family", {})
     auc = dev.get("roc_auc")
     lines = ["", f"**{title}** ({dev.get('data', 'public clips')}; {note}threshold "
@@ -474,13 +476,13 @@ def devset_markdown(dev: dict | None, title: str = "Dev set", note: str = "never
              f"{dev.get('flagged_real')} ({pct(dev.get('fpr'))}) | {dev.get('inconclusive_real')} | |",
              f"| all fake | {dev.get('n_fake')} | {dev.get('no_face', {}).get('n_fake', '')} | "
              f"{dev.get('detected_fake')} ({pct(dev.get('tpr'))}) | {dev.get('inconclusive_fake')} | "
-             f"{auc_text(auc, dev.get('roc_auc_ci95'))} |"]
+             f"{_auc_text(auc, dev.get('roc_auc_ci95'))} |"]
     if "reads" in dev:
         lines[1] += f" — read {dev['reads']} time(s) for these weights: {dev.get('reads_note', '')}"
     for g, d in fam.items():
         if g == "real":
             continue
-        a = auc_text(d.get("roc_auc_vs_all_real"), d.get("roc_auc_vs_all_real_ci95"))
+        a = _auc_text(d.get("roc_auc_vs_all_real"), d.get("roc_auc_vs_all_real_ci95"))
         lines.append(f"| {g} | {d.get('n_scored')} | {d.get('n_no_face')} | {d.get('called_fake')} "
                      f"({pct(d.get('fake_rate'))}) | {d.get('inconclusive')} | {a} |")
     return lines

@@ -53,18 +53,17 @@ def neural_features(model, folder: Path, aug_stride: int = 2, augmented: bool = 
 
 
 def pack_features(model, pack: Path, pseudo_train: int, pseudo_val: int, seed: int = 0) -> dict:
-    """Features of a "next" pack's stage-2 clips, built exactly as train-residual builds them (the same
-    `clip_set` seeds, families reenact/swap/sbi, camera noise on real clips), for the train and val splits."""
+    """Features of a "next" pack's stage-2 clips, built by train-residual's own `stage2_clips` (families
+    reenact / swap / sbi, camera noise on real clips, its seeds), for the train and val splits."""
     from detector.cues import mouth_detail_deficit
     from detector.training.pack import load_pack
-    from detector.training.train_pack import PackConfig, clip_set
+    from detector.training.train_residual import ResidualConfig, stage2_clips
 
     stills, clips = load_pack(pack)
-    t = int(clips["crops"].shape[1])
-    pc = PackConfig(clip_families=("reenact", "swap", "sbi"), clip_camera=True, clip_codec=0.0)
+    rc = ResidualConfig(pseudo_train=pseudo_train, pseudo_val=pseudo_val, seed=seed)
     out = {}
-    for split, n, s in (("train", pseudo_train, seed + 11), ("val", pseudo_val, seed + 12)):
-        x, y, fam, _ = clip_set(stills, clips, split, n, pc, t, seed=s)
+    for split in ("train", "val"):
+        x, y, fam, _ = stage2_clips(stills, clips, rc, split)
         # The mouth-detail cue of each clip's frames (every second crop: the frames, not their successors), as
         # the product adds it to the margin: the calibration is fitted on the verdict's own score.
         deficit = torch.tensor([mouth_detail_deficit(np.ascontiguousarray(c[0::2])) for c in x])

@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +63,10 @@ class TemporalHead(nn.Module):
     time, dropout, a Linear (the product's ResNeXtLSTM.forward_head, whose parameter names it shares);
     `mean`: the Linear on every frame's features, averaged over time (no recurrence)."""
 
-    def __init__(self, width: int, nc: NeuralConfig) -> None:
+    def __init__(self, width: int, nc: NeuralConfig, rgb_features: int = 2048) -> None:
         super().__init__()
         self.cell = nc.cell
+        self.rgb_features = rgb_features  # the first inputs, as ResNeXtLSTM: train_residual.rgb_input_weights
         out = width
         if nc.cell in ("lstm", "gru"):
             rnn = nn.LSTM if nc.cell == "lstm" else nn.GRU
@@ -99,13 +101,16 @@ class Data:
         self.aug = {k: n["aug"][k].float() for k in ("rgb", "res")} if "aug" in n else None
         self.y = n["y"]
         self.clips = load_neural_pack(neural_pack)[0]
-        self.init = p.get("init", "")
         self.deficit = _deficits(neural_pack)
         self.init_head: dict = {}  # the init's LSTM + head tensors (set by main when from_init)
         self.width = self.ptr["rgb"].shape[-1] + self.ptr["res"].shape[-1]
 
     def family(self, i: int) -> str:
         return self.clips[i].family
+
+    def real_centre(self) -> float:
+        """The cue's centre: its median over the corpus's real clips (a typical real face adds ~0)."""
+        return float(np.median(self.deficit[self.y.numpy() == 0]))
 
 
 def _deficits(folder: Path) -> np.ndarray:
@@ -127,7 +132,7 @@ def cue_grid(d: "Data", m: np.ndarray, weights=(0.0, 0.5, 1.0, 2.0)) -> dict:
     """The product's score margin + w * (mouth-detail deficit - centre), centre the median over the corpus's
     real clips, for each w: the leave-one-method-out figures at each weight (the weight is chosen here, on
     held-out generators, not on the dev set)."""
-    centre = float(np.median(d.deficit[d.y.numpy() == 0]))
+    centre = d.real_centre()
     out = {"centre": round(centre, 4)}
     for w in weights:
         f = lomo_figures(d, m + w * (d.deficit - centre))
@@ -168,26 +173,24 @@ def _batch(d: Data, train_idx: np.ndarray, nc: NeuralConfig, rng: np.random.Gene
 
 def train_head(d: Data, train_idx: np.ndarray, nc: NeuralConfig, log=print) -> TemporalHead:
     """A fresh head trained nc.steps steps on the pack's training clips and the corpus clips train_idx."""
-    from detector.training.train_residual import ResidualConfig, stream_dropout
+    from detector.training.train_residual import ResidualConfig, rgb_input_weights, stream_dropout
 
     torch.manual_seed(nc.seed)
     rng = np.random.default_rng(nc.seed)
     g = torch.Generator().manual_seed(nc.seed)
     rc = ResidualConfig(rgb_drop=nc.rgb_drop, residual_drop=nc.residual_drop)
-    head = TemporalHead(d.width, nc)
+    head = TemporalHead(d.width, nc, rgb_features=d.ptr["rgb"].shape[-1])
     if nc.from_init:
         head.load_state_dict({k: v for k, v in d.init_head.items()})
     head.train()
     opt = torch.optim.AdamW(head.parameters(), nc.lr, weight_decay=nc.weight_decay)
-    n_rgb = d.ptr["rgb"].shape[-1]
     t0, losses = time.time(), []
     for step in range(nc.steps):
         rgb, res, y = _batch(d, train_idx, nc, rng)
         rgb, res = stream_dropout(rgb, res, rc, g)
         loss = nn.functional.cross_entropy(head(torch.cat([rgb, res], -1)), y)
         if nc.rgb_l2 and nc.cell in ("lstm", "gru"):
-            names = ["weight_ih_l0"] + (["weight_ih_l0_reverse"] if nc.bidirectional else [])
-            loss = loss + nc.rgb_l2 * sum(getattr(head.lstm, n)[:, :n_rgb].pow(2).sum() for n in names)
+            loss = loss + nc.rgb_l2 * rgb_input_weights(head).pow(2).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -199,7 +202,7 @@ def train_head(d: Data, train_idx: np.ndarray, nc: NeuralConfig, log=print) -> T
 
 
 @torch.no_grad()
-def margins(head: nn.Module, rgb: torch.Tensor, res: torch.Tensor, batch: int = 32) -> np.ndarray:
+def margins(head: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor, res: torch.Tensor, batch: int = 32) -> np.ndarray:
     """Fake-real logit margins (N,) of clips' full feature sequences rgb (N, T, 2048), res (N, T, C)."""
     out = []
     for i in range(0, len(rgb), batch):
@@ -311,11 +314,11 @@ def lomo_figures(d: Data, m: np.ndarray) -> dict:
             "n_real": int(real.sum()), "n_fake": int((~real).sum())}
 
 
-def val_figures(d: Data, head: nn.Module) -> dict:
+def val_figures(d: Data, head: Callable[[torch.Tensor], torch.Tensor]) -> dict:
     """The pack's identity-held-out validation clips (20 frames): ROC-AUC overall and per synthetic family."""
     from detector.training.evaluate import roc_auc
 
-    m = margins(head, d.pva["rgb"], d.pva["res"][0] if d.pva["res"].dim() == 4 else d.pva["res"])
+    m = margins(head, d.pva["rgb"], d.pva["res"][0])
     y = d.pva["y"].numpy()
     fam = np.array(d.pva["family"])
     out = {"roc_auc": round(roc_auc(y, m), 4)}
@@ -325,22 +328,13 @@ def val_figures(d: Data, head: nn.Module) -> dict:
     return out
 
 
-def default_head(init: Path) -> nn.Module:
-    """The init weights' own LSTM + head as a TemporalHead-like callable (the baseline: no corpus training)."""
+def default_head(init: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The init weights' own LSTM + head, features (N, T, C) -> logits (N, 2) (the baseline: no corpus
+    training)."""
     from detector.weights import load_weights
 
     model, _ = load_weights(init)
-    model.eval()
-    return _Wrapped(model)
-
-
-class _Wrapped(nn.Module):
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(x)
+    return model.eval().forward_head
 
 
 def export(head: TemporalHead, init: Path, nc: NeuralConfig, out: Path, name: str, training: dict,
@@ -378,7 +372,7 @@ def real_world_scores(d: Data, lomo_res: dict, weight: float, centre: float, sha
     return res
 
 
-def validation_scores(d: Data, head: nn.Module, weight: float, centre: float, sha256: str, out: Path) -> dict:
+def validation_scores(d: Data, head: Callable[[torch.Tensor], torch.Tensor], weight: float, centre: float, sha256: str, out: Path) -> dict:
     """The pack's identity-held-out validation clips scored as the verdict is (network margin over their 20
     frames + the cue at `weight`), written as an `evaluate --clips` JSON for `calibrate --scores`."""
     m = margins(head, d.pva["rgb"], d.pva["res"][0]) + weight * (d.pva["deficit"].numpy() - centre)
@@ -410,12 +404,13 @@ def unseen_generators_entry(d: Data, m: np.ndarray, calibration: dict, protocol:
             "inconclusive": round(float(np.mean([v == "INCONCLUSIVE" for v in verdicts])), 4)}
 
 
-def _store_cue(d: Data, a: argparse.Namespace, spec) -> None:
-    """Write the cue block into the new sidecar and the real-world scores file beside the run's results."""
+def _store_cue(d: Data, a: argparse.Namespace, spec, lomo_res: dict) -> float:
+    """Write the cue block into the new sidecar and the real-world scores file beside the run's results;
+    returns the cue's centre."""
     from detector.weights import sidecar_path
 
     real = d.y.numpy() == 0
-    centre = float(np.median(d.deficit[real]))
+    centre = d.real_centre()
     block = {"mouth_detail_deficit": {
         "weight": a.cue_weight, "centre": round(centre, 4),
         "real_p90": round(float(np.quantile(d.deficit[real], 0.9)), 4),
@@ -428,14 +423,18 @@ def _store_cue(d: Data, a: argparse.Namespace, spec) -> None:
     meta = json.loads(side.read_text())
     meta["cues"] = block
     side.write_text(json.dumps(meta, indent=2))
-    if a.from_lomo is None:
-        raise ValueError("--cue-weight needs --from-lomo RUN/lomo_TAG.json (the recipe's out-of-fold scores)")
-    lomo_res = json.loads(a.from_lomo.read_text())
-    if lomo_res.get("config") != dataclasses.asdict(NeuralConfig(**{f.name: getattr(a, f.name)
-                                                                    for f in dataclasses.fields(NeuralConfig)})):
-        raise ValueError(f"{a.from_lomo} was made with another recipe config than this final model's")
     real_world_scores(d, lomo_res, a.cue_weight, centre, spec.weights_sha256, a.run / "real_world.json")
     return centre
+
+
+def _recipe_lomo(a: argparse.Namespace, nc: NeuralConfig) -> dict:
+    """--from-lomo's results, checked before anything is trained: they must be the same recipe's."""
+    if a.from_lomo is None:
+        raise ValueError("--cue-weight needs --from-lomo RUN/lomo_TAG.json (the recipe's out-of-fold scores)")
+    res = json.loads(a.from_lomo.read_text())
+    if res.get("config") != dataclasses.asdict(nc):
+        raise ValueError(f"{a.from_lomo} was made with another recipe config than this final model's")
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
     a = p.parse_args(argv)
     nc = NeuralConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(NeuralConfig)})
+    lomo_res = _recipe_lomo(a, nc) if a.mode == "final" and a.cue_weight is not None else None
     d = Data(a.run / "feat_pack.pt", a.run / "feat_neural.pt", a.neural_pack)
     if nc.from_init:
         from detector.weights import load_weights
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
                           "see the model card")
             res["weights_sha256"] = spec.weights_sha256
             if a.cue_weight is not None:
-                centre = _store_cue(d, a, spec)
+                centre = _store_cue(d, a, spec, lomo_res)
                 validation_scores(d, head, a.cue_weight, centre, spec.weights_sha256, a.run / "validation.json")
     res["config"] = dataclasses.asdict(nc)
     (a.run / f"lomo_{tag}.json").write_text(json.dumps(res, indent=1))

@@ -302,6 +302,15 @@ def _build(src, src_spec, rc: ResidualConfig, pairs: str, name: str | None):
     return model, spec
 
 
+def stage2_clips(stills: dict, clips: dict, rc: ResidualConfig, split: str):
+    """A split's clips as this recipe builds them: `clip_set` with rc's families, camera noise, codec share,
+    number of still pseudo-clips and seed (train: seed + 11, val: seed + 12). Returns clip_set's
+    (x uint8 (M, T, S, S, 3), y, family, source)."""
+    pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera, clip_codec=rc.codec)
+    n, seed = (rc.pseudo_train, rc.seed + 11) if split == "train" else (rc.pseudo_val, rc.seed + 12)
+    return clip_set(stills, clips, split, n, pc, int(clips["crops"].shape[1]), seed=seed)
+
+
 def _clips(pack: Path, run: Path, rc: ResidualConfig, info: dict, pairs: str, resume: bool) -> _Clips:
     """The training and validation clips from the pack, or only their labels when a frozen-stream run
     resumes with every feature cached (a new head seed then needs no clip at all)."""
@@ -317,9 +326,8 @@ def _clips(pack: Path, run: Path, rc: ResidualConfig, info: dict, pairs: str, re
                       np.array(lab["fva_fam"]), lab["t"])
     stills, clips = load_pack(pack)
     t = int(clips["crops"].shape[1])
-    pc = PackConfig(clip_families=rc.families, clip_camera=rc.camera, clip_codec=rc.codec)
-    xtr, ytr, _, _ = clip_set(stills, clips, "train", rc.pseudo_train, pc, t, seed=rc.seed + 11)
-    xva, yva, fva_fam, _ = clip_set(stills, clips, "val", rc.pseudo_val, pc, t, seed=rc.seed + 12)
+    xtr, ytr, _, _ = stage2_clips(stills, clips, rc, "train")
+    xva, yva, fva_fam, _ = stage2_clips(stills, clips, rc, "val")
     ptr = pva = None
     if pairs == "next":  # fakes were made on the interleaved sequence, so a fake's partner is a fake frame too
         (xtr, ptr), (xva, pva) = split_next(xtr), split_next(xva)
