@@ -84,15 +84,18 @@ class ResNeXtLSTM(nn.Module):
         """frames: (B, 3, H, W) RGB uint8/float -> (B, C) pooled features."""
         return self.pool(self.backbone(self.normalize(frames))).flatten(1)
 
-    def forward_features(self, clip: torch.Tensor, partners: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(self, clip: torch.Tensor, partners: torch.Tensor | None = None,
+                         rgb: torch.Tensor | None = None) -> torch.Tensor:
         """clip: (N, T, 3, H, W) RGB uint8/float [0, 255] -> per-frame features (N, T, C).
 
         partners: for a model whose spec pairs each frame with the next one (`residual_pairs` "next"), the
         video frame right after each of clip's frames, cropped with the same box, (N, T, 3, H, W); only the
         residual stream reads them. None there (a still image, a clip of one frame): the stream gives 0.
+        rgb: the trunk's pooled features (N, T, 2048) when another engine computed them (detector/runtime.py);
+        None runs the trunk here.
         """
         n, t = clip.shape[:2]
-        rgb = self.frame_features(clip.flatten(0, 1)).view(n, t, -1)
+        rgb = self.frame_features(clip.flatten(0, 1)).view(n, t, -1) if rgb is None else rgb
         if self.residual is None:
             return rgb
         if not self.has_pairs(t, partners is not None):

@@ -26,9 +26,9 @@ from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
 from detector.hashing import sha256_file
 from detector.provenance import ProvenanceConfig, read_provenance
 from detector.report import NO_FACE, FaceResult, Report
-from detector.spec import ModelSpec
+from detector.runtime import ENGINES, PRECISIONS, Detector, get_detector, wants_partners
 from detector.video import VideoLimits, is_image_path, probe, read_frame_pairs, read_frames, read_image, sample_indices
-from detector.weights import DEFAULT_WEIGHTS, load_weights, read_spec
+from detector.weights import DEFAULT_WEIGHTS, read_spec
 
 if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
     import torch
@@ -47,7 +47,8 @@ class AnalysisConfig:
     DEFAULT_FRAMES, the count the bundled weights were calibrated at).
 
     threshold: None uses the one in the weights' sidecar. precision: "fp32", "bf16" or "auto" (bf16
-    autocast + channels_last where the CPU has native bf16, ~2x faster here, softmax within 4e-5).
+    autocast + channels_last where the CPU has native bf16, ~2x faster here, softmax within 4e-5). engine:
+    "auto", "onnxruntime" or "torch", which library runs the trunk in fp32 (detector/runtime.py).
     explain: also compute Grad-CAM and temporal importance (see explain/).
     provenance: how the file's Content Credentials and container metadata are read (detector/provenance);
     they are reported beside the verdict and never change it.
@@ -63,6 +64,7 @@ class AnalysisConfig:
     weights: str = str(DEFAULT_WEIGHTS)
     threshold: float | None = None
     precision: str = "auto"
+    engine: str = "auto"
     explain: bool = False
     explain_target: str = "fake"
     provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
@@ -71,94 +73,10 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 300:
             raise InputError(f"frames must be between 1 and 300, not {self.frames}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise InputError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
-
-
-class Detector:
-    """A loaded model and its spec; cheap to call many times (see `get_detector`)."""
-
-    def __init__(self, model: torch.nn.Module, spec: ModelSpec, precision: str = "auto") -> None:
-        import torch
-
-        self.model, self.spec = model.eval(), spec
-        self.use_bf16 = precision == "bf16" or (precision == "auto" and _cpu_has_bf16())
-        # oneDNN's convolutions are fastest on NHWC weights in bf16 and in fp32 alike (fp32 on an AVX2 Zen 3:
-        # the trunk in ~0.75x the time, features within 1e-5 of NCHW; benchmarks/bench_model.py), and
-        # explanations' backward passes work on them too.
-        self.model.to(memory_format=torch.channels_last)
-
-    def features(self, clip: np.ndarray, partners: np.ndarray | None = None) -> torch.Tensor:
-        """clip: uint8 (T, H, W, 3) RGB -> features (1, T, C) fp32.
-
-        partners: uint8 (T, H, W, 3), the crop of each frame's successor in the video (same boxes), for a
-        model whose residual stream pairs "next" frames; ignored by other models."""
-        import torch
-
-        def tensor(a):  # (T, H, W, 3) -> (1, T, 3, H, W)
-            return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).unsqueeze(0)
-
-        with torch.inference_mode():
-            # Only a "next" model's forward_features takes partners (the legacy layout's does not).
-            args = (tensor(clip), tensor(partners)) if partners is not None and self.wants_partners else (tensor(clip),)
-            if self.use_bf16:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    f = self.model.forward_features(*args)
-                return f.float()
-            return self.model.forward_features(*args)
-
-    @property
-    def wants_partners(self) -> bool:
-        """The model's residual stream compares each frame with the video's next one (see detector/residual.py)."""
-        return wants_partners(self.spec)
-
-    def p_fake(self, features: torch.Tensor) -> float:
-        import torch
-
-        with torch.inference_mode():
-            return float(torch.softmax(self.model.forward_head(features), -1)[0, 1])
-
-    def margin(self, features: torch.Tensor) -> float:
-        """Fake-minus-real logit of features (1, T, C): the score calibration works on (raw p = sigmoid)."""
-        import torch
-
-        with torch.inference_mode():
-            logits = self.model.forward_head(features)[0].double()
-        return float(logits[1] - logits[0])
-
-    def model_info(self) -> dict:
-        s = self.spec
-        return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
-                "backbone": s.backbone, "residual_width": s.residual_width,
-                "residual_pairs": s.residual_pairs if s.residual_width else None, "lstm_hidden": s.lstm_hidden,
-                "bidirectional": s.bidirectional,
-                "sequence_length": s.sequence_length, "input_size": s.input_size,
-                "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
-                "metrics": s.metrics, "limits": list(s.limits),
-                # what the verdict adds to the network's margin (detector/cues.py): the same tensors with another
-                # cue block are another verdict, so a report names it beside the weights' hash
-                "cues": {k: {"weight": c["weight"], "centre": c["centre"]} for k, c in s.cues.items()},
-                "precision": "bf16-autocast" if self.use_bf16 else "fp32"}
-
-
-def wants_partners(spec: ModelSpec) -> bool:
-    return bool(spec.residual_width) and spec.residual_pairs == "next"
-
-
-def _cpu_has_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-@functools.lru_cache(maxsize=4)
-def get_detector(weights: str = str(DEFAULT_WEIGHTS), precision: str = "auto") -> Detector:
-    """Load (once per process) the model behind `weights`."""
-    model, spec = load_weights(weights)
-    return Detector(model, spec, precision)
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
 
 
 def _noop(_f: float, _m: str) -> None:
@@ -291,18 +209,20 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
              detector: Detector | None = None) -> Report:
     """Run the model on every face track of a prepared clip (and explain, if asked); returns the Report."""
     progress = progress or _noop
-    det = detector or get_detector(config.weights, config.precision)
-    report, feats = _score(prep, config, progress, det)
+    det = detector or get_detector(config.weights, config.precision, config.engine)
+    report, feats, maps = _score(prep, config, progress, det)
     if config.explain and report.faces:
-        _explain(report, det, feats, config, progress)
+        _explain(report, det, feats, maps, config, progress)
     report.timings_s["total"] = time.perf_counter() - prep.t0
     progress(1.0, "done")
     return report
 
 
-def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Detector) -> tuple[Report, list]:
-    """The model on every face track: the Report (verdict, faces, no explanations) and each track's features
-    (1, T, C), which the explanations reuse."""
+def _score(prep: Prepared, config: AnalysisConfig, progress: Progress,
+           det: Detector) -> tuple[Report, list, list]:
+    """The model on every face track: the Report (verdict, faces, no explanations), each track's features
+    (1, T, C) and, when explanations are asked for, the activations Grad-CAM reads (Detector.features_and_maps;
+    {} otherwise): the explanations reuse both instead of running the trunk again."""
     frames, indices, tracks, warnings, timings = prep.frames, prep.indices, prep.tracks, prep.warnings, prep.timings
     progress(0.5, f"classifying {len(tracks)} face track(s)")
     t = time.perf_counter()
@@ -314,15 +234,16 @@ def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Dete
         else None
     if note:
         warnings.append(note)
-    results, feats = [], []
+    results, feats, maps = [], [], []
     for k, tr in enumerate(tracks):
         crops = track_crops(frames, tr, config.faces)
         partners = prep.partner_crops[k] if prep.partner_crops is not None else None
         if det.wants_partners and partners is None and len(frames) > 1:
             warnings.append("this model compares each frame with the next one, which was not read (the clip "
                             "was prepared for other weights); its frame-pair evidence is left out")
-        f = det.features(crops, partners)
+        f, acts = det.features_and_maps(crops, partners, keep_maps=config.explain)
         feats.append(f)
+        maps.append(acts)
         m_model = det.margin(f)
         m, cue_details = apply_cues(m_model, crops, det.spec.cues)  # the model's margin when there are none
         results.append(FaceResult(tr.track_id, cal.calibrate(m, calib), [indices[p] for p in tr.positions],
@@ -348,15 +269,16 @@ def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Dete
                     warnings=warnings, software=_software(), frames=frames, p_fake_raw=p_raw,
                     calibration=cal.report_block(calib, det.spec.metrics, threshold, config.threshold is not None),
                     provenance=prep.provenance)
-    return report, feats
+    return report, feats, maps
 
 
-def _explain(report: Report, det: Detector, feats: list, config: AnalysisConfig, progress: Progress) -> None:
+def _explain(report: Report, det: Detector, feats: list, maps: list, config: AnalysisConfig,
+             progress: Progress) -> None:
     from explain import explain_report
 
     progress(0.7, "explaining (Grad-CAM and temporal importance)")
     t = time.perf_counter()
-    explain_report(report, det, feats, target=config.explain_target)
+    explain_report(report, det, feats, target=config.explain_target, maps=maps)
     report.timings_s["explain"] = time.perf_counter() - t
 
 
@@ -373,8 +295,8 @@ def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress:
     first = dataclasses.replace(config, frames=adaptive.RULE.first)
     step = lambda f, m: progress(0.4 * f, f"first {first.frames} frames: {m}")  # noqa: E731
     prep = prepare(path, first, step, wants_partners(spec))
-    det = det or get_detector(config.weights, config.precision)
-    report, feats = _score(prep, first, step, det)
+    det = det or get_detector(config.weights, config.precision, config.engine)
+    report, feats, maps = _score(prep, first, step, det)
     band = cal.band(calib)
     verdict = adaptive.early_verdict(report.p_fake, report.threshold, band[0] if band else None)
     block = adaptive.report_block(report.p_fake, verdict)
@@ -384,7 +306,7 @@ def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress:
     report.warnings[:] = [w for w in report.warnings if w != cal.frames_note(calib, first.frames)]
     report.sampling.update(requested=config.frames, decided_at=len(report.sampling["indices"]), adaptive=block)
     if config.explain and report.faces:
-        _explain(report, det, feats, config, progress)
+        _explain(report, det, feats, maps, config, progress)
     report.timings_s["total"] = time.perf_counter() - prep.t0
     progress(1.0, "done")
     return report, block, report.timings_s["total"]

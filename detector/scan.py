@@ -153,7 +153,7 @@ class ScanWorker:
         # on N cores each start N threads and fight over them.
         torch.set_num_threads(max(1, threads))
         self.config, self.pages = config, pages
-        self.detector = get_detector(config.weights, config.precision)
+        self.detector = get_detector(config.weights, config.precision, config.engine)
 
     def hello(self) -> dict:
         import torch

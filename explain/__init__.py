@@ -68,11 +68,14 @@ def method_description(method: str, layer: str, temporal_method: str = "integrat
     }
 
 
-def explain_report(report, detector, feats, target: str = "fake", method: str | None = None) -> None:
+def explain_report(report, detector, feats, target: str = "fake", method: str | None = None,
+                   maps: list | None = None) -> None:
     """Explain every face of `report` in place.
 
     detector: a ``detector.pipeline.Detector`` (or a bare model). feats: one (1, T, C) feature tensor per
     ``report.faces`` entry (the pipeline's cached ``forward_features`` output). target: "fake" or "real".
+    maps: per face, the activations its model pass kept (``Detector.features_and_maps``); with them Grad-CAM
+    is method "cached" (no second pass through the trunk), without them explain/gradcam.py's default.
     Sets ``face.explanation`` = {cam, cam_raw (T, 112, 112) float32 (appearance Grad-CAM); for a model with a
     residual stream also cam_texture, cam_texture_raw (T, 112, 112) float32 and texture_overlays uint8
     (T, 112, 112, 3) RGB (Grad-CAM on the stream, computed in the same pass); temporal_importance (T,) (the default
@@ -87,9 +90,11 @@ def explain_report(report, detector, feats, target: str = "fake", method: str | 
     if len(feats) != len(report.faces):
         raise ValueError(f"{len(feats)} feature tensors for {len(report.faces)} faces")
     model = getattr(detector, "model", detector)
-    method = method or DEFAULT_METHOD
+    maps = maps if maps is not None and len(maps) == len(feats) and all(maps) else None
+    method = method or ("cached" if maps is not None else DEFAULT_METHOD)
     texture = getattr(model, "residual", None) is not None
-    per_face = [_explain_face(report, face, f, model, target, method) for face, f in zip(report.faces, feats)]
+    per_face = [_explain_face(report, face, f, model, target, method, maps[k] if maps else None)
+                for k, (face, f) in enumerate(zip(report.faces, feats))]
     report.explanations = {"method": method_description(method, GradCAM.layer_name(model), TEMPORAL_DEFAULT,
                                                         texture),
                            "target": target,
@@ -116,12 +121,12 @@ def _frame_overlays(report, face, maps, position: dict[int, int], margin: float)
     return out
 
 
-def _explain_face(report, face, feats, model, target: str, method: str) -> dict[str, Any]:
+def _explain_face(report, face, feats, model, target: str, method: str, maps: dict | None) -> dict[str, Any]:
     """One face: its maps, attributions and overlays into ``face.explanation``; returns its JSON entry."""
     from explain.temporal import temporal_importance
 
     cams = SPATIAL[GradCAM.name](model, face.crops, target, implementation=method,
-                                 partners=getattr(face, "partners", None))
+                                 partners=getattr(face, "partners", None), features=feats, maps=maps)
     cam, tex = cams["appearance"], cams.get("texture")
     tem = temporal_importance(model, feats, target)
     face.explanation = _arrays(report, face, cam, tex, tem)

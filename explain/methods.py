@@ -137,12 +137,14 @@ class GradCAM(SpatialMethod):
                            "by a warp, or regenerated); 0 for a pair the stream ignores (duplicate frames, a still "
                            "image). cam_texture_peak = raw per-frame maximum")
 
-    def __call__(self, model, crops, target: str = "fake", implementation: str | None = None, partners=None):
+    def __call__(self, model, crops, target: str = "fake", implementation: str | None = None, partners=None,
+                 features=None, maps=None):
         from explain.gradcam import DEFAULT_METHOD, gradcams
 
         texture = getattr(model, "residual", None) is not None
         return gradcams(model, crops, target, method=implementation or DEFAULT_METHOD, partners=partners,
-                        layers=("appearance", "texture") if texture else ("appearance",))
+                        layers=("appearance", "texture") if texture else ("appearance",), features=features,
+                        maps=maps)
 
     @staticmethod
     def layer_name(model) -> str:

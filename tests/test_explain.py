@@ -351,3 +351,71 @@ def test_texture_gradcam_needs_a_stream(small_model):
         gradcam(small_model, _crops(2), layer="texture")
     with pytest.raises(ValueError, match="layer must be one of"):
         gradcam(small_model, _crops(2), layer="pixels")
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_cached_gradcam_is_the_fast_one_from_the_analysis_pass(stream_model, engine):
+    """Grad-CAM from the analysis pass's activations and the feature gradient (no second trunk pass) gives
+    the maps of the full forward + backward pass, duplicate pair included, on either engine."""
+    from detector.onnx_trunk import available
+    from detector.runtime import Detector
+    from explain.gradcam import gradcams
+
+    if engine == "onnxruntime" and not available():
+        pytest.skip("onnxruntime is not installed")
+    crops = _crops(4, seed=2)  # as in test_texture_gradcam_on_the_residual_stream: texture maps that are not 0
+    partners = _partners(crops)
+    partners[1] = crops[1]  # a duplicated frame: the stream ignores the pair, so its map is 0
+    det = Detector(stream_model, stream_model.spec, "fp32", engine)
+    feats, maps = det.features_and_maps(crops, partners)
+    layers = ("appearance", "texture")
+    for target in ("fake", "real"):
+        fast = gradcams(stream_model, crops, target, "fast", partners, layers)
+        cached = gradcams(stream_model, crops, target, "cached", partners, layers, features=feats, maps=maps)
+        for name in layers:
+            a, b = fast[name], cached[name]
+            np.testing.assert_allclose(b.raw, a.raw, rtol=1e-3, atol=1e-4 * max(1.0, float(a.raw.max())))
+            np.testing.assert_allclose(b.maps, a.maps, atol=5e-3)
+            np.testing.assert_allclose(b.logits, a.logits, rtol=1e-4, atol=1e-5)
+        assert not cached["texture"].raw[1].any()
+        if target == "fake":  # the comparison saw maps, not only zeros
+            assert cached["texture"].raw[[0, 2, 3]].any() and cached["appearance"].raw.any()
+    with pytest.raises(ValueError, match="needs the analysis pass"):
+        gradcams(stream_model, crops, "fake", "cached", partners, layers)
+
+
+def test_an_analysis_with_explanations_uses_its_own_pass(face_clip):
+    """analyze_video(explain=True) keeps the activations and explains from them: method "cached"."""
+    from detector.pipeline import AnalysisConfig, analyze_video
+    from detector.runtime import Detector
+
+    torch.manual_seed(0)
+    model = build_model(spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16)).eval()
+    r = analyze_video(face_clip, AnalysisConfig(frames=6, explain=True), detector=Detector(model, model.spec, "fp32"))
+    assert r.faces and r.explanations["method"]["gradcam"]["implementation"] == "cached"
+    assert r.faces[0].explanation["cam"].shape == (len(r.faces[0].frame_indices), 112, 112)
+
+
+def test_cached_gradcam_with_sampled_pairs():
+    """A "sampled"-pairing stream (pairs of consecutive sampled frames, step 0 repeating pair 0): the cached
+    maps are the full pass's."""
+    import dataclasses
+
+    from detector.runtime import Detector
+    from explain.gradcam import gradcams
+
+    torch.manual_seed(0)
+    spec = dataclasses.replace(spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16), residual_width=4,
+                               residual_pairs="sampled")
+    model = build_model(spec).eval()
+    crops = _crops(4, seed=2)
+    crops[2] = crops[1]  # frames 1 and 2 the same: pair (1, 2) is ignored
+    feats, maps = Detector(model, spec, "fp32", "torch").features_and_maps(crops)
+    assert maps["texture"].shape[0] == 3  # P = T - 1 pairs
+    layers = ("appearance", "texture")
+    for target in ("fake", "real"):
+        fast = gradcams(model, crops, target, "fast", None, layers)
+        cached = gradcams(model, crops, target, "cached", None, layers, features=feats, maps=maps)
+        for name in layers:
+            a, b = fast[name].raw, cached[name].raw
+            np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * max(1.0, float(a.max())))

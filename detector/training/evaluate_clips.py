@@ -238,7 +238,7 @@ def evaluate_clips(root: Path, manifest: Path | None = None, json_out: Path | No
     clips = find_clips(root)
     by_path, by_sha = read_manifest(manifest) if manifest else ({}, {})
     config = AnalysisConfig(frames=frames, weights=str(weights), precision=precision)
-    det = get_detector(config.weights, config.precision)
+    det = get_detector(config.weights, config.precision, config.engine)
     spec = det.spec
     calib = spec.calibration if cal.is_calibrated(spec.calibration) else {}
     threshold = float(calib["threshold"]) if calib else spec.threshold

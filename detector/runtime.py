@@ -1,0 +1,182 @@
+"""A loaded model and how it runs on this CPU: `Detector` (features, margin, model card fields) and `get_detector`.
+
+Two choices are made here at run time, never baked into the weights:
+
+- precision: "bf16" autocast where the CPU has native bf16 (AVX-512 BF16 / AMX: ~2x faster), else "fp32"
+  (where bf16 is emulated it is 15-20x slower). "auto" picks; tests/test_precision.py bounds the margin change.
+- engine: which library runs the ResNeXt50 trunk in fp32. "onnxruntime" (detector/onnx_trunk.py: batch norms
+  folded, ~2x faster than PyTorch's eager convolutions on an AVX2 Zen 3, features within 1e-5) or "torch".
+  "auto" = onnxruntime for an fp32 run of an RGB model when it imports, torch otherwise (bf16 autocast, the
+  legacy BGR layout). The residual stream, the LSTM and every gradient always run in PyTorch.
+
+Both are reported with every result (`model_info()["precision"]`, `["engine"]`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from detector.errors import InputError
+from detector.spec import ModelSpec
+from detector.weights import DEFAULT_WEIGHTS, load_weights
+
+if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
+    import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+ENGINES = ("auto", "onnxruntime", "torch")
+
+
+class Detector:
+    """A loaded model and its spec; cheap to call many times (see `get_detector`).
+
+    The onnxruntime engine's session holds a copy of the trunk's weights taken at the first call of
+    `features`: a caller that changes the model's weights afterwards (training) uses engine="torch".
+    """
+
+    def __init__(self, model: torch.nn.Module, spec: ModelSpec, precision: str = "auto",
+                 engine: str = "auto") -> None:
+        import torch
+
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        self.model, self.spec = model.eval(), spec
+        self.use_bf16 = precision == "bf16" or (precision == "auto" and _cpu_has_bf16())
+        self.engine = _resolve_engine(engine, model, self.use_bf16)
+        self._ort = None  # built at the first `features` call (~0.5 s): loading alone stays cheap
+        # oneDNN's convolutions are fastest on NHWC weights in bf16 and in fp32 alike (fp32 on an AVX2 Zen 3:
+        # the trunk in ~0.75x the time, features within 1e-5 of NCHW; benchmarks/bench_model.py), and
+        # explanations' backward passes work on them too.
+        self.model.to(memory_format=torch.channels_last)
+
+    def features(self, clip: np.ndarray, partners: np.ndarray | None = None) -> torch.Tensor:
+        """clip: uint8 (T, H, W, 3) RGB -> features (1, T, C) fp32.
+
+        partners: uint8 (T, H, W, 3), the crop of each frame's successor in the video (same boxes), for a
+        model whose residual stream pairs "next" frames; ignored by other models."""
+        return self.features_and_maps(clip, partners, keep_maps=False)[0]
+
+    def features_and_maps(self, clip: np.ndarray, partners: np.ndarray | None = None,
+                          keep_maps: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """As `features`, plus (keep_maps) the activations Grad-CAM reads, from the same pass:
+        {"appearance": the trunk's last block (T, 2048, h, w), "texture": the residual stream's last ReLU
+        (P, 4 * width, h', w') when it ran}, fp32. explain/gradcam.py's "cached" method turns them into maps
+        with one backward pass through the LSTM only."""
+        import torch
+
+        from explain.gradcam import target_layer
+
+        def tensor(a):  # (T, H, W, 3) -> (1, T, 3, H, W)
+            return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).unsqueeze(0)
+
+        maps: dict[str, torch.Tensor] = {}
+        hooks = []
+        if keep_maps:
+            def keep(name):
+                return lambda _m, _i, out: maps.__setitem__(name, out.detach().float())
+            if self.engine == "torch":
+                hooks.append(target_layer(self.model, "appearance").register_forward_hook(keep("appearance")))
+            if getattr(self.model, "residual", None) is not None:
+                hooks.append(target_layer(self.model, "texture").register_forward_hook(keep("texture")))
+        try:
+            with torch.inference_mode():
+                # Only a "next" model's forward_features takes partners (the legacy layout's does not).
+                args = (tensor(clip), tensor(partners)) if partners is not None and self.wants_partners \
+                    else (tensor(clip),)
+                if self.engine == "onnxruntime":
+                    a = self._trunk().maps(np.asarray(clip))  # (T, C, h, w)
+                    if keep_maps:
+                        maps["appearance"] = a
+                    f = self.model.forward_features(*args, rgb=a.mean(dim=(2, 3)).unsqueeze(0))
+                elif self.use_bf16:
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        f = self.model.forward_features(*args).float()
+                else:
+                    f = self.model.forward_features(*args)
+        finally:
+            for h in hooks:
+                h.remove()
+        return f, {k: v.contiguous() for k, v in maps.items()}
+
+    def _trunk(self):
+        if self._ort is None:
+            from detector.onnx_trunk import OrtTrunk
+
+            self._ort = OrtTrunk(self.model)
+        return self._ort
+
+    @property
+    def wants_partners(self) -> bool:
+        """The model's residual stream compares each frame with the video's next one (see detector/residual.py)."""
+        return wants_partners(self.spec)
+
+    def p_fake(self, features: torch.Tensor) -> float:
+        import torch
+
+        with torch.inference_mode():
+            return float(torch.softmax(self.model.forward_head(features), -1)[0, 1])
+
+    def margin(self, features: torch.Tensor) -> float:
+        """Fake-minus-real logit of features (1, T, C): the score calibration works on (raw p = sigmoid)."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model.forward_head(features)[0].double()
+        return float(logits[1] - logits[0])
+
+    def model_info(self) -> dict:
+        s = self.spec
+        return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
+                "backbone": s.backbone, "residual_width": s.residual_width,
+                "residual_pairs": s.residual_pairs if s.residual_width else None, "lstm_hidden": s.lstm_hidden,
+                "bidirectional": s.bidirectional,
+                "sequence_length": s.sequence_length, "input_size": s.input_size,
+                "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
+                "metrics": s.metrics, "limits": list(s.limits),
+                # what the verdict adds to the network's margin (detector/cues.py): the same tensors with another
+                # cue block are another verdict, so a report names it beside the weights' hash
+                "cues": {k: {"weight": c["weight"], "centre": c["centre"]} for k, c in s.cues.items()},
+                "precision": "bf16-autocast" if self.use_bf16 else "fp32", "engine": self.engine}
+
+
+def wants_partners(spec: ModelSpec) -> bool:
+    return bool(spec.residual_width) and spec.residual_pairs == "next"
+
+
+def _resolve_engine(engine: str, model, bf16: bool) -> str:
+    """"auto" -> onnxruntime where it can run this model in this precision, else torch; an explicit
+    "onnxruntime" that cannot gets a clear error."""
+    from detector.onnx_trunk import available
+
+    rgb_trunk = hasattr(getattr(model, "backbone", None), "layer4") and not getattr(model.normalize, "bgr", False)
+    if engine == "torch":
+        return "torch"
+    why = ("it runs fp32 only and this run is bf16 (pass precision='fp32')" if bf16 else
+           "this model's trunk is not an RGB ResNet (the legacy BGR layout runs on PyTorch)" if not rgb_trunk else
+           "onnxruntime is not installed (pip install onnxruntime)" if not available() else None)
+    if why is None:
+        return "onnxruntime"
+    if engine == "onnxruntime":
+        raise InputError(f"engine 'onnxruntime' cannot run here: {why}; or pass engine='torch'")
+    return "torch"
+
+
+def _cpu_has_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def get_detector(weights: str = str(DEFAULT_WEIGHTS), precision: str = "auto", engine: str = "auto") -> Detector:
+    """Load (once per process) the model behind `weights`."""
+    model, spec = load_weights(weights)
+    return Detector(model, spec, precision, engine)

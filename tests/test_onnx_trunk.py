@@ -1,0 +1,94 @@
+"""detector/onnx_trunk.py and the engine choice in detector/runtime.py: ONNX Runtime runs the same trunk.
+
+Small random models (ResNet18 with BasicBlocks, ResNeXt50 with grouped Bottlenecks), offline. What must hold:
+the hand-written graph gives the trunk's own output (batch norms folded, so equal up to float rounding), the
+Detector's features and margins do not depend on the engine, and an engine that cannot run says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from detector.errors import InputError
+from detector.model import build_model, spec_for
+from detector.onnx_trunk import OrtTrunk, _varint, available
+from detector.runtime import Detector
+
+pytestmark = pytest.mark.skipif(not available(), reason="onnxruntime is not installed")
+
+
+def _model(backbone: str, **overrides):
+    torch.manual_seed(0)
+    model = build_model(spec_for("resnext50_lstm", backbone=backbone, lstm_hidden=16, **overrides)).eval()
+    # Batch-norm statistics away from (0, 1), so a wrong fold would show.
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5, generator=g)
+            m.running_var.uniform_(0.5, 2.0, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-0.2, 0.2, generator=g)
+    return model
+
+
+def _crops(t: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (t, size, size, 3), dtype=np.uint8)
+
+
+def test_varint_is_protobufs():
+    assert _varint(0) == b"\x00" and _varint(1) == b"\x01" and _varint(300) == b"\xac\x02"
+    assert _varint(-1) == b"\xff" * 9 + b"\x01"  # int64 -1: ten bytes, as protobuf writes it
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnext50_32x4d"])
+def test_graph_gives_the_trunks_output(backbone):
+    model = _model(backbone)
+    crops = _crops(3, 64)
+    with torch.inference_mode():
+        ref = model.backbone(model.normalize(torch.from_numpy(crops).permute(0, 3, 1, 2)))
+    out = OrtTrunk(model, threads=1).maps(crops)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    # another batch size and crop size run through the same session (dynamic axes)
+    assert OrtTrunk(model, threads=1).maps(_crops(1, 96)).shape == (1, model.backbone.num_features, 3, 3)
+
+
+def test_detector_features_and_margin_do_not_depend_on_the_engine():
+    spec = spec_for("resnext50_lstm", backbone="resnet18", lstm_hidden=16)
+    spec = dataclasses.replace(spec, residual_width=4, residual_pairs="next")
+    model = _model("resnet18")
+    stream = build_model(spec).eval()
+    stream.backbone.load_state_dict(model.backbone.state_dict())  # the folded-looking trunk, plus a stream
+    crops = _crops(5, 64, seed=2)
+    partners = np.clip(crops.astype(int) + np.random.default_rng(3).integers(-6, 7, crops.shape), 0, 255)
+    partners = partners.astype(np.uint8)
+    ort_det, torch_det = Detector(stream, spec, "fp32", "onnxruntime"), Detector(stream, spec, "fp32", "torch")
+    fo, mo = ort_det.features_and_maps(crops, partners)
+    ft, mt = torch_det.features_and_maps(crops, partners)
+    assert fo.shape == ft.shape == (1, 5, 512 + 16)
+    torch.testing.assert_close(fo, ft, rtol=1e-4, atol=1e-4)
+    assert abs(ort_det.margin(fo) - torch_det.margin(ft)) < 1e-4
+    for k in ("appearance", "texture"):
+        torch.testing.assert_close(mo[k], mt[k], rtol=1e-4, atol=1e-4)
+    assert ort_det.model_info()["engine"] == "onnxruntime" and torch_det.model_info()["engine"] == "torch"
+    assert ort_det.features(crops, partners).shape == fo.shape  # without maps, the same features
+
+
+def test_engine_choice_and_its_errors():
+    model = _model("resnet18")
+    spec = model.spec
+    assert Detector(model, spec, "fp32", "auto").engine == "onnxruntime"
+    assert Detector(model, spec, "bf16", "auto").engine == "torch"  # bf16 autocast is PyTorch's
+    with pytest.raises(InputError, match="fp32 only"):
+        Detector(model, spec, "bf16", "onnxruntime")
+    legacy_spec = spec_for("legacy_reference", lstm_hidden=8)
+    legacy = build_model(legacy_spec)
+    assert Detector(legacy, legacy_spec, "fp32", "auto").engine == "torch"
+    with pytest.raises(InputError, match="legacy BGR"):
+        Detector(legacy, legacy_spec, "fp32", "onnxruntime")
+    with pytest.raises(InputError, match="engine must be one of"):
+        Detector(model, spec, "fp32", "tensorrt")
