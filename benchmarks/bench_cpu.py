@@ -5,11 +5,14 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
 - `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors,
   `prepare`'s own timing) against reading every frame of the clip once with OpenCV (`cap.read()` to the end);
 - `analysis`: `analyze_video` without explanations, against the same read-every-frame time; with the adaptive
-  frame count (opt-in, `--adaptive`) and without (the default);
-- `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames);
+  frame count (opt-in, `--adaptive`) and without (the default); and the default with the trunk on PyTorch
+  (engine "torch", the path before ONNX Runtime) for comparison;
+- `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames;
+  Grad-CAM from the analysis pass's own activations, explain/gradcam.py "cached");
 - `app` (`--app`): the app's API answer with explanations (its Blocks launched in this process on a local port,
-  gradio_client, every returned file downloaded, warm) against `analyze_video(..., explain=True)` on the same
-  clip with the app's settings (60 frames, BlazeFace).
+  gradio_client, every returned file fetched over one connection as a browser does, warm; and with
+  gradio_client's own downloads, a fresh HTTP client per file) against `analyze_video(..., explain=True)` on
+  the same clip with the app's settings (60 frames, BlazeFace).
 Runs are interleaved (A, B, A, B, ...) and medians of `--repeats` taken, so a CPU shared with other jobs slows
 both sides alike; absolute seconds are not comparable across runs, the ratios are what is reported.
 
@@ -108,14 +111,38 @@ def show(title: str, med: dict[str, float], base: str) -> None:
         print(f"  {k:<38} {v:7.2f} s  {v / med[base]:5.2f}x {base}", flush=True)
 
 
-def app_answer(url: str, clip: Path, downloads: Path) -> float:
-    """One API call with explanations, every returned file downloaded (what a client receives)."""
+def app_answer(url: str, clip: Path, downloads: Path, per_file_clients: bool = False) -> float:
+    """One API call with explanations and every returned file fetched (what a client receives), in seconds.
+
+    Default: the answer's file URLs fetched over one kept-alive HTTP connection, as a browser does.
+    per_file_clients: gradio_client's own `download_files`, which opens a new httpx client (and TLS context,
+    ~0.1 s on this CPU) for every file, so its figure grows with the number of files whatever the server does.
+    """
+    import httpx
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+    if per_file_clients:
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+        t = time.perf_counter()
+        client.predict(handle_file(str(clip)), None, 60, "BlazeFace", True, api_name="/analyze")
+        return time.perf_counter() - t
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
     t = time.perf_counter()
-    client.predict(handle_file(str(clip)), None, 60, "BlazeFace", True, api_name="/analyze")
+    result = client.predict(handle_file(str(clip)), None, 60, "BlazeFace", True, api_name="/analyze")
+    with httpx.Client() as http:
+        for file_url in _urls(result):
+            http.get(file_url).raise_for_status()
     return time.perf_counter() - t
+
+
+def _urls(value: object) -> list[str]:
+    """Every file URL in an API answer (FileData dicts, nested in gallery and video values)."""
+    if isinstance(value, dict):
+        own = [value["url"]] if isinstance(value.get("url"), str) else []
+        return own + [u for v in value.values() for u in _urls(v)]
+    if isinstance(value, (list, tuple)):
+        return [u for v in value for u in _urls(v)]
+    return []
 
 
 def launch_app() -> tuple[object, str]:
@@ -142,14 +169,21 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_cpu_"))
     clip = make_clip(tmp / "clip_1920x1080_mp4v.mp4")
     det = get_detector()
-    print(f"CPU {cpu_name()}, {os.cpu_count()} cores, precision {det.model_info()['precision']} (channels_last); "
+    det_torch = get_detector(engine="torch")
+    print(f"CPU {cpu_name()}, {os.cpu_count()} cores, precision {det.model_info()['precision']}, engine "
+          f"{det.engine}; "
           f"load average {os.getloadavg()[0]:.1f} at start (a machine shared with other jobs); clip "
           f"{clip.name}, 250 frames, {clip.stat().st_size / 2**20:.1f} MiB; medians of {a.repeats} interleaved runs")
     cfg = AnalysisConfig(faces=FaceConfig(detector="blazeface"), adaptive=True)
     full = AnalysisConfig(adaptive=False)
 
-    def run(config: AnalysisConfig) -> float:
-        return timed(lambda: analyze_video(clip, config, detector=det))
+    stages: dict[tuple, list[dict[str, float]]] = {}
+
+    def run(config: AnalysisConfig, d=det) -> float:
+        t = time.perf_counter()
+        r = analyze_video(clip, config, detector=d)
+        stages.setdefault((config, d.engine), []).append(r.timings_s)
+        return time.perf_counter() - t
 
     if "decode" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
@@ -159,7 +193,8 @@ def main() -> None:
     if "analysis" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
                            "analysis, adaptive (opt-in)": lambda: run(cfg),
-                           "analysis, all 60 frames": lambda: run(full)},
+                           "analysis, all 60 frames": lambda: run(full),
+                           "analysis, all 60 frames, torch engine": lambda: run(full, det_torch)},
                           a.repeats)
         show("whole analysis (no explanations) against reading every frame once:", med,
              "read every frame once (cap.read)")
@@ -173,11 +208,20 @@ def main() -> None:
         try:
             ex = AnalysisConfig(explain=True)  # the app's defaults: 60 frames, BlazeFace, explanations
             med = interleaved({"analyze_video(explain=True)": lambda: run(ex),
-                               "app API answer with explanations": lambda: app_answer(url, clip, tmp / "dl")},
+                               "app API answer with explanations": lambda: app_answer(url, clip, tmp / "dl"),
+                               "  the same, gradio_client downloading": lambda: app_answer(url, clip, tmp / "dl",
+                                                                                           True)},
                               a.repeats)
             show("the app's answer against the library's:", med, "analyze_video(explain=True)")
         finally:
             demo.close()
+    # Stage medians (the report's own timings_s): on a VM that hands freed memory back to its host, the decode
+    # right after another analysis pays 0.5-2 s of kernel time (page faults), which the totals above include.
+    print("stage medians (s) of every analysis run above:")
+    for (config, engine), runs in stages.items():
+        med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in runs[0]}
+        print(f"  frames {config.frames}, adaptive {config.adaptive}, explain {config.explain}, {engine}: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

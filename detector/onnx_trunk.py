@@ -8,8 +8,9 @@ benchmarks/bench_model.py). Same weights, same arithmetic up to float rounding: 
 How: `trunk_graph` writes the ONNX graph directly from the loaded torch module (no tracing, no exporter, no
 file): Cast + Transpose + the model's own normalisation, then every Conv with its BatchNorm folded in
 (w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps)), ReLU, MaxPool and the residual
-Adds, in the module's own order; the weights are handed to the session as arrays, not serialised. The graph ends at the last block's output (what Grad-CAM reads), so the pooled
-features and the maps come from one run. Building it and the session costs ~0.5 s, once per process.
+Adds, in the module's own order; the weights are handed to the session as arrays, not serialised. The graph
+ends at the last block's output (what Grad-CAM reads), so the pooled features and the maps come from one run.
+Building it and the session costs ~0.5 s, once per process.
 
 Input: uint8 (B, H, W, 3), the crops as the pipeline holds them (colour order as the model's normalisation
 expects: RGB for ResNeXtLSTM). Output: float32 (B, C, H/32, W/32), C = 2048 (ResNeXt50, ResNet50) or 512.

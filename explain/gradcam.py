@@ -24,8 +24,8 @@ Three implementations, same maps (within ~0.003 after normalisation, measured on
   by a global average pool (see `_cached`). The trunk does not run again: at 60 frames this took Grad-CAM from
   ~2.3 s (a second forward pass of the trunk) to ~0.05 s on a 2-core Zen 3 (issue 41).
 
-- ``method="fast"`` (default when no activations are at hand): the trunk runs without autograd; a forward hook on the target layer
-  turns its output into a fresh leaf and switches autograd on, so only pool -> LSTM -> head are
+- ``method="fast"`` (default when no activations are at hand): the trunk runs without autograd; a forward hook
+  on the target layer turns its output into a fresh leaf and switches autograd on, so only pool -> LSTM -> head are
   recorded and ``torch.autograd.grad`` stops at the layer's output; nothing flows into backbone
   weights. About 2x cheaper than the library (0.99 s vs 1.85 s at T=20 on the project machine; here
   2x-4x) and the only one that meets the "explanation <= 2.5x classification" budget

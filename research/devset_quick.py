@@ -202,7 +202,7 @@ def _score(target: str, crops: np.ndarray, zero: str = "", partners: np.ndarray 
     import dataclasses
 
     from detector.model import build_model
-    from detector.pipeline import _cpu_has_bf16
+    from detector.runtime import _cpu_has_bf16
     from detector.weights import DEFAULT_WEIGHTS, load_weights
 
     x = torch.from_numpy(crops).permute(0, 1, 4, 2, 3).contiguous()  # (N, T, 3, S, S) uint8

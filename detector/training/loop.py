@@ -101,7 +101,7 @@ def _device() -> str:
 
 
 def _autocast(device: str):
-    from detector.pipeline import _cpu_has_bf16
+    from detector.runtime import _cpu_has_bf16
 
     if device == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
