@@ -2,20 +2,22 @@
 
 `speed`: forward_features of one 60-frame face track (the product's default T; crops of the GRID test clip,
 each with its successor), interleaved medians in one process, as ratios to the plain fp32 NCHW model:
-- `fp32`: the model as built (NCHW weights), the baseline;
-- `channels_last`: fp32 on NHWC weights, what `Detector` ships;
+- `fp32`: the model as built (NCHW weights, the trunk in PyTorch), the baseline;
+- `channels_last`: fp32 on NHWC weights, the PyTorch engine (`Detector(..., engine="torch")`);
+- `onnxruntime`: the trunk on ONNX Runtime (detector/onnx_trunk.py), what `Detector` ships for fp32;
 - `int8`: the trunk (normalise + ResNeXt50 + pool) statically quantised with torch.ao FX (x86 engine,
   per-channel weights), ranges observed on crops of the two GRID test clips; not shipped (see `agree`);
-- `bf16`: autocast, only where the CPU has native bf16 (elsewhere it is emulated and slower);
-- `onnxruntime`: the same features exported to ONNX, if `onnxruntime` is installed (optional).
+- `bf16`: autocast, only where the CPU has native bf16 (elsewhere it is emulated and slower).
 
-`agree`: every dev-set clip read and its faces found once (the product's path, T = 60), then classified by
-the plain fp32 model and by the shipped path (and `--int8`): verdict agreement, ROC-AUC of each (NO_FACE
-clips left out) and the paired bootstrap interval of the change. Reads data/devset and its manifest for this
-check only: nothing is fitted on them. Writes one JSON line per clip to `--out` as it goes.
+`agree`: every clip read and its faces found once (the product's path, T = 60), then classified by the plain
+fp32 model and by the shipped path (and `--int8`): verdict agreement, ROC-AUC of each (NO_FACE clips left out)
+and the paired bootstrap interval of the change. Clips: the dev set (data/devset and its manifest; read for this
+check only, nothing is fitted on them) or, with `--manifest none`, a folder of real/ and fake/ clips (the
+validation clips data/val_all). Writes one JSON line per clip to `--out` as it goes.
 
     python benchmarks/bench_model.py speed [--repeats 5]
     python benchmarks/bench_model.py agree --clips data/devset --manifest ../shared/devset/MANIFEST.tsv [--int8]
+    python benchmarks/bench_model.py agree --clips data/val_all --manifest none
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detector.machine import cpu_name  # noqa: E402
-from detector.pipeline import AnalysisConfig, Detector, _cpu_has_bf16, classify, prepare  # noqa: E402
+from detector.pipeline import AnalysisConfig, classify, prepare  # noqa: E402
+from detector.runtime import Detector, _cpu_has_bf16  # noqa: E402
 from detector.weights import DEFAULT_WEIGHTS, load_weights  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -87,7 +90,7 @@ def int8_model(calib: np.ndarray) -> torch.nn.Module:
 def plain_detector() -> Detector:
     """The model as built, fp32 NCHW: the reference every fast path is compared with."""
     model, spec = load_weights(DEFAULT_WEIGHTS)
-    det = Detector(model, spec, "fp32")
+    det = Detector(model, spec, "fp32", "torch")
     det.model.to(memory_format=torch.contiguous_format)
     return det
 
@@ -95,9 +98,10 @@ def plain_detector() -> Detector:
 def speed(a: argparse.Namespace) -> None:
     crops, parts = grid_crops(60)
     base = plain_detector()
-    fast = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32")
+    fast = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32", "torch")
     paths = {"fp32": base, "channels_last": fast}
-    q = Detector(int8_model(crops), base.spec, "fp32")
+    paths["onnxruntime"] = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32", "onnxruntime")
+    q = Detector(int8_model(crops), base.spec, "fp32", "torch")
     q.model.to(memory_format=torch.contiguous_format)
     paths["int8"] = q
     if _cpu_has_bf16():
@@ -128,7 +132,12 @@ def agree(a: argparse.Namespace) -> None:
         p = Path(r["local_file"])
         return a.clips / (p.relative_to("clips") if p.parts[0] == "clips" else p)
 
-    rows = [r for r in csv.DictReader(open(a.manifest), delimiter="\t") if local(r).is_file()]
+    if str(a.manifest) == "none":  # a folder of real/ and fake/ clips at any depth (recipe/heldout_clips.sh)
+        from detector.training.evaluate_clips import find_clips
+
+        rows = [{"local_file": rel, "label": label} for rel, label in find_clips(a.clips)]
+    else:
+        rows = [r for r in csv.DictReader(open(a.manifest), delimiter="\t") if local(r).is_file()]
     if not rows:
         raise SystemExit(f"no clip of {a.manifest} found under {a.clips}")
     # A seeded shuffle: a run stopped early (a busy shared CPU) has still scored a mix of families and labels.
@@ -136,10 +145,10 @@ def agree(a: argparse.Namespace) -> None:
     base = plain_detector()
     paths = {"shipped": Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "auto")}
     if a.int8:
-        paths["int8"] = Detector(int8_model(grid_crops(60)[0]), base.spec, "fp32")
+        paths["int8"] = Detector(int8_model(grid_crops(60)[0]), base.spec, "fp32", "torch")
         paths["int8"].model.to(memory_format=torch.contiguous_format)
-    print(f"CPU {cpu_name()}; {len(rows)} dev-set clips, T = {a.frames}; shipped path: "
-          f"{paths['shipped'].model_info()['precision']} on channels_last weights", flush=True)
+    print(f"CPU {cpu_name()}; {len(rows)} clips of {a.clips}, T = {a.frames}; shipped path: "
+          f"{paths['shipped'].model_info()['precision']}, engine {paths['shipped'].engine}", flush=True)
     cfg = AnalysisConfig(frames=a.frames)
     out = open(a.out, "w") if a.out else None
     res = []

@@ -357,12 +357,9 @@ def test_texture_gradcam_needs_a_stream(small_model):
 def test_cached_gradcam_is_the_fast_one_from_the_analysis_pass(stream_model, engine):
     """Grad-CAM from the analysis pass's activations and the feature gradient (no second trunk pass) gives
     the maps of the full forward + backward pass, duplicate pair included, on either engine."""
-    from detector.onnx_trunk import available
     from detector.runtime import Detector
     from explain.gradcam import gradcams
 
-    if engine == "onnxruntime" and not available():
-        pytest.skip("onnxruntime is not installed")
     crops = _crops(4, seed=2)  # as in test_texture_gradcam_on_the_residual_stream: texture maps that are not 0
     partners = _partners(crops)
     partners[1] = crops[1]  # a duplicated frame: the stream ignores the pair, so its map is 0

@@ -18,7 +18,10 @@ from detector.model import build_model, spec_for
 from detector.onnx_trunk import OrtTrunk, _varint, available
 from detector.runtime import Detector
 
-pytestmark = pytest.mark.skipif(not available(), reason="onnxruntime is not installed")
+
+def test_onnxruntime_is_installed():
+    """A dependency (pyproject.toml): without it every fp32 analysis falls back to the slower PyTorch trunk."""
+    assert available()
 
 
 def _model(backbone: str, **overrides):
