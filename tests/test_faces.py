@@ -134,3 +134,31 @@ def test_cli_detector_choice():
     parse = build_parser().parse_args
     assert parse(["analyze", "x.mp4"]).detector == "blazeface"
     assert parse(["analyze", "x.mp4", "--detector", "hog"]).detector == "hog"
+
+
+def test_tracks_found_while_reading_are_the_tracks_of_the_frames(two_people_clip):
+    """BackgroundTracks fed frame by frame by the reader gives find_face_tracks' tracks on the same frames."""
+    from detector.faces import BackgroundTracks
+    from detector.video import probe, read_frame_pairs
+
+    info = probe(two_people_clip)
+    wanted = sample_indices(info.frame_count, 12)
+    bg = BackgroundTracks(FaceConfig())
+    try:
+        frames, got, _ = read_frame_pairs(two_people_clip, wanted, info, on_frame=bg.put)
+    finally:
+        bg.close()
+    got_tracks, ref = bg.result(), find_face_tracks(frames, FaceConfig())
+    assert len(ref) == 2 and len(got_tracks) == len(ref)
+    for a, b in zip(got_tracks, ref):
+        assert a.positions == b.positions and [x.as_list() for x in a.boxes] == [x.as_list() for x in b.boxes]
+
+
+def test_background_tracks_hand_back_the_detectors_error():
+    from detector.faces import BackgroundTracks
+
+    bg = BackgroundTracks(FaceConfig())
+    bg.put(np.zeros((4, 4), np.uint8))  # not (H, W, 3): the detector raises on its thread
+    bg.close()
+    with pytest.raises(cv2.error, match="input channels"):
+        bg.result()
