@@ -1,15 +1,15 @@
 """The adaptive frame count's error rate: how often a verdict the rule takes on the first 20 frames differs from
 the verdict of all 60 (detector/adaptive.py), and how many clips it stops early.
 
-Per clip of a folder with real/ and fake/ (or a manifest's clips): the calibrated p after the first read
-(`AnalysisConfig(frames=20, adaptive=False)`, the same 20 frames the rule reads) and the 60-frame verdict
-(`adaptive=False`, or taken from a `bench_model.py agree --out` file with `--full-from`). Then, for the shipped
-rule (`RULE`) and a few other distances: clips stopped early and how many of those a full read would change.
+Per clip of a folder with real/ and fake/ (or a manifest's clips), one `analyze_video(adaptive=True)` with a
+rule that never stops: the calibrated p after the first read (`sampling.adaptive.p_fake_first`, every third of
+the 60 frames with its own face tracks, what the rule reads) and the verdict of all 60 (the same report: a read
+that does not stop is a plain run's, tests/test_pipeline_adaptive.py). Then, for the shipped rule (`RULE`) and a
+few other distances: clips stopped early and how many of those a full read would change.
 `--fit` also prints `fit_distance` on these clips: only ever run it on VALIDATION clips (the dev set is
 measured here, never fitted on).
 
-    python benchmarks/bench_adaptive.py --clips data/devset --manifest ../shared/devset/MANIFEST.tsv \
-        --full-from agree.jsonl [--out first20.jsonl]
+    python benchmarks/bench_adaptive.py --clips data/val_all --fit [--out first20.jsonl]
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=Path, required=True)
     ap.add_argument("--manifest", type=Path)
-    ap.add_argument("--full-from", type=Path, help="60-frame verdicts: a bench_model.py agree --out file (fp32)")
     ap.add_argument("--from-jsonl", type=Path, help="summarise a finished --out file (no model run)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--fit", action="store_true", help="print fit_distance on these clips (validation only)")
@@ -60,18 +59,19 @@ def main() -> None:
     if a.from_jsonl:
         rows = [json.loads(x) for x in a.from_jsonl.read_text().splitlines() if x.strip()]
     else:
-        full = {}
-        if a.full_from:
-            full = {r["clip"]: r["fp32"]["verdict"] for r in map(json.loads, a.full_from.read_text().splitlines())}
         out = open(a.out, "w") if a.out else None
         rows = []
+        shipped, adaptive.RULE = adaptive.RULE, dataclasses.replace(adaptive.RULE, distance=float("inf"))
         for key, path in clips_of(a):
-            first = analyze_video(path, AnalysisConfig(frames=adaptive.RULE.first, adaptive=False), detector=det)
-            v60 = full.get(key) or analyze_video(path, AnalysisConfig(adaptive=False), detector=det).verdict
-            rows.append({"clip": key, "p_first": first.p_fake, "verdict_first": first.verdict, "verdict_full": v60})
+            r = analyze_video(path, AnalysisConfig(adaptive=True), detector=det)
+            block = r.sampling.get("adaptive") or {}
+            rows.append({"clip": key, "p_first": block.get("p_fake_first"), "verdict_full": r.verdict,
+                         "model_first_s": r.timings_s.get("model_first_read"), "model_rest_s": r.timings_s["model"],
+                         "total_s": r.timings_s["total"]})
             if out:
                 out.write(json.dumps(rows[-1]) + "\n")
                 out.flush()
+        adaptive.RULE = shipped
     print(f"CPU {cpu_name()}; {len(rows)} clips of {a.clips}; threshold {th:.3f}, band low {lo}")
     pairs = [(r["p_first"], r["verdict_full"]) for r in rows]
     for d in sorted({adaptive.RULE.distance, 0.0, 0.5, 1.0, 1.5, 3.0}):
@@ -83,6 +83,14 @@ def main() -> None:
         print(f"distance {d:3.1f}: {len(stopped)}/{len(rows)} clips stop at {rule.first} frames; a full read "
               f"changes {flips} of them ({flips / max(1, len(stopped)):.1%}; "
               f"{flips / max(1, len(rows)):.1%} of all clips){mark}")
+    timed = [r for r in rows if r.get("model_first_s") is not None]
+    if timed:  # model-pass seconds: the first read's crops, then the rest's (each crop through the trunk once)
+        rule = adaptive.RULE
+        spent = sum(r["model_first_s"] + (0 if adaptive.early_verdict(r["p_first"], th, lo, rule) else
+                                          r["model_rest_s"]) for r in timed)
+        full = sum(r["model_first_s"] + r["model_rest_s"] for r in timed)
+        print(f"model pass with the shipped rule: {spent:.1f} s against {full:.1f} s for every frame of the "
+              f"{len(timed)} clips ({spent / full:.2f}x; decode and faces are the same either way)")
     if a.fit:
         print("fit_distance (max 1 % of early stops changed):", adaptive.fit_distance(pairs, th, lo))
 

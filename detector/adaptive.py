@@ -1,11 +1,15 @@
 """Adaptive frame count: read a third of the frames first, stop there when the verdict is already clear.
 
-A clip read at `AdaptiveRule.total` frames (the product's default, 60) is first read at `first` = total / 3
-(20). If the calibrated score of those 20 lies at least `distance` (in calibrated-logit units, logit(p) =
-a * margin + b) above the threshold, or as far below the INCONCLUSIVE band's lower edge, the 20-frame verdict
-stands; otherwise the clip is analysed at all 60 frames, exactly as without the rule:
-`sample_indices(N, F / 3)` is every third index of `sample_indices(N, F)` (segment centres: 3s*j + 1.5s =
-s*(3j + 1) + 0.5s), so the second pass reads the same 60 frames a plain run does, and its report is that run's.
+A clip read at `AdaptiveRule.total` frames (the product's default, 60) is decoded once, and its first read
+(`first` = total / 3 = 20 frames: the middle one of every three, with face tracks found on those frames alone,
+as a read of 20 frames would) is scored first. If the calibrated score of those 20 lies at least `distance`
+(in calibrated-logit units, logit(p) = a * margin + b) above the threshold, or as far below the INCONCLUSIVE
+band's lower edge, the 20-frame verdict stands; otherwise the remaining crops go through the model (the first
+read's crops are not run again: a crop's trunk output does not depend on the batch around it) and the report is
+exactly a plain 60-frame run's (tests/test_pipeline_adaptive.py). So an undecided clip costs about what a plain
+run costs, and a decided one a third of its model pass (pipeline._analyze_adaptive). The first read's frames
+are sample_indices(N, 20) whenever float rounding lets every third of sample_indices(N, 60) be exactly that
+(94 % of frame counts; otherwise one of them lies a frame away).
 
 Why a distance in logit units: how far a clip's score moves between 20 and 60 frames of it is what the rule
 must cover, and on a logistic scale that spread is roughly constant away from the extremes.

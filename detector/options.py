@@ -24,7 +24,7 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["auto", "onnxruntime", "torch"], default="auto",
                    help="what runs the trunk in fp32: auto = onnxruntime where it can (~2x faster), else torch")
     p.add_argument("--adaptive", action="store_true",
-                   help="at 60 frames, read 20 first and stop there when the verdict is far from the threshold")
+                   help="at 60 frames, score 20 first and stop there when the verdict is far from the threshold")
     add_provenance_options(p)
 
 

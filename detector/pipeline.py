@@ -52,10 +52,9 @@ class AnalysisConfig:
     explain: also compute Grad-CAM and temporal importance (see explain/).
     provenance: how the file's Content Credentials and container metadata are read (detector/provenance);
     they are reported beside the verdict and never change it.
-    adaptive: at the default frame count, read a third of the frames first and stop there when the verdict
-    is far from the threshold and band (detector/adaptive.py; `analyze_video` only). Off by default: the rule's
-    distance is not yet fitted on validation clips, and at it none of the dev set's 74 clips (60-frame scores)
-    would stop early, so it would only add the first read's time.
+    adaptive: at the default frame count, score a third of the frames first and stop there when the verdict
+    is far from the threshold and band (detector/adaptive.py; `analyze_video` only); a clip it does not decide
+    gets the plain run's report for about the plain run's time. Opt-in until the dev set has been read with it.
     """
 
     frames: int = DEFAULT_FRAMES
@@ -106,6 +105,9 @@ class Prepared:
     partners: np.ndarray | None = None
     partner_crops: list[np.ndarray] | None = None
     provenance: dict | None = None
+    # The adaptive frame count's first read (detector/adaptive.py): every third of these frames with its own
+    # face tracks, prepared from the same decode; None unless `prepare(..., first=...)` asked for it.
+    first: Prepared | None = None
 
 
 def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
@@ -118,16 +120,11 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     detector/calibration.py). Raises InputError subclasses for bad input.
     """
     progress = progress or _noop
-    decided, block, spent = _analyze_adaptive(path, config, progress, detector)
-    if decided is not None:
-        return decided
-    partners = detector.wants_partners if detector is not None else None
-    report = classify(prepare(path, config, progress, partners), config, progress, detector)
-    report.sampling["decided_at"] = len(report.sampling["indices"])
-    if block is not None:  # the first read did not decide: its time counts, its score is in the report
-        report.sampling["adaptive"] = block
-        report.timings_s["first_read"] = spent
-        report.timings_s["total"] += spent
+    report = _analyze_adaptive(path, config, progress, detector)
+    if report is None:
+        partners = detector.wants_partners if detector is not None else None
+        report = classify(prepare(path, config, progress, partners), config, progress, detector)
+    report.sampling.setdefault("decided_at", len(report.sampling["indices"]))
     return report
 
 
@@ -138,11 +135,13 @@ def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
 
 
 def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
-            progress: Progress | None = None, partners: bool | None = None) -> Prepared:
+            progress: Progress | None = None, partners: bool | None = None, first: bool = False) -> Prepared:
     """Probe, hash, read the T sampled frames (or the image) and find the face tracks.
 
     partners: also read each sampled frame's successor (for a model whose stream pairs "next" frames);
-    None: as `config.weights`' sidecar says (read without loading the model)."""
+    None: as `config.weights`' sidecar says (read without loading the model). first: also prepare the adaptive
+    frame count's first read (`Prepared.first`: every third frame, tracks found on those frames alone, as a
+    read of `adaptive.RULE.first` frames would) from the same decode."""
     progress = progress or _noop
     if is_image_path(path):
         return _prepare_image(path, config, progress)
@@ -155,14 +154,19 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     # BackgroundTracks); "faces" then times only what is left of it once the last frame is read.
     progress(0.0, f"reading video and finding faces in {len(wanted)} frames")
     tracker = BackgroundTracks(config.faces)
+    subset = _first_read(wanted, info.frame_count) if first else None
+    first_tracker = BackgroundTracks(config.faces) if subset else None
+    feed = tracker.put if first_tracker is None else _feed_both(wanted, subset, tracker, first_tracker)
     try:
         if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
             # only the partners' crops are used, so they stay in OpenCV's BGR
-            frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR", on_frame=tracker.put)
+            frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR", on_frame=feed)
         else:
-            frames, got = read_frames(path, wanted, info, on_frame=tracker.put)
+            frames, got = read_frames(path, wanted, info, on_frame=feed)
     finally:
         tracker.close()
+        if first_tracker is not None:
+            first_tracker.close()
     warnings = []
     if len(wanted) < config.frames:
         warnings.append(f"clip has only {info.frame_count} frames: used all of them instead of {config.frames}")
@@ -175,7 +179,36 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
                     partners=nxt)
     _read_provenance(prep, path, config, image=False)
+    if first_tracker is not None:
+        pos = [k for k, i in enumerate(got) if i in subset]
+        sub = Prepared(frames[pos], [got[k] for k in pos], file, video, list(warnings), dict(prep.timings), t0,
+                       partners=None if nxt is None else nxt[pos], provenance=prep.provenance)
+        prep.first = _find_faces(sub, config, _noop, first_tracker)
     return _find_faces(prep, config, progress, tracker)
+
+
+def _first_read(wanted: list[int], frame_count: int) -> set[int] | None:
+    """The adaptive first read's frames: every third of the `adaptive.RULE.total` sampled (the middle one of each
+    three), None when `wanted` is another count. That is sample_indices(N, RULE.first) whenever float rounding
+    lets it be (94 % of frame counts; otherwise one of them lies a frame away), so a first read decides as a
+    read of RULE.first frames does."""
+    if len(wanted) == adaptive.RULE.total:
+        return set(wanted[1::3])
+    if frame_count < adaptive.RULE.total:  # a short clip: every frame is read; the first read takes as a short read
+        return set(sample_indices(frame_count, adaptive.RULE.first))
+    return None
+
+
+def _feed_both(wanted: list[int], subset: set[int], tracker: BackgroundTracks, first: BackgroundTracks):
+    """The reader's on_frame hook for two trackers: every frame to `tracker`, the first read's to `first` (the
+    reader hands over the sampled frames in order, so the k-th call is frame wanted[k])."""
+    seen = iter(wanted)
+
+    def feed(frame: np.ndarray) -> None:
+        tracker.put(frame)
+        if next(seen) in subset:
+            first.put(frame)
+    return feed
 
 
 def _prepare_image(path: str | os.PathLike, config: AnalysisConfig, progress: Progress) -> Prepared:
@@ -228,11 +261,12 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
     return report
 
 
-def _score(prep: Prepared, config: AnalysisConfig, progress: Progress,
-           det: Detector) -> tuple[Report, list, list]:
+def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Detector,
+           cache: dict | None = None) -> tuple[Report, list, list]:
     """The model on every face track: the Report (verdict, faces, no explanations), each track's features
     (1, T, C) and, when explanations are asked for, the activations Grad-CAM reads (Detector.features_and_maps;
-    {} otherwise): the explanations reuse both instead of running the trunk again."""
+    {} otherwise): the explanations reuse both instead of running the trunk again. cache: crops already through
+    the trunk in this analysis (the adaptive first read's), not run again."""
     frames, indices, tracks, warnings, timings = prep.frames, prep.indices, prep.tracks, prep.warnings, prep.timings
     progress(0.5, f"classifying {len(tracks)} face track(s)")
     t = time.perf_counter()
@@ -251,7 +285,7 @@ def _score(prep: Prepared, config: AnalysisConfig, progress: Progress,
         if det.wants_partners and partners is None and len(frames) > 1:
             warnings.append("this model compares each frame with the next one, which was not read (the clip "
                             "was prepared for other weights); its frame-pair evidence is left out")
-        f, acts = det.features_and_maps(crops, partners, keep_maps=config.explain)
+        f, acts = det.features_and_maps(crops, partners, keep_maps=config.explain, cache=cache)
         feats.append(f)
         maps.append(acts)
         m_model = det.margin(f)
@@ -293,33 +327,45 @@ def _explain(report: Report, det: Detector, feats: list, maps: list, config: Ana
 
 
 def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress: Progress,
-                      det: Detector | None) -> tuple[Report | None, dict | None, float]:
-    """Read `RULE.first` frames. Returns (their Report if the verdict is far from the threshold and band, else
-    None; the rule's report block, None where it does not apply; seconds spent) (detector/adaptive.py)."""
+                      det: Detector | None) -> Report | None:
+    """The adaptive frame count (detector/adaptive.py), None where it does not apply (then the caller runs a
+    plain analysis). One decode of all `RULE.total` frames; the first read's `RULE.first` frames (every third,
+    their own face tracks) are scored first; if that verdict is far from the threshold and band it is the
+    report, else the full read's crops go through the model, the first read's crops not again (same features:
+    the trunk's output for a crop does not depend on the batch), so its report is a plain run's."""
     if is_image_path(path) or not config.adaptive:
-        return None, None, 0.0
+        return None
     spec = det.spec if det is not None else read_spec(config.weights)  # the sidecar only: no torch yet
     calib = spec.calibration
     if not adaptive.applies(config.frames, calib, config.threshold is not None):
-        return None, None, 0.0
-    first = dataclasses.replace(config, frames=adaptive.RULE.first)
-    step = lambda f, m: progress(0.4 * f, f"first {first.frames} frames: {m}")  # noqa: E731
-    prep = prepare(path, first, step, wants_partners(spec))
+        return None
+    prep = prepare(path, config, lambda f, m: progress(0.4 * f, m), wants_partners(spec), first=True)
+    if prep.first is None:
+        return classify(prep, config, progress, det)
     det = det or get_detector(config.weights, config.precision, config.engine)
-    report, feats, maps = _score(prep, first, step, det)
+    cache: dict = {}
+    n_first = len(prep.first.indices)
+    first = dataclasses.replace(config, frames=adaptive.RULE.first)
+    report, feats, maps = _score(prep.first, first, lambda f, m: progress(0.4 + 0.1 * f, f"first {n_first} "
+                                                                          f"frames: {m}"), det, cache)
     band = cal.band(calib)
     verdict = adaptive.early_verdict(report.p_fake, report.threshold, band[0] if band else None)
     block = adaptive.report_block(report.p_fake, verdict)
-    if verdict is None:
-        return None, block, time.perf_counter() - prep.t0
-    # the calibration's "other frame count" warning does not apply: the rule was set for this first read
-    report.warnings[:] = [w for w in report.warnings if w != cal.frames_note(calib, first.frames)]
-    report.sampling.update(requested=config.frames, decided_at=len(report.sampling["indices"]), adaptive=block)
+    if verdict is not None:
+        # the calibration's "other frame count" warning does not apply: the rule was set for this first read
+        report.warnings[:] = [w for w in report.warnings if w != cal.frames_note(calib, first.frames)]
+        report.sampling.update(requested=config.frames, decided_at=len(report.sampling["indices"]))
+    else:
+        model_first = report.timings_s["model"]
+        report, feats, maps = _score(prep, config, progress, det, cache)
+        report.sampling["decided_at"] = len(report.sampling["indices"])
+        report.timings_s["model_first_read"] = model_first  # "model" then times the rest of the crops
+    report.sampling["adaptive"] = block
     if config.explain and report.faces:
         _explain(report, det, feats, maps, config, progress)
     report.timings_s["total"] = time.perf_counter() - prep.t0
     progress(1.0, "done")
-    return report, block, report.timings_s["total"]
+    return report
 
 
 def _software() -> dict:

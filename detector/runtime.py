@@ -15,6 +15,7 @@ Both are reported with every result (`model_info()["precision"]`, `["engine"]`).
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,12 +62,17 @@ class Detector:
         model whose residual stream pairs "next" frames; ignored by other models."""
         return self.features_and_maps(clip, partners, keep_maps=False)[0]
 
-    def features_and_maps(self, clip: np.ndarray, partners: np.ndarray | None = None,
-                          keep_maps: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def features_and_maps(self, clip: np.ndarray, partners: np.ndarray | None = None, keep_maps: bool = True,
+                          cache: dict | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """As `features`, plus (keep_maps) the activations Grad-CAM reads, from the same pass:
         {"appearance": the trunk's last block (T, 2048, h, w), "texture": the residual stream's last ReLU
         (P, 4 * width, h', w') when it ran}, fp32. explain/gradcam.py's "cached" method turns them into maps
-        with one backward pass through the LSTM only."""
+        with one backward pass through the LSTM only.
+
+        cache: crop bytes -> the trunk's output for that crop, shared by calls within one analysis (the adaptive
+        frame count's first read and its full read, detector/adaptive.py): a crop seen before is not run again.
+        Both engines give the same output for a crop whatever the batch around it (measured: 0.0 difference),
+        so a cached run's features are those of an uncached one."""
         import torch
 
         from explain.gradcam import target_layer
@@ -74,34 +80,65 @@ class Detector:
         def tensor(a):  # (T, H, W, 3) -> (1, T, 3, H, W)
             return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).unsqueeze(0)
 
+        if not hasattr(self.model, "rgb_features"):  # the legacy layout: its own forward, no stream, no cache
+            return self._legacy_features(tensor(clip), keep_maps)
         maps: dict[str, torch.Tensor] = {}
-        hooks = []
-        if keep_maps:
-            def keep(name):
-                return lambda _m, _i, out: maps.__setitem__(name, out.detach().float())
-            if self.engine == "torch":
-                hooks.append(target_layer(self.model, "appearance").register_forward_hook(keep("appearance")))
-            if getattr(self.model, "residual", None) is not None:
-                hooks.append(target_layer(self.model, "texture").register_forward_hook(keep("texture")))
+        hook = None
+        if keep_maps and getattr(self.model, "residual", None) is not None:
+            hook = target_layer(self.model, "texture").register_forward_hook(
+                lambda _m, _i, out: maps.__setitem__("texture", out.detach().float()))
         try:
             with torch.inference_mode():
-                # Only a "next" model's forward_features takes partners (the legacy layout's does not).
+                a = self._trunk_maps(np.asarray(clip), cache)  # (T, C, h, w)
+                if keep_maps:
+                    maps["appearance"] = a
+                # Only a "next" model's forward_features takes partners.
                 args = (tensor(clip), tensor(partners)) if partners is not None and self.wants_partners \
                     else (tensor(clip),)
-                if self.engine == "onnxruntime":
-                    a = self._trunk().maps(np.asarray(clip))  # (T, C, h, w)
-                    if keep_maps:
-                        maps["appearance"] = a
-                    f = self.model.forward_features(*args, rgb=a.mean(dim=(2, 3)).unsqueeze(0))
-                elif self.use_bf16:
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        f = self.model.forward_features(*args).float()
-                else:
-                    f = self.model.forward_features(*args)
+                f = self.model.forward_features(*args, rgb=a.mean(dim=(2, 3)).unsqueeze(0))
         finally:
-            for h in hooks:
-                h.remove()
+            if hook is not None:
+                hook.remove()
         return f, {k: v.contiguous() for k, v in maps.items()}
+
+    def _trunk_maps(self, crops: np.ndarray, cache: dict | None) -> torch.Tensor:
+        """crops uint8 (T, H, W, 3) RGB -> the trunk's last block, float32 (T, C, h, w), on this engine and
+        precision; only the crops missing from `cache` run."""
+        import torch
+
+        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in crops] if cache is not None else []
+        todo = [k for k in range(len(crops)) if cache is None or keys[k] not in cache]
+        fresh = self._run_trunk(np.ascontiguousarray(crops[todo])) if todo else None
+        if cache is None:
+            return fresh
+        for j, k in enumerate(todo):
+            cache[keys[k]] = fresh[j]
+        return torch.stack([cache[key] for key in keys])
+
+    def _run_trunk(self, crops: np.ndarray) -> torch.Tensor:
+        import torch
+
+        if self.engine == "onnxruntime":
+            return self._trunk().maps(crops)
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+            return self.model.backbone(self.model.normalize(x)).float()
+
+    def _legacy_features(self, clip, keep_maps: bool):
+        import torch
+
+        from explain.gradcam import target_layer
+
+        maps: dict[str, torch.Tensor] = {}
+        hook = target_layer(self.model, "appearance").register_forward_hook(
+            lambda _m, _i, out: maps.__setitem__("appearance", out.detach().float())) if keep_maps else None
+        try:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+                f = self.model.forward_features(clip).float()
+        finally:
+            if hook is not None:
+                hook.remove()
+        return f, maps
 
     def _trunk(self):
         if self._ort is None:

@@ -78,4 +78,5 @@ def test_pipeline_reads_all_frames_when_near(face_clip, rule):
     plain = analyze_video(face_clip, AnalysisConfig())  # the default reads all frames
     assert full.sampling["decided_at"] == 60 and not full.sampling["adaptive"]["stopped_early"]
     assert full.sampling["indices"] == plain.sampling["indices"] and full.p_fake == plain.p_fake
-    assert full.timings_s["first_read"] > 0 and "adaptive" not in plain.sampling
+    assert [f.margin for f in full.faces] == [f.margin for f in plain.faces]  # the same features, not close ones
+    assert full.timings_s["model_first_read"] > 0 and "adaptive" not in plain.sampling
