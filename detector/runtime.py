@@ -71,7 +71,7 @@ class Detector:
 
         cache: crop bytes -> the trunk's output for that crop, shared by calls within one analysis (the adaptive
         frame count's first read and its full read, detector/adaptive.py): a crop seen before is not run again.
-        Both engines give the same output for a crop whatever the batch around it (measured: 0.0 difference),
+        Both engines give the same output for a crop whatever the batch around it (fp32, measured: 0.0 difference),
         so a cached run's features are those of an uncached one."""
         import torch
 
