@@ -69,12 +69,13 @@ class _Trunk(torch.nn.Module):
         return self.pool(self.backbone(self.normalize(x))).flatten(1)
 
 
-def int8_model(calib: np.ndarray) -> torch.nn.Module:
-    """The default model with its trunk statically quantised (FX, x86 engine); calib: uint8 (B, H, W, 3) RGB."""
+def int8_detector(calib: np.ndarray) -> Detector:
+    """The default model with its trunk statically quantised (FX, x86 engine; not shipped); calib: uint8
+    (B, H, W, 3) RGB crops whose activation ranges are observed."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    model, _ = load_weights(DEFAULT_WEIGHTS)
+    model, spec = load_weights(DEFAULT_WEIGHTS)
     model.eval()
     torch.backends.quantized.engine = "x86"
     x = torch.from_numpy(calib).permute(0, 3, 1, 2).float()
@@ -82,9 +83,20 @@ def int8_model(calib: np.ndarray) -> torch.nn.Module:
     with torch.inference_mode():
         for chunk in x.split(16):
             trunk(chunk)
-    trunk = convert_fx(trunk)
-    model.frame_features = lambda frames: trunk(frames.float())  # the rest of forward_features unchanged
-    return model
+    return _Int8Detector(convert_fx(trunk), model, spec)
+
+
+class _Int8Detector(Detector):
+    """A Detector whose trunk is the quantised one: its pooled features (B, C) stand in for the last block's
+    maps as (B, C, 1, 1), whose spatial mean they are; the rest of the model pass is the shipped one."""
+
+    def __init__(self, trunk: torch.nn.Module, model: torch.nn.Module, spec) -> None:
+        super().__init__(model, spec, "fp32", "torch")
+        self.model.to(memory_format=torch.contiguous_format)
+        self.quantised = trunk
+
+    def _run_trunk(self, crops: np.ndarray) -> torch.Tensor:
+        return self.quantised(torch.from_numpy(crops).permute(0, 3, 1, 2).float())[:, :, None, None]
 
 
 def plain_detector() -> Detector:
@@ -101,9 +113,7 @@ def speed(a: argparse.Namespace) -> None:
     fast = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32", "torch")
     paths = {"fp32": base, "channels_last": fast}
     paths["onnxruntime"] = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32", "onnxruntime")
-    q = Detector(int8_model(crops), base.spec, "fp32", "torch")
-    q.model.to(memory_format=torch.contiguous_format)
-    paths["int8"] = q
+    paths["int8"] = int8_detector(crops)
     if _cpu_has_bf16():
         paths["bf16"] = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "bf16")
     print(f"CPU {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -145,8 +155,7 @@ def agree(a: argparse.Namespace) -> None:
     base = plain_detector()
     paths = {"shipped": Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "auto")}
     if a.int8:
-        paths["int8"] = Detector(int8_model(grid_crops(60)[0]), base.spec, "fp32", "torch")
-        paths["int8"].model.to(memory_format=torch.contiguous_format)
+        paths["int8"] = int8_detector(grid_crops(60)[0])
     print(f"CPU {cpu_name()}; {len(rows)} clips of {a.clips}, T = {a.frames}; shipped path: "
           f"{paths['shipped'].model_info()['precision']}, engine {paths['shipped'].engine}", flush=True)
     cfg = AnalysisConfig(frames=a.frames)
