@@ -214,6 +214,10 @@ def _cpu_has_bf16() -> bool:
 
 @functools.lru_cache(maxsize=4)
 def get_detector(weights: str = str(DEFAULT_WEIGHTS), precision: str = "auto", engine: str = "auto") -> Detector:
-    """Load (once per process) the model behind `weights`."""
+    """Load (once per process) the model behind `weights`, ready to run: the ONNX Runtime session is built here
+    too, so that where the loading overlaps the decode (the CLI loads on a second thread) so does the build."""
     model, spec = load_weights(weights)
-    return Detector(model, spec, precision, engine)
+    det = Detector(model, spec, precision, engine)
+    if det.engine == "onnxruntime":
+        det._trunk()
+    return det
