@@ -310,7 +310,7 @@ def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Dete
     report = Report(file=prep.file, video=prep.video, model=det.model_info(), verdict=verdict, p_fake=p,
                     threshold=threshold, faces=results, timings_s=timings,
                     sampling={"requested": config.frames, "used": len(indices), "indices": indices},
-                    warnings=warnings, software=_software(), frames=frames, p_fake_raw=p_raw,
+                    warnings=warnings, software=_software(det), frames=frames, p_fake_raw=p_raw,
                     calibration=cal.report_block(calib, det.spec.metrics, threshold, config.threshold is not None),
                     provenance=prep.provenance)
     return report, feats, maps
@@ -368,7 +368,13 @@ def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress:
     return report
 
 
-def _software() -> dict:
+def _software(det: Detector) -> dict:
+    """The versions that made the numbers: onnxruntime's too when it ran the trunk."""
     import torch
 
-    return {"deepfake_forensics": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    out = {"deepfake_forensics": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    if det.engine == "onnxruntime":
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    return out

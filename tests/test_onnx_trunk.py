@@ -95,3 +95,18 @@ def test_engine_choice_and_its_errors():
         Detector(legacy, legacy_spec, "fp32", "onnxruntime")
     with pytest.raises(InputError, match="engine must be one of"):
         Detector(model, spec, "fp32", "tensorrt")
+
+
+def test_a_report_names_the_engine_and_its_version(face_clip):
+    """Which library ran the trunk is part of what made the result: the report's model block and software say it."""
+    import onnxruntime
+
+    from detector.pipeline import AnalysisConfig, analyze_video
+    from detector.render import render_html
+
+    model = _model("resnet18")
+    r = analyze_video(face_clip, AnalysisConfig(frames=4), detector=Detector(model, model.spec, "fp32"))
+    assert r.model["engine"] == "onnxruntime" and r.software["onnxruntime"] == onnxruntime.__version__
+    assert "trunk on onnxruntime" in render_html(r)
+    r = analyze_video(face_clip, AnalysisConfig(frames=4), detector=Detector(model, model.spec, "fp32", "torch"))
+    assert r.model["engine"] == "torch" and "onnxruntime" not in r.software

@@ -380,7 +380,7 @@ def _details_table(report, d: dict) -> list[str]:
                              f"codec {v.get('codec')}"))
     out += [_row("model", f"{m.get('display_name', m.get('name', ''))} ({m.get('name', '')})"),
             _row("weights sha256", m.get("weights_sha256", "")), _row("trained on", m.get("trained_on", "")),
-            _row("precision", m.get("precision", "")),
+            _row("precision", m.get("precision", "") + (f", trunk on {m['engine']}" if m.get("engine") else "")),
             _row("frames sampled", _frames_sampled(report, s)),
             _row("timings (s)", ", ".join(f"{k} {val:.2f}" for k, val in d.get("timings_s", {}).items())),
             _row("software", ", ".join(f"{k} {val}" for k, val in sw.items())),
