@@ -218,7 +218,8 @@ with gr.Blocks(title="Deepfake forensics", delete_cache=(max(60, CACHE_MAX_AGE_S
     # The examples run as the product's defaults do (frames, face detector), so that the verdict is read as
     # the threshold was calibrated and no "other frame count" warning greets a first visitor.
     gr.Examples([[str(p), None, DEFAULT_FRAMES, "BlazeFace", True] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))],
-                inputs=inputs, label="Examples (GRID corpus, CC BY 4.0)", cache_examples=False)
+                inputs=inputs, label="Examples (what each is and its licence: assets/examples/README.md)",
+                cache_examples=False)
     run_btn.click(serve_analyze, inputs=inputs,
                   outputs=[verdict_out, timings_out, faces_out, cams_out, texture_out, plot_out, boxed_out,
                            json_out, html_out, cue_out],
