@@ -120,10 +120,12 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     detector/calibration.py). Raises InputError subclasses for bad input.
     """
     progress = progress or _noop
-    report = _analyze_adaptive(path, config, progress, detector)
-    if report is None:
-        partners = detector.wants_partners if detector is not None else None
-        report = classify(prepare(path, config, progress, partners), config, progress, detector)
+    partners = first = None  # None: as the sidecar of config.weights says
+    if detector is not None:  # a model passed in: its own spec decides
+        partners = detector.wants_partners
+        first = config.adaptive and adaptive.applies(config.frames, detector.spec.calibration,
+                                                    config.threshold is not None)
+    report = classify(prepare(path, config, progress, partners, first), config, progress, detector)
     report.sampling.setdefault("decided_at", len(report.sampling["indices"]))
     return report
 
@@ -135,13 +137,14 @@ def analyze_image(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
 
 
 def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
-            progress: Progress | None = None, partners: bool | None = None, first: bool = False) -> Prepared:
+            progress: Progress | None = None, partners: bool | None = None, first: bool | None = None) -> Prepared:
     """Probe, hash, read the T sampled frames (or the image) and find the face tracks.
 
     partners: also read each sampled frame's successor (for a model whose stream pairs "next" frames);
     None: as `config.weights`' sidecar says (read without loading the model). first: also prepare the adaptive
     frame count's first read (`Prepared.first`: every third frame, tracks found on those frames alone, as a
-    read of `adaptive.RULE.first` frames would) from the same decode."""
+    read of `adaptive.RULE.first` frames would) from the same decode, which `classify` then scores first; None:
+    where `config.adaptive` asks for it and the rule applies (`adaptive.applies`)."""
     progress = progress or _noop
     if is_image_path(path):
         return _prepare_image(path, config, progress)
@@ -154,6 +157,9 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     # BackgroundTracks); "faces" then times only what is left of it once the last frame is read.
     progress(0.0, f"reading video and finding faces in {len(wanted)} frames")
     tracker = BackgroundTracks(config.faces)
+    if first is None:
+        first = config.adaptive and adaptive.applies(config.frames, read_spec(config.weights).calibration,
+                                                    config.threshold is not None)
     subset = _first_read(wanted, info.frame_count) if first else None
     first_tracker = BackgroundTracks(config.faces) if subset else None
     feed = tracker.put if first_tracker is None else _feed_both(wanted, subset, tracker, first_tracker)
@@ -250,10 +256,14 @@ def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress,
 
 def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress: Progress | None = None,
              detector: Detector | None = None) -> Report:
-    """Run the model on every face track of a prepared clip (and explain, if asked); returns the Report."""
+    """Run the model on every face track of a prepared clip (and explain, if asked); returns the Report.
+    A clip prepared with its adaptive first read (`prep.first`) is scored that way (`_score_adaptive`)."""
     progress = progress or _noop
     det = detector or get_detector(config.weights, config.precision, config.engine)
-    report, feats, maps = _score(prep, config, progress, det)
+    if prep.first is not None:
+        report, feats, maps = _score_adaptive(prep, config, progress, det)
+    else:
+        report, feats, maps = _score(prep, config, progress, det)
     if config.explain and report.faces:
         _explain(report, det, feats, maps, config, progress)
     report.timings_s["total"] = time.perf_counter() - prep.t0
@@ -326,31 +336,22 @@ def _explain(report: Report, det: Detector, feats: list, maps: list, config: Ana
     report.timings_s["explain"] = time.perf_counter() - t
 
 
-def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress: Progress,
-                      det: Detector | None) -> Report | None:
-    """The adaptive frame count (detector/adaptive.py), None where it does not apply (then the caller runs a
-    plain analysis). One decode of all `RULE.total` frames; the first read's `RULE.first` frames (every third,
-    their own face tracks) are scored first; if that verdict is far from the threshold and band it is the
-    report, else the full read's crops go through the model, the first read's crops not again (same features:
-    the trunk's output for a crop does not depend on the batch), so its report is a plain run's."""
-    if is_image_path(path) or not config.adaptive:
-        return None
-    spec = det.spec if det is not None else read_spec(config.weights)  # the sidecar only: no torch yet
-    calib = spec.calibration
-    if not adaptive.applies(config.frames, calib, config.threshold is not None):
-        return None
-    prep = prepare(path, config, lambda f, m: progress(0.4 * f, m), wants_partners(spec), first=True)
-    if prep.first is None:
-        return classify(prep, config, progress, det)
-    det = det or get_detector(config.weights, config.precision, config.engine)
+def _score_adaptive(prep: Prepared, config: AnalysisConfig, progress: Progress,
+                    det: Detector) -> tuple[Report, list, list]:
+    """The adaptive frame count (detector/adaptive.py) on a clip prepared with its first read: the first read's
+    `RULE.first` frames (every third, their own face tracks) are scored first; if that verdict is far from the
+    threshold and band it is the report, else the full read's crops go through the model, the first read's not
+    again (same features: the trunk's output for a crop does not depend on the batch), so its report is a plain
+    run's. Returns what `_score` returns, the rule's block in `report.sampling["adaptive"]`."""
+    calib = det.spec.calibration
     cache: dict = {}
     n_first = len(prep.first.indices)
     first = dataclasses.replace(config, frames=adaptive.RULE.first)
-    report, feats, maps = _score(prep.first, first, lambda f, m: progress(0.4 + 0.1 * f, f"first {n_first} "
-                                                                          f"frames: {m}"), det, cache)
+    report, feats, maps = _score(prep.first, first, lambda f, m: progress(f, f"first {n_first} frames: {m}"),
+                                 det, cache)
     band = cal.band(calib)
-    verdict = adaptive.early_verdict(report.p_fake, report.threshold, band[0] if band else None)
-    block = adaptive.report_block(report.p_fake, verdict)
+    p_first = report.p_fake
+    verdict = adaptive.early_verdict(p_first, report.threshold, band[0] if band else None)
     if verdict is not None:
         # the calibration's "other frame count" warning does not apply: the rule was set for this first read
         report.warnings[:] = [w for w in report.warnings if w != cal.frames_note(calib, first.frames)]
@@ -360,12 +361,8 @@ def _analyze_adaptive(path: str | os.PathLike, config: AnalysisConfig, progress:
         report, feats, maps = _score(prep, config, progress, det, cache)
         report.sampling["decided_at"] = len(report.sampling["indices"])
         report.timings_s["model_first_read"] = model_first  # "model" then times the rest of the crops
-    report.sampling["adaptive"] = block
-    if config.explain and report.faces:
-        _explain(report, det, feats, maps, config, progress)
-    report.timings_s["total"] = time.perf_counter() - prep.t0
-    progress(1.0, "done")
-    return report
+    report.sampling["adaptive"] = adaptive.report_block(p_first, verdict)
+    return report, feats, maps
 
 
 def _software(det: Detector) -> dict:

@@ -34,3 +34,12 @@ def test_import_and_analyze_parsing_do_not_load_torch():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_adaptive_flag_reaches_the_analysis(face_clip, capsys):
+    """`analyze --adaptive` scores the first read (the CLI's prepare + classify path, not only analyze_video):
+    the report carries the rule's block, whichever way it decided."""
+    code = main(["analyze", str(face_clip), "--json", "--adaptive", "--no-provenance"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0 and r["sampling"]["adaptive"]["first"] == 20
+    assert r["sampling"]["decided_at"] in (20, 60)
