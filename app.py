@@ -76,9 +76,11 @@ def _model_card() -> tuple[str, bool, dict | None, bool]:
             bool(spec.residual_width))
 
 
-def analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
-            progress: gr.Progress = gr.Progress(), out_dir: str | None = None):
-    """One request: analyse the upload, then render every output from the Report.
+def analyze_steps(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
+                  progress: gr.Progress = gr.Progress(), out_dir: str | None = None):
+    """One request, as the outputs become ready: first the verdict, its evidence and the face strip (the
+    explanation galleries, chart, boxed clip and downloads still empty), then, with explanations on, everything.
+    Without explanations the one full answer. Yields tuples in the order of the click's outputs.
 
     Files (boxed clip, JSON, HTML) go to out_dir, or a new temporary folder the caller owns."""
     path = video or image
@@ -94,20 +96,16 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
     try:
         config = AnalysisConfig(frames=int(frames), explain=bool(explain),
                                 faces=FaceConfig(detector=DETECTORS[face_detector]))
-        report = analyze_video(path, config, progress=lambda f, m: progress(0.85 * f, desc=m))
+        report = analyze_video(path, config, progress=lambda f, m: progress(0.6 * f, desc=m), explain_later=True)
         report.warnings.extend(notes)
-        out = out_dir or tempfile.mkdtemp(prefix="dff_")
-        progress(0.87, desc="drawing face boxes")
-        boxed = views.boxed_video(report, out)
-        progress(0.92, desc="writing the JSON and HTML reports (every frame's crop and maps)")
-        json_path, html_path = views.write_downloads(report, out)
-        progress(0.97, desc="drawing the chart and galleries")
-        # What an analyst looks at first: a strip of each track and the frames the attribution names; the rest
-        # is in the HTML report, so a response carries ~15 images, not one per frame and map (~180).
-        outputs = (views.label_value(report), views.timings_markdown(report),
-                   views.face_gallery(report, per_face=STRIP), views.gradcam_gallery(report, top_only=True),
-                   views.gradcam_gallery(report, "texture", top_only=True),
-                   views.temporal_figure(report), boxed, json_path, html_path, views.cue_gallery(report))
+        if report.pending_explanations is not None:
+            # The verdict now; Grad-CAM, the attributions and the files follow (~1-2 s at 60 frames on 2 cores).
+            yield (views.label_value(report), views.timings_markdown(report),
+                   views.face_gallery(report, per_face=STRIP), [], [], None, None, None, None,
+                   views.cue_gallery(report))
+            progress(0.7, desc="explaining (Grad-CAM and which frames moved the verdict)")
+            report.pending_explanations()
+        yield _full_outputs(report, out_dir or tempfile.mkdtemp(prefix="dff_"), progress)
     except InputError as e:
         raise gr.Error(str(e)) from None
     except ForensicsError as e:  # e.g. weights missing or inconsistent: the message says the fix
@@ -116,20 +114,44 @@ def analyze(video: str | None, image: str | None, frames: int, face_detector: st
         log.exception("analysis failed")
         raise gr.Error(f"analysis failed ({type(e).__name__}); please try another file") from None
     progress(1.0, desc="done")
-    return outputs
+
+
+def _full_outputs(report, out: str, progress: gr.Progress) -> tuple:
+    """Every output of a finished report, its files written into `out`."""
+    progress(0.87, desc="drawing face boxes")
+    boxed = views.boxed_video(report, out)
+    progress(0.92, desc="writing the JSON and HTML reports (every frame's crop and maps)")
+    json_path, html_path = views.write_downloads(report, out)
+    progress(0.97, desc="drawing the chart and galleries")
+    # What an analyst looks at first: a strip of each track and the frames the attribution names; the rest
+    # is in the HTML report, so a response carries ~15 images, not one per frame and map (~180).
+    return (views.label_value(report), views.timings_markdown(report),
+            views.face_gallery(report, per_face=STRIP), views.gradcam_gallery(report, top_only=True),
+            views.gradcam_gallery(report, "texture", top_only=True),
+            views.temporal_figure(report), boxed, json_path, html_path, views.cue_gallery(report))
+
+
+def analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
+            progress: gr.Progress = gr.Progress(), out_dir: str | None = None):
+    """One request's full answer (the last of `analyze_steps`): what the API returns, what tests check."""
+    out = None
+    for out in analyze_steps(video, image, frames, face_detector, explain, progress, out_dir):
+        pass
+    return out
 
 
 def serve_analyze(video: str | None, image: str | None, frames: int, face_detector: str, explain: bool,
                   progress: gr.Progress = gr.Progress()):
-    """The served handler: `analyze` in a work folder that is removed once the response is served.
+    """The served handler: `analyze_steps` in a work folder that is removed once the response is served.
 
-    A generator on purpose: Gradio copies the returned files into its own cache while post-processing
-    a yielded value and only then asks for the next one, so the `finally` runs after the copy (and on
-    errors). Gradio's copies and the uploads are removed by `delete_cache` after CACHE_MAX_AGE_S.
+    A generator on purpose: the verdict is shown while the explanations are computed, and Gradio copies the
+    returned files into its own cache while post-processing a yielded value and only then asks for the next
+    one, so the `finally` runs after the copy (and on errors). Gradio's copies and the uploads are removed by
+    `delete_cache` after CACHE_MAX_AGE_S.
     """
     work = tempfile.mkdtemp(prefix="dff_")
     try:
-        yield analyze(video, image, frames, face_detector, explain, progress, out_dir=work)
+        yield from analyze_steps(video, image, frames, face_detector, explain, progress, out_dir=work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         # Off the answer's path: this generator's end is what Gradio waits for before it completes the

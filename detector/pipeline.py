@@ -111,13 +111,14 @@ class Prepared:
 
 
 def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
-                  progress: Progress | None = None, detector: Detector | None = None) -> Report:
+                  progress: Progress | None = None, detector: Detector | None = None,
+                  explain_later: bool = False) -> Report:
     """Analyse every face in a video (or, for an image path, the one frame).
 
     Returns a Report whose verdict is FAKE if any face track's p_fake >= threshold, REAL if all are
     below, NO_FACE if no face was found; with a calibrated sidecar p_fake is the calibrated probability
     and scores in the validation-defined band below the threshold are INCONCLUSIVE (see
-    detector/calibration.py). Raises InputError subclasses for bad input.
+    detector/calibration.py). Raises InputError subclasses for bad input. explain_later: see `classify`.
     """
     progress = progress or _noop
     partners = first = None  # None: as the sidecar of config.weights says
@@ -125,7 +126,7 @@ def analyze_video(path: str | os.PathLike, config: AnalysisConfig = AnalysisConf
         partners = detector.wants_partners
         first = config.adaptive and adaptive.applies(config.frames, detector.spec.calibration,
                                                     config.threshold is not None)
-    report = classify(prepare(path, config, progress, partners, first), config, progress, detector)
+    report = classify(prepare(path, config, progress, partners, first), config, progress, detector, explain_later)
     report.sampling.setdefault("decided_at", len(report.sampling["indices"]))
     return report
 
@@ -255,18 +256,32 @@ def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress,
 
 
 def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress: Progress | None = None,
-             detector: Detector | None = None) -> Report:
+             detector: Detector | None = None, explain_later: bool = False) -> Report:
     """Run the model on every face track of a prepared clip (and explain, if asked); returns the Report.
-    A clip prepared with its adaptive first read (`prep.first`) is scored that way (`_score_adaptive`)."""
+    A clip prepared with its adaptive first read (`prep.first`) is scored that way (`_score_adaptive`).
+
+    explain_later: with `config.explain`, return as soon as the verdict stands, with
+    `report.pending_explanations` set: calling it computes the explanations from the features and activations
+    this pass kept (no model pass again) and updates the timings. The app shows the verdict first this way."""
     progress = progress or _noop
     det = detector or get_detector(config.weights, config.precision, config.engine)
     if prep.first is not None:
         report, feats, maps = _score_adaptive(prep, config, progress, det)
     else:
         report, feats, maps = _score(prep, config, progress, det)
-    if config.explain and report.faces:
+
+    def finish() -> None:
+        report.pending_explanations = None
         _explain(report, det, feats, maps, config, progress)
+        report.timings_s["total"] = time.perf_counter() - prep.t0
+        progress(1.0, "done")
+
     report.timings_s["total"] = time.perf_counter() - prep.t0
+    if config.explain and report.faces and explain_later:
+        report.pending_explanations = finish
+        return report
+    if config.explain and report.faces:
+        finish()
     progress(1.0, "done")
     return report
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,6 +85,9 @@ class Report:
     # The file's Content Credentials and container tags (detector.provenance.Provenance.to_dict()): evidence
     # beside the verdict, never an input to it.
     provenance: dict | None = None
+    # Set by `classify(..., explain_later=True)`: calling it computes the explanations from the analysis pass's
+    # kept features (then it is None again), so a caller can show the verdict first. Not in JSON.
+    pending_explanations: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = {

@@ -271,3 +271,33 @@ def test_image_upload(tmp_path, clip):
     assert len(faces) == 1 and len(cue) == 1 and "still image" in timings
     assert len(fig.data) == 1 and Path(boxed).is_file()
     assert json.loads(Path(json_path).read_text())["video"]["codec"] == "image"
+
+
+def test_the_verdict_comes_before_the_explanations(clip):
+    """With explanations on, the served handler answers twice: the verdict, its evidence and the face strip
+    first (no maps, chart or files yet), then everything; without them, once."""
+    steps = list(app.analyze_steps(clip, None, 10, "HOG", True))
+    assert len(steps) == 2
+    first, full = steps
+    assert first[0] == full[0] and first[2] and full[2]  # the same verdict; the face strip in both
+    assert first[3] == [] and first[5] is None and first[7] is None and first[8] is None
+    assert full[3] and full[5] is not None and full[7] and full[8]
+    plain = list(app.analyze_steps(clip, None, 10, "HOG", False))
+    assert len(plain) == 1 and plain[0][7]
+
+
+def test_explanations_computed_later_are_the_same(face_clip):
+    """classify(..., explain_later=True): the report stands without explanations, and calling
+    `pending_explanations` gives the explanations an undeferred run gives."""
+    from detector.faces import FaceConfig
+    from detector.pipeline import AnalysisConfig, analyze_video
+
+    config = AnalysisConfig(frames=8, explain=True, faces=FaceConfig(detector="hog"))
+    later = analyze_video(face_clip, config, explain_later=True)
+    assert later.explanations is None and later.pending_explanations is not None
+    later.pending_explanations()
+    now = analyze_video(face_clip, config)
+    assert later.pending_explanations is None and now.pending_explanations is None
+    a, b = later.explanations["per_face"][0], now.explanations["per_face"][0]
+    assert a["integrated_gradients"] == b["integrated_gradients"] and a["cam_peak"] == b["cam_peak"]
+    assert "explain" in later.timings_s and later.to_dict()["verdict"] == now.to_dict()["verdict"]

@@ -29,13 +29,15 @@ def private_tmp(tmp_path, monkeypatch):
 
 
 def test_work_folder_lives_until_the_response_is_taken(private_tmp, monkeypatch):
-    def fake_analyze(video, image, frames, face_detector, explain, progress=None, out_dir=None):
+    def fake_steps(video, image, frames, face_detector, explain, progress=None, out_dir=None):
+        yield ("verdict first", None)  # the verdict before the explanations: no files yet
         p = Path(out_dir) / "x.report.json"
         p.write_text("{}")
-        return ("label", str(p))
+        yield ("label", str(p))
 
-    monkeypatch.setattr(app, "analyze", fake_analyze)
-    gen = app.serve_analyze("clip.mp4", None, 10, "HOG", False)
+    monkeypatch.setattr(app, "analyze_steps", fake_steps)
+    gen = app.serve_analyze("clip.mp4", None, 10, "HOG", True)
+    assert next(gen) == ("verdict first", None)
     _label, path = next(gen)
     # Gradio copies the files while the generator is suspended here: they must still exist.
     assert Path(path).is_file()
