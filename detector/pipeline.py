@@ -53,8 +53,9 @@ class AnalysisConfig:
     provenance: how the file's Content Credentials and container metadata are read (detector/provenance);
     they are reported beside the verdict and never change it.
     adaptive: at the default frame count, score a third of the frames first and stop there when the verdict
-    is far from the threshold and band (detector/adaptive.py; `analyze_video` only); a clip it does not decide
-    gets the plain run's report for about the plain run's time. Opt-in until the dev set has been read with it.
+    is far from the threshold and band (detector/adaptive.py; `prepare` reads the first read, `classify` scores
+    it); a clip it does not decide gets the plain run's report for about the plain run's time. Opt-in until the
+    dev set has been read with it.
     """
 
     frames: int = DEFAULT_FRAMES
@@ -158,14 +159,14 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     # BackgroundTracks); "faces" then times only what is left of it once the last frame is read.
     progress(0.0, f"reading video and finding faces in {len(wanted)} frames")
     tracker = BackgroundTracks(config.faces)
+    spec = read_spec(config.weights) if first is None or partners is None else None  # the sidecar: no torch here
     if first is None:
-        first = config.adaptive and adaptive.applies(config.frames, read_spec(config.weights).calibration,
-                                                    config.threshold is not None)
+        first = config.adaptive and adaptive.applies(config.frames, spec.calibration, config.threshold is not None)
     subset = _first_read(wanted, info.frame_count) if first else None
     first_tracker = BackgroundTracks(config.faces) if subset else None
     feed = tracker.put if first_tracker is None else _feed_both(wanted, subset, tracker, first_tracker)
     try:
-        if partners if partners is not None else wants_partners(read_spec(config.weights)):  # no torch here
+        if partners if partners is not None else wants_partners(spec):
             # only the partners' crops are used, so they stay in OpenCV's BGR
             frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR", on_frame=feed)
         else:
@@ -277,12 +278,12 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
         progress(1.0, "done")
 
     report.timings_s["total"] = time.perf_counter() - prep.t0
-    if config.explain and report.faces and explain_later:
+    if not (config.explain and report.faces):
+        progress(1.0, "done")
+    elif explain_later:
         report.pending_explanations = finish
-        return report
-    if config.explain and report.faces:
+    else:
         finish()
-    progress(1.0, "done")
     return report
 
 

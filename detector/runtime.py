@@ -14,6 +14,7 @@ Both are reported with every result (`model_info()["precision"]`, `["engine"]`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from typing import TYPE_CHECKING
@@ -75,44 +76,53 @@ class Detector:
         so a cached run's features are those of an uncached one."""
         import torch
 
-        from explain.gradcam import target_layer
-
         def tensor(a):  # (T, H, W, 3) -> (1, T, 3, H, W)
             return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).unsqueeze(0)
 
-        if not hasattr(self.model, "rgb_features"):  # the legacy layout: its own forward, no stream, no cache
-            return self._legacy_features(tensor(clip), keep_maps)
         maps: dict[str, torch.Tensor] = {}
-        hook = None
-        if keep_maps and getattr(self.model, "residual", None) is not None:
-            hook = target_layer(self.model, "texture").register_forward_hook(
-                lambda _m, _i, out: maps.__setitem__("texture", out.detach().float()))
-        try:
-            with torch.inference_mode():
-                a = self._trunk_maps(np.asarray(clip), cache)  # (T, C, h, w)
-                if keep_maps:
-                    maps["appearance"] = a
-                # Only a "next" model's forward_features takes partners.
-                args = (tensor(clip), tensor(partners)) if partners is not None and self.wants_partners \
-                    else (tensor(clip),)
-                f = self.model.forward_features(*args, rgb=a.mean(dim=(2, 3)).unsqueeze(0))
-        finally:
-            if hook is not None:
-                hook.remove()
+        if not hasattr(self.model, "rgb_features"):  # the legacy layout: its own forward, no stream, no cache
+            with self._kept(maps, "appearance", keep_maps), torch.inference_mode(), \
+                    torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+                return self.model.forward_features(tensor(clip)).float(), maps
+        stream = keep_maps and getattr(self.model, "residual", None) is not None
+        with self._kept(maps, "texture", stream), torch.inference_mode():
+            a = self._trunk_maps(np.asarray(clip), cache)  # (T, C, h, w)
+            if keep_maps:
+                maps["appearance"] = a
+            # Only a "next" model's forward_features takes partners.
+            args = (tensor(clip), tensor(partners)) if partners is not None and self.wants_partners \
+                else (tensor(clip),)
+            f = self.model.forward_features(*args, rgb=a.mean(dim=(2, 3)).unsqueeze(0))
         return f, {k: v.contiguous() for k, v in maps.items()}
+
+    @contextlib.contextmanager
+    def _kept(self, maps: dict, layer: str, keep: bool):
+        """While inside, the output of Grad-CAM's `layer` ("appearance" or "texture") goes into maps[layer], fp32;
+        nothing is hooked when not `keep`."""
+        if not keep:
+            yield
+            return
+        from explain.gradcam import target_layer
+
+        hook = target_layer(self.model, layer).register_forward_hook(
+            lambda _m, _i, out: maps.__setitem__(layer, out.detach().float()))
+        try:
+            yield
+        finally:
+            hook.remove()
 
     def _trunk_maps(self, crops: np.ndarray, cache: dict | None) -> torch.Tensor:
         """crops uint8 (T, H, W, 3) RGB -> the trunk's last block, float32 (T, C, h, w), on this engine and
         precision; only the crops missing from `cache` run."""
         import torch
 
-        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in crops] if cache is not None else []
-        todo = [k for k in range(len(crops)) if cache is None or keys[k] not in cache]
-        fresh = self._run_trunk(np.ascontiguousarray(crops[todo])) if todo else None
         if cache is None:
-            return fresh
-        for j, k in enumerate(todo):
-            cache[keys[k]] = fresh[j]
+            return self._run_trunk(np.ascontiguousarray(crops))
+        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in crops]
+        todo = [k for k, key in enumerate(keys) if key not in cache]
+        if todo:
+            for k, out in zip(todo, self._run_trunk(np.ascontiguousarray(crops[todo]))):
+                cache[keys[k]] = out
         return torch.stack([cache[key] for key in keys])
 
     def _run_trunk(self, crops: np.ndarray) -> torch.Tensor:
@@ -123,22 +133,6 @@ class Detector:
         x = torch.from_numpy(crops).permute(0, 3, 1, 2)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
             return self.model.backbone(self.model.normalize(x)).float()
-
-    def _legacy_features(self, clip, keep_maps: bool):
-        import torch
-
-        from explain.gradcam import target_layer
-
-        maps: dict[str, torch.Tensor] = {}
-        hook = target_layer(self.model, "appearance").register_forward_hook(
-            lambda _m, _i, out: maps.__setitem__("appearance", out.detach().float())) if keep_maps else None
-        try:
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
-                f = self.model.forward_features(clip).float()
-        finally:
-            if hook is not None:
-                hook.remove()
-        return f, maps
 
     def _trunk(self):
         if self._ort is None:

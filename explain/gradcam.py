@@ -213,8 +213,9 @@ def _cached(model: nn.Module, features: torch.Tensor, maps: dict[str, torch.Tens
                 weights, fx = torch.cat([weights[:1] + weights[1:2], weights[2:]]), fx[1:]
             # A pair the stream set to "no evidence" (duplicate crops) fed the LSTM zeros, not its activations.
             weights = weights.masked_fill((fx == 0).all(dim=1, keepdim=True), 0.0)
-        w = weights / (acts.shape[-2] * acts.shape[-1])
-        cams.append(torch.relu((w[:, :, None, None] * acts).sum(dim=1)).detach().cpu().numpy())
+        # The pool's backward spreads d s / d f_c evenly over the h * w positions: that is d s / d A.
+        grads = (weights / (acts.shape[-2] * acts.shape[-1]))[:, :, None, None].expand_as(acts)
+        cams.append(_cam_from(acts, grads))
     return cams, logits.detach()[0].cpu().numpy()
 
 
