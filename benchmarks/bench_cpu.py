@@ -2,8 +2,9 @@
 
 On a 10-s 1080p mp4v clip written here with OpenCV (a GRID test clip, CC BY 4.0, scaled onto a 1920x1080
 canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each side), default frames (60):
-- `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors,
-  `prepare`'s own timing) against reading every frame of the clip once with OpenCV (`cap.read()` to the end);
+- `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors, cut down
+  to their face crops as they are read; `prepare`'s own timing) against reading every frame of the clip once
+  with OpenCV (`cap.read()` to the end); beside it the stop-38 read that kept the successors whole;
 - `analysis`: `analyze_video` without explanations, against the same read-every-frame time; with the adaptive
   frame count (opt-in, `--adaptive`) and without (the default); and the default with the trunk on PyTorch
   (engine "torch", the path before ONNX Runtime) for comparison;
@@ -58,7 +59,16 @@ def read_every_frame(path: Path) -> float:
 
 
 def decode_stage(clip: Path) -> float:
-    """What `prepare` times as "decode": probe, sha256, the 60 sampled frames and their successors."""
+    """What `prepare` times as "decode": probe, sha256, the 60 sampled frames and their successors, each
+    successor cut down to its face crops and its buffer reused while faces are found on a second thread
+    (detector/successors.py)."""
+    from detector.pipeline import prepare
+
+    return prepare(clip, AnalysisConfig(adaptive=False), partners=True, first=False).timings["decode"]
+
+
+def whole_successors(clip: Path) -> float:
+    """The decode stage of stop 38: the same frames, the 60 successors kept whole in a second array (BGR)."""
     from detector.hashing import sha256_file
     from detector.video import probe, read_frame_pairs, sample_indices
 
@@ -188,6 +198,7 @@ def main() -> None:
     if "decode" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
                            "decode stage (60 frames + successors)": lambda: decode_stage(clip),
+                           "successors kept whole (stop 38)": lambda: whole_successors(clip),
                            "previous read (list, stack, RGB partners)": lambda: previous_read(clip)}, a.repeats)
         show("decode stage against reading every frame once:", med, "read every frame once (cap.read)")
     if "analysis" in parts:

@@ -28,7 +28,7 @@ import math
 import queue
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,9 +170,15 @@ def detect_all(frames: Iterable[np.ndarray], config: FaceConfig = FaceConfig()) 
     both run on every frame of the clip; otherwise only the short-range model, plus the full-range one
     on frames where it finds nothing.
     """
+    return list(iter_detections(frames, config))
+
+
+def iter_detections(frames: Iterable[np.ndarray], config: FaceConfig = FaceConfig()) -> Iterator[list[Detection]]:
+    """`detect_all`, one frame's detections at a time: each list is yielded before the next frame is taken
+    from `frames` (BackgroundTracks relies on that)."""
     if config.detector != "blazeface":
-        return [detect_faces(f, config) for f in frames]
-    out: list[list[Detection]] = []
+        yield from (detect_faces(f, config) for f in frames)
+        return
     both: bool | None = None  # undecided until a face is seen
     for f in frames:
         if both is None:
@@ -180,10 +186,9 @@ def detect_all(frames: Iterable[np.ndarray], config: FaceConfig = FaceConfig()) 
             full = _blazeface("full")(f, config.min_score)
             if short or full:
                 both = any(all(iou(b, s) < 0.3 for s, _ in short) for b, _ in full)
-            out.append(_detections(f, _nms(short + full), config))
+            yield _detections(f, _nms(short + full), config)
         else:
-            out.append(_blazeface_detect(f, config, both))
-    return out
+            yield _blazeface_detect(f, config, both)
 
 
 def _dlib_detect(frame: np.ndarray, config: FaceConfig) -> list[Detection]:
@@ -444,13 +449,17 @@ class BackgroundTracks:
         bg = BackgroundTracks(config)
         frames, got = read_frames(path, wanted, info, on_frame=bg.put)   # bg.close() in a finally
         tracks = bg.result()
+
+    successors: a detector/successors.py SuccessorCrops; then this is also the reader's `video.SuccessorSink`
+    (`read_frames(..., successors=bg)`), and each successor is cropped at the boxes just found in its frame.
     """
 
     _END = object()
 
-    def __init__(self, config: FaceConfig = FaceConfig()) -> None:
-        self.config = config
+    def __init__(self, config: FaceConfig = FaceConfig(), successors=None) -> None:
+        self.config, self.successors = config, successors
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.detections: list[list[Detection]] = []
         self.tracks: list[FaceTrack] | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="face-tracks", daemon=True)
@@ -459,6 +468,14 @@ class BackgroundTracks:
     def put(self, frame: np.ndarray) -> None:
         """The next frame in order, uint8 (H, W, 3) RGB; it must not change afterwards."""
         self.queue.put(frame)
+
+    def buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """SuccessorSink: where the reader decodes the next successor."""
+        return self.successors.buffer(shape)
+
+    def put_successor(self, idx: int, bgr: np.ndarray, decoded: bool) -> None:
+        """SuccessorSink: the successor of the frame last `put` (frame number `idx`), uint8 (H, W, 3) BGR."""
+        self.queue.put((idx, bgr, decoded))
 
     def close(self) -> None:
         """No more frames (call it even when reading failed, or the thread waits for ever)."""
@@ -472,11 +489,19 @@ class BackgroundTracks:
         return self.tracks
 
     def _frames(self):
-        while (frame := self.queue.get()) is not self._END:
-            yield frame
+        while (item := self.queue.get()) is not self._END:
+            if isinstance(item, tuple):  # a successor: its frame's detections are in (iter_detections' order)
+                self.successors.take(*item, self.detections[-1])
+            else:
+                yield item
 
     def _run(self) -> None:
         try:
-            self.tracks = find_face_tracks(self._frames(), self.config)
+            for dets in iter_detections(self._frames(), self.config):
+                self.detections.append(dets)
+            self.tracks = track_faces(self.detections, self.config)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread by result()
             self.error = e  # the queue is unbounded: the reader goes on putting frames and never blocks
+        finally:
+            if self.successors is not None:
+                self.successors.close()  # nor, after an error, waits for successor buffers

@@ -27,7 +27,8 @@ from detector.hashing import sha256_file
 from detector.provenance import ProvenanceConfig, read_provenance
 from detector.report import NO_FACE, FaceResult, Report
 from detector.runtime import ENGINES, PRECISIONS, Detector, get_detector, wants_partners
-from detector.video import VideoLimits, is_image_path, probe, read_frame_pairs, read_frames, read_image, sample_indices
+from detector.successors import Reread, SuccessorCrops
+from detector.video import VideoInfo, VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices
 from detector.weights import DEFAULT_WEIGHTS, read_spec
 
 if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
@@ -88,9 +89,10 @@ class Prepared:
     """A clip read and its faces found: everything an analysis does before the model.
 
     frames: uint8 (T, H, W, 3) RGB; indices: their frame numbers; tracks: face tracks over them.
-    partners: uint8 (T, H, W, 3) **BGR**, each frame's successor in the video, read only for a model that pairs
-    "next" frames (None otherwise, and for an image); partner_crops (RGB): per track, the successors cropped with
-    the track's boxes (then `partners` is dropped: the full frames are only needed until the tracks exist).
+    successors: for a model that pairs "next" frames (None otherwise, and for an image), each frame's successor in
+    the video cut down to its face crops while the file was read (detector/successors.py), and `reread`, which
+    reads successors again where a track's box was interpolated; partner_crops (RGB): per track, the successors
+    cropped with the track's boxes.
     Made by `prepare` (no torch needed), finished by `classify`; the CLI's batch mode prepares the next
     clip in a thread while the model classifies the current one.
     """
@@ -103,7 +105,8 @@ class Prepared:
     timings: dict[str, float]
     t0: float
     tracks: list[FaceTrack] = field(default_factory=list)
-    partners: np.ndarray | None = None
+    successors: SuccessorCrops | None = None
+    reread: Reread | None = None
     partner_crops: list[np.ndarray] | None = None
     provenance: dict | None = None
     # The adaptive frame count's first read (detector/adaptive.py): every third of these frames with its own
@@ -154,23 +157,20 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     info = probe(path, config.limits)
     file = {"name": Path(path).name, "bytes": info.bytes, "sha256": sha256_file(path)}
     wanted = sample_indices(info.frame_count, config.frames)
-    nxt = None
     # Faces are found on a second thread while the file is decoded on this one (detector/faces.py:
-    # BackgroundTracks); "faces" then times only what is left of it once the last frame is read.
+    # BackgroundTracks), and each successor a "next" model needs is cut down to its face crops there
+    # (detector/successors.py); "faces" then times only what is left of it once the last frame is read.
     progress(0.0, f"reading video and finding faces in {len(wanted)} frames")
-    tracker = BackgroundTracks(config.faces)
     spec = read_spec(config.weights) if first is None or partners is None else None  # the sidecar: no torch here
+    succ = SuccessorCrops(config.faces) if (partners if partners is not None else wants_partners(spec)) else None
+    tracker = BackgroundTracks(config.faces, successors=succ)
     if first is None:
         first = config.adaptive and adaptive.applies(config.frames, spec.calibration, config.threshold is not None)
     subset = _first_read(wanted, info.frame_count) if first else None
     first_tracker = BackgroundTracks(config.faces) if subset else None
     feed = tracker.put if first_tracker is None else _feed_both(wanted, subset, tracker, first_tracker)
     try:
-        if partners if partners is not None else wants_partners(spec):
-            # only the partners' crops are used, so they stay in OpenCV's BGR
-            frames, got, nxt = read_frame_pairs(path, wanted, info, partner_order="BGR", on_frame=feed)
-        else:
-            frames, got = read_frames(path, wanted, info, on_frame=feed)
+        frames, got = read_frames(path, wanted, info, on_frame=feed, successors=tracker if succ else None)
     finally:
         tracker.close()
         if first_tracker is not None:
@@ -184,15 +184,32 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     video = {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
              "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
              "codec": info.codec, "rotation": info.rotation}
+    reread = _rereader(path, info) if succ else None
     prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
-                    partners=nxt)
+                    successors=succ, reread=reread)
     _read_provenance(prep, path, config, image=False)
     if first_tracker is not None:
         pos = [k for k, i in enumerate(got) if i in subset]
-        sub = Prepared(frames[pos], [got[k] for k in pos], file, video, list(warnings), dict(prep.timings), t0,
-                       partners=None if nxt is None else nxt[pos], provenance=prep.provenance)
+        sub = Prepared(_rows(frames, pos), [got[k] for k in pos], file, video, list(warnings), dict(prep.timings), t0,
+                       successors=succ, reread=reread, provenance=prep.provenance)
         prep.first = _find_faces(sub, config, _noop, first_tracker)
     return _find_faces(prep, config, progress, tracker)
+
+
+def _rows(frames: np.ndarray, pos: list[int]) -> np.ndarray:
+    """frames[pos] as a view where `pos` is evenly spaced (the first read's every third frame): a copy of 20 1080p
+    frames is 124 MB of fresh memory, ~0.3-0.6 s of page faults on a VM (benchmarks/bench_cpu.py)."""
+    if len(pos) > 1 and pos == list(range(pos[0], pos[-1] + 1, pos[1] - pos[0])):
+        return frames[pos[0]:pos[-1] + 1:pos[1] - pos[0]]
+    return frames[pos]
+
+
+def _rereader(path: str | os.PathLike, info: VideoInfo) -> Reread:
+    """Reads successors again (frame numbers -> RGB frames), for boxes the tracker interpolated."""
+    def reread(indices: list[int]) -> dict[int, np.ndarray]:
+        frames, got = read_frames(path, indices, info)
+        return dict(zip(got, frames))
+    return reread
 
 
 def _first_read(wanted: list[int], frame_count: int) -> set[int] | None:
@@ -246,12 +263,8 @@ def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress,
     progress(0.15, f"linking the faces of {len(prep.frames)} frames into tracks")
     t = time.perf_counter()
     prep.tracks = tracker.result() if tracker is not None else find_face_tracks(prep.frames, config.faces)
-    if prep.partners is not None:
-        # Partners arrive in OpenCV's BGR: crop and resize act per channel, so converting the 112-px crops
-        # gives the same pixels as converting the full frames first, at a fraction of the cost.
-        prep.partner_crops = [np.ascontiguousarray(track_crops(prep.partners, tr, config.faces)[..., ::-1])
-                              for tr in prep.tracks]
-        prep.partners = None
+    if prep.successors is not None:
+        prep.partner_crops = prep.successors.track_partners(prep.tracks, prep.indices, prep.frames, prep.reread)
     prep.timings["faces"] = time.perf_counter() - t
     return prep
 

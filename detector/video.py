@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,19 @@ _LONG_GOP = {"h264", "avc1", "x264", "hevc", "h265", "hvc1", "hev1", "vp80", "vp
 
 
 FrameHook = Callable[[np.ndarray], None]  # called with each sampled frame, uint8 (H, W, 3) RGB, as it is read
+
+
+class SuccessorSink(Protocol):
+    """Where `read_frames(..., successors=)` hands each sampled frame's successor instead of keeping it.
+
+    `buffer(shape)` gives the array the successor is decoded into (the sink may make the reader wait for a free
+    one); `put_successor(idx, bgr, decoded)` hands it back, uint8 (H, W, 3) **BGR**, `idx` the sampled frame it
+    follows, `decoded` False where the successor could not be decoded (a truncated file: then `bgr` holds nothing).
+    The sink owns the buffer from then on (detector/successors.py crops the faces out and reuses it)."""
+
+    def buffer(self, shape: tuple[int, ...]) -> np.ndarray: ...
+
+    def put_successor(self, idx: int, bgr: np.ndarray, decoded: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +161,7 @@ def sample_indices(frame_count: int, n: int) -> list[int]:
 
 def read_frames(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None,
-    on_frame: FrameHook | None = None,
+    on_frame: FrameHook | None = None, successors: SuccessorSink | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """Read the frames at `indices` (sorted, unique).
 
@@ -159,8 +173,14 @@ def read_frames(
     a seek ~15 ms in mp4v at 720p). `on_frame(frame)`: called with each sampled frame (uint8 (H, W, 3) RGB, a
     view into `frames`) as soon as it is read, in order, so a consumer (the face detector) can work while the
     rest of the file is decoded.
+
+    `successors`: also decode each sampled frame's successor (the frame right after it, when that one is not
+    sampled itself) in the same forward pass and hand it to the sink as soon as it is read, after its frame's
+    `on_frame`, without keeping it: a model that pairs "next" frames needs only their face crops, and keeping
+    60 full successors (373 MB at 1080p) costs more in fresh memory than decoding them (benchmarks/bench_cpu.py).
     """
-    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None, on_frame=on_frame)
+    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None, on_frame=on_frame,
+                           successors=successors)
     return frames, got
 
 
@@ -187,7 +207,7 @@ def read_frame_pairs(
 
 def _read(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None, max_grab_gap: int | None,
-    partners: str | None, on_frame: FrameHook | None = None,
+    partners: str | None, on_frame: FrameHook | None = None, successors: SuccessorSink | None = None,
 ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
     """One forward pass over the file: grab() every frame up to the last one wanted (seeking only across gaps
     longer than `max_grab_gap`), retrieve() only the wanted frames (and, with `partners`, their successors),
@@ -202,7 +222,7 @@ def _read(
             max_grab_gap = 1 << 62  # MPEG-PS, FLV, webm: seeks land on the wrong frame; read through
         else:
             max_grab_gap = 120 if info.long_gop else 24
-    slots = _Slots(indices, partners, info.frame_count, on_frame)
+    slots = _Slots(indices, partners, info.frame_count, on_frame, successors)
     got = _walk(path, slots.wanted, max_grab_gap, slots.take)
     if not got:
         raise CorruptVideoError(
@@ -213,15 +233,16 @@ def _read(
 
 class _Slots:
     """Where each decoded frame goes: frame k of `indices` into frames[k] (then BGR -> RGB in place), its
-    successor into partners[k] (in `order`). A successor that is itself sampled (dense sampling) is
-    retrieved once and copied."""
+    successor into partners[k] (in `order`) or, with a `sink`, into the sink's buffer (then handed over). A
+    successor that is itself sampled (dense sampling) is retrieved once and copied."""
 
     def __init__(self, indices: list[int], order: str | None, frame_count: int,
-                 on_frame: FrameHook | None = None) -> None:
-        self.indices, self.order, self.on_frame = list(indices), order, on_frame
+                 on_frame: FrameHook | None = None, sink: SuccessorSink | None = None) -> None:
+        self.indices, self.order, self.on_frame, self.sink = list(indices), order, on_frame, sink
         self.frame_of = {i: k for k, i in enumerate(self.indices)}
-        self.partner_of = {i + 1: k for k, i in enumerate(self.indices)} if order else {}
-        if order and frame_count > 0:
+        pairs = bool(order) or sink is not None
+        self.partner_of = {i + 1: k for k, i in enumerate(self.indices)} if pairs else {}
+        if pairs and frame_count > 0:
             self.partner_of.pop(frame_count, None)  # the clip's last frame has no successor
         self.wanted = sorted(set(self.frame_of) | set(self.partner_of))
         self.frames: np.ndarray | None = None
@@ -231,6 +252,14 @@ class _Slots:
     def take(self, idx: int, cap: cv2.VideoCapture) -> bool:
         """Retrieve the frame just grabbed (number `idx`) into its slot(s); False if it cannot be decoded."""
         k, kp = self.frame_of.get(idx), self.partner_of.get(idx)
+        if self.sink is not None and k is None:  # only a successor (the first wanted frame is always sampled)
+            buf = self.sink.buffer(self.frames.shape[1:])
+            ok, img = cap.retrieve(buf)
+            ok = bool(ok) and img is not None and img.shape == buf.shape
+            if ok and not np.shares_memory(img, buf):  # a binding that ignores the destination
+                buf[...] = img
+            self.sink.put_successor(self.indices[kp], buf, ok)
+            return ok
         if self.frames is None:
             ok, first = cap.retrieve()
             if not ok or first is None:
@@ -246,8 +275,13 @@ class _Slots:
                 return False
             if not np.shares_memory(img, dst):  # a binding that ignores the destination
                 dst[...] = img
-        if k is not None and kp is not None:  # sampled and a successor: one decode, two slots
-            self._partner(kp, dst, bgr=True)
+        if k is not None and kp is not None:  # sampled and a successor: one decode, two uses
+            if self.sink is None:
+                self._partner(kp, dst, bgr=True)
+            else:  # before this frame's on_frame: the sink takes each successor right after its frame
+                buf = self.sink.buffer(dst.shape)
+                buf[...] = dst
+                self.sink.put_successor(self.indices[kp], buf, True)
         elif kp is not None:
             self.filled.add(kp)
             if self.order == "RGB":
