@@ -10,6 +10,10 @@ few other distances: clips stopped early and how many of those a full read would
 measured here, never fitted on).
 
     python benchmarks/bench_adaptive.py --clips data/val_all --fit [--out first20.jsonl]
+    python benchmarks/bench_adaptive.py --clips data/devset --manifest ../shared/devset/MANIFEST.tsv --out dev.jsonl
+
+Each row also keeps its label and the 60-frame p, so the ROC-AUC of every frame and of the shipped rule are
+printed side by side.
 """
 
 from __future__ import annotations
@@ -30,18 +34,20 @@ from detector.machine import cpu_name  # noqa: E402
 from detector.pipeline import AnalysisConfig, analyze_video, get_detector  # noqa: E402
 
 
-def clips_of(a: argparse.Namespace) -> list[tuple[str, Path]]:
-    """(key, path): the manifest's local_file (as bench_model.py keys it) or the path under --clips."""
+def clips_of(a: argparse.Namespace) -> list[tuple[str, Path, int]]:
+    """(key, path, label 1 = fake): the manifest's local_file (as bench_model.py keys it) or the path under
+    --clips, whose first folder is real/ or fake/."""
     if a.manifest:
         out = []
         for r in csv.DictReader(open(a.manifest), delimiter="\t"):
             p = Path(r["local_file"])
             path = a.clips / (p.relative_to("clips") if p.parts[0] == "clips" else p)
             if path.is_file():
-                out.append((r["local_file"], path))
+                out.append((r["local_file"], path, int(r["label"] == "fake")))
         return out
-    return [(str(p.relative_to(a.clips)), p) for p in sorted(a.clips.rglob("*")) if p.suffix.lower() in
-            (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg")]
+    videos = [p for p in sorted(a.clips.rglob("*")) if p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm",
+                                                                             ".mpg")]
+    return [(str(p.relative_to(a.clips)), p, int(p.relative_to(a.clips).parts[0] == "fake")) for p in videos]
 
 
 def main() -> None:
@@ -62,10 +68,11 @@ def main() -> None:
         out = open(a.out, "w") if a.out else None
         rows = []
         shipped, adaptive.RULE = adaptive.RULE, dataclasses.replace(adaptive.RULE, distance=float("inf"))
-        for key, path in clips_of(a):
+        for key, path, label in clips_of(a):
             r = analyze_video(path, AnalysisConfig(adaptive=True), detector=det)
             block = r.sampling.get("adaptive") or {}
-            rows.append({"clip": key, "p_first": block.get("p_fake_first"), "verdict_full": r.verdict,
+            rows.append({"clip": key, "label": label, "p_first": block.get("p_fake_first"), "p_full": r.p_fake,
+                         "verdict_full": r.verdict,
                          "model_first_s": r.timings_s.get("model_first_read"), "model_rest_s": r.timings_s["model"],
                          "total_s": r.timings_s["total"]})
             if out:
@@ -91,6 +98,16 @@ def main() -> None:
         full = sum(r["model_first_s"] + r["model_rest_s"] for r in timed)
         print(f"model pass with the shipped rule: {spent:.1f} s against {full:.1f} s for every frame of the "
               f"{len(timed)} clips ({spent / full:.2f}x; decode and faces are the same either way)")
+    ranked = [r for r in rows if r.get("p_full") is not None and "label" in r]
+    if ranked and len({r["label"] for r in ranked}) == 2:  # ROC-AUC of what each clip reports, full vs the rule
+        from sklearn.metrics import roc_auc_score
+
+        y = [r["label"] for r in ranked]
+        ruled = [r["p_first"] if adaptive.early_verdict(r["p_first"], th, lo, adaptive.RULE) else r["p_full"]
+                 for r in ranked]
+        full_auc = roc_auc_score(y, [r["p_full"] for r in ranked])
+        print(f"ROC-AUC over {len(ranked)} clips with a face: every frame {full_auc:.4f}, with the shipped rule "
+              f"{roc_auc_score(y, ruled):.4f}")
     if a.fit:
         print("fit_distance (max 1 % of early stops changed):", adaptive.fit_distance(pairs, th, lo))
 

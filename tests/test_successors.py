@@ -45,11 +45,12 @@ def test_interpolated_boxes_are_cropped_from_a_second_read(face_clip):
     info = probe(face_clip)
     wanted = [10, 20, 30]
     succ = SuccessorCrops(FaceConfig())
-    frames, got = read_frames(face_clip, wanted, info, successors=_Sink(succ, {10: [Box(100, 60, 220, 180)], 30: [Box(100, 60, 220, 180)]}))
+    box = Box(100, 60, 220, 180)
+    frames, got = read_frames(face_clip, wanted, info, successors=_Sink(succ, {10: [box], 30: [box]}))
     succ.close()
     track = FaceTrack(0)
     track.positions, track.detected = [0, 1, 2], [True, False, True]
-    track.boxes = [Box(100, 60, 220, 180), Box(102, 61, 221, 181), Box(100, 60, 220, 180)]
+    track.boxes = [box, Box(102, 61, 221, 181), box]
     asked = []
 
     def reread(indices):
