@@ -5,8 +5,9 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
 - `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors, cut down
   to their face crops as they are read; `prepare`'s own timing) against reading every frame of the clip once
   with OpenCV (`cap.read()` to the end); beside it the stop-38 read that kept the successors whole;
-- `analysis`: `analyze_video` without explanations, against the same read-every-frame time; with the adaptive
-  frame count (opt-in, `--adaptive`) and without (the default); and the default with the trunk on PyTorch
+- `analysis`: `analyze_video` without explanations, against the same read-every-frame time: the adaptive frame
+  count (opt-in, `--adaptive`; this clip is decided on its first 20 frames), the same with the rule made never to
+  stop (what a clip it does not decide costs), every frame scored (the default), and that with the trunk on PyTorch
   (engine "torch", the path before ONNX Runtime) for comparison;
 - `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames;
   Grad-CAM from the analysis pass's own activations, explain/gradcam.py "cached");
@@ -23,6 +24,7 @@ both sides alike; absolute seconds are not comparable across runs, the ratios ar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -37,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from detector import adaptive  # noqa: E402
 from detector.faces import FaceConfig  # noqa: E402
 from detector.machine import cpu_name  # noqa: E402
 from detector.pipeline import AnalysisConfig, analyze_video, get_detector  # noqa: E402
@@ -187,13 +190,26 @@ def main() -> None:
     cfg = AnalysisConfig(faces=FaceConfig(detector="blazeface"), adaptive=True)
     full = AnalysisConfig(adaptive=False)
 
-    stages: dict[tuple, list[dict[str, float]]] = {}
+    stages: dict[str, list[dict[str, float]]] = {}
+    decided: list[int] = []
 
-    def run(config: AnalysisConfig, d=det) -> float:
-        t = time.perf_counter()
-        r = analyze_video(clip, config, detector=d)
-        stages.setdefault((config, d.engine), []).append(r.timings_s)
-        return time.perf_counter() - t
+    def run(config: AnalysisConfig, d=det, undecided: bool = False) -> float:
+        """One analysis; undecided: the adaptive rule made to never stop, as for a clip it does not decide."""
+        shipped = adaptive.RULE
+        if undecided:
+            adaptive.RULE = dataclasses.replace(shipped, distance=float("inf"))
+        try:
+            t = time.perf_counter()
+            r = analyze_video(clip, config, detector=d)
+            took = time.perf_counter() - t
+        finally:
+            adaptive.RULE = shipped
+        key = (f"frames {config.frames}, adaptive {config.adaptive}{' (undecided)' if undecided else ''}, "
+               f"explain {config.explain}, {d.engine}")
+        stages.setdefault(key, []).append(r.timings_s)
+        if config.adaptive and not undecided:
+            decided.append(r.sampling["decided_at"])
+        return took
 
     if "decode" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
@@ -204,11 +220,13 @@ def main() -> None:
     if "analysis" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
                            "analysis, adaptive (opt-in)": lambda: run(cfg),
-                           "analysis, all 60 frames": lambda: run(full),
+                           "  the same, a clip it does not decide": lambda: run(cfg, undecided=True),
+                           "analysis, every frame (the default)": lambda: run(full),
                            "analysis, all 60 frames, torch engine": lambda: run(full, det_torch)},
                           a.repeats)
         show("whole analysis (no explanations) against reading every frame once:", med,
              "read every frame once (cap.read)")
+        print(f"  (the adaptive rule decided this clip at {sorted(set(decided))} frames)")
     if "explain" in parts:
         ex = AnalysisConfig(adaptive=False, explain=True)
         med = interleaved({"analysis, 60 frames": lambda: run(full),
@@ -229,10 +247,9 @@ def main() -> None:
     # Stage medians (the report's own timings_s): on a VM that hands freed memory back to its host, the decode
     # right after another analysis pays 0.5-2 s of kernel time (page faults), which the totals above include.
     print("stage medians (s) of every analysis run above:")
-    for (config, engine), runs in stages.items():
+    for key, runs in stages.items():
         med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in runs[0]}
-        print(f"  frames {config.frames}, adaptive {config.adaptive}, explain {config.explain}, {engine}: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+        print(f"  {key}: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -23,8 +23,9 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--engine", choices=["auto", "onnxruntime", "torch"], default="auto",
                    help="what runs the trunk in fp32: auto = onnxruntime where it can (~2x faster), else torch")
-    p.add_argument("--adaptive", action="store_true",
-                   help="at 60 frames, score 20 first and stop there when the verdict is far from the threshold")
+    p.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=False,
+                   help="at 60 frames, score 20 first and stop there when the verdict is far from the threshold "
+                   "and band (opt-in: on the dev set 3 of its 6 early verdicts differ from all 60 frames' verdict)")
     add_provenance_options(p)
 
 

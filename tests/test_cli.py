@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from detector.cli import EXIT_INPUT, main
 from detector.model import build_model
 from detector.weights import save_weights
@@ -39,7 +41,14 @@ def test_import_and_analyze_parsing_do_not_load_torch():
 def test_adaptive_flag_reaches_the_analysis(face_clip, capsys):
     """`analyze --adaptive` scores the first read (the CLI's prepare + classify path, not only analyze_video):
     the report carries the rule's block, whichever way it decided."""
-    code = main(["analyze", str(face_clip), "--json", "--adaptive", "--no-provenance"])
+    code = main(["analyze", str(face_clip), "--json", "--no-provenance", "--adaptive"])
     r = json.loads(capsys.readouterr().out)
     assert code == 0 and r["sampling"]["adaptive"]["first"] == 20
     assert r["sampling"]["decided_at"] in (20, 60)
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-adaptive"]])
+def test_every_frame_is_scored_by_default(face_clip, capsys, flag):
+    code = main(["analyze", str(face_clip), "--json", "--no-provenance", *flag])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0 and "adaptive" not in r["sampling"] and r["sampling"]["used"] == 60

@@ -75,7 +75,7 @@ def test_pipeline_reads_all_frames_when_near(face_clip, rule):
 
     rule(1e6)
     full = analyze_video(face_clip, AnalysisConfig(adaptive=True))
-    plain = analyze_video(face_clip, AnalysisConfig())  # the default reads all frames
+    plain = analyze_video(face_clip, AnalysisConfig())  # the default scores every frame
     assert full.sampling["decided_at"] == 60 and not full.sampling["adaptive"]["stopped_early"]
     assert full.sampling["indices"] == plain.sampling["indices"] and full.p_fake == plain.p_fake
     assert [f.margin for f in full.faces] == [f.margin for f in plain.faces]  # the same features, not close ones
