@@ -3,8 +3,8 @@
 On a 10-s 1080p mp4v clip written here with OpenCV (a GRID test clip, CC BY 4.0, scaled onto a 1920x1080
 canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each side), default frames (60):
 - `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors, cut down
-  to their face crops as they are read; `prepare`'s own timing) against reading every frame of the clip once
-  with OpenCV (`cap.read()` to the end); beside it the stop-38 read that kept the successors whole;
+  to their face crops and display copies as they are read; `prepare`'s own timing) against reading every frame of the clip once
+  with OpenCV (`cap.read()` to the end); beside it the stop-38 read that kept frames and successors whole;
 - `analysis`: `analyze_video` without explanations, against the same read-every-frame time: the adaptive frame
   count (opt-in, `--adaptive`; this clip is decided on its first 20 frames), the same with the rule made never to
   stop (what a clip it does not decide costs), every frame scored (the default), and that with the trunk on PyTorch
@@ -62,16 +62,17 @@ def read_every_frame(path: Path) -> float:
 
 
 def decode_stage(clip: Path) -> float:
-    """What `prepare` times as "decode": probe, sha256, the 60 sampled frames and their successors, each
-    successor cut down to its face crops and its buffer reused while faces are found on a second thread
-    (detector/successors.py)."""
+    """What `prepare` times as "decode": probe, sha256, the 60 sampled frames and their successors, decoded into
+    two rings of reused buffers and each cut down to its face crops (and the frame to a display copy) on a second
+    thread that finds the faces (detector/streamed.py)."""
     from detector.pipeline import prepare
 
     return prepare(clip, AnalysisConfig(adaptive=False), partners=True, first=False).timings["decode"]
 
 
 def whole_successors(clip: Path) -> float:
-    """The decode stage of stop 38: the same frames, the 60 successors kept whole in a second array (BGR)."""
+    """The decode stage of stop 38: the same frames kept whole, the 60 successors too, in a second array (BGR);
+    no face detection."""
     from detector.hashing import sha256_file
     from detector.video import probe, read_frame_pairs, sample_indices
 
@@ -214,7 +215,7 @@ def main() -> None:
     if "decode" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
                            "decode stage (60 frames + successors)": lambda: decode_stage(clip),
-                           "successors kept whole (stop 38)": lambda: whole_successors(clip),
+                           "frames kept whole (stop 38)": lambda: whole_successors(clip),
                            "previous read (list, stack, RGB partners)": lambda: previous_read(clip)}, a.repeats)
         show("decode stage against reading every frame once:", med, "read every frame once (cap.read)")
     if "analysis" in parts:

@@ -51,9 +51,7 @@ def grid_crops(frames: int = 60) -> tuple[np.ndarray, np.ndarray]:
     crops, parts = [], []
     for clip in sorted(FIXTURES.glob("*.mpg")):
         prep = prepare(clip, AnalysisConfig(frames=frames // 2), partners=True)
-        from detector.faces import track_crops
-
-        crops.append(track_crops(prep.frames, prep.tracks[0]))
+        crops.append(prep.crops[0])
         parts.append(prep.partner_crops[0])
     return np.concatenate(crops)[:frames], np.concatenate(parts)[:frames]
 

@@ -450,14 +450,16 @@ class BackgroundTracks:
         frames, got = read_frames(path, wanted, info, on_frame=bg.put)   # bg.close() in a finally
         tracks = bg.result()
 
-    successors: a detector/successors.py SuccessorCrops; then this is also the reader's `video.SuccessorSink`
-    (`read_frames(..., successors=bg)`), and each successor is cropped at the boxes just found in its frame.
+    successors, frames: detector/streamed.py's SuccessorCrops and FrameCrops; then this is also the reader's
+    `video.SuccessorSink` and `video.FrameSink` (`stream_frames(..., frames=bg, successors=bg)`): each sampled
+    frame is cropped at the boxes found in it and shrunk for display, and its successor cropped at the same boxes,
+    before their buffers go back to the reader.
     """
 
     _END = object()
 
-    def __init__(self, config: FaceConfig = FaceConfig(), successors=None) -> None:
-        self.config, self.successors = config, successors
+    def __init__(self, config: FaceConfig = FaceConfig(), successors=None, frames=None) -> None:
+        self.config, self.successors, self.frames = config, successors, frames
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.detections: list[list[Detection]] = []
         self.tracks: list[FaceTrack] | None = None
@@ -469,13 +471,21 @@ class BackgroundTracks:
         """The next frame in order, uint8 (H, W, 3) RGB; it must not change afterwards."""
         self.queue.put(frame)
 
-    def buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+    def frame_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """FrameSink: where the reader decodes the next sampled frame."""
+        return self.frames.buffer(shape)
+
+    def put_frame(self, idx: int, rgb: np.ndarray) -> None:
+        """FrameSink: the next sampled frame (number `idx`), uint8 (H, W, 3) RGB, in a buffer of `frames`."""
+        self.queue.put(_Handed(idx, rgb, None))
+
+    def successor_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """SuccessorSink: where the reader decodes the next successor."""
         return self.successors.buffer(shape)
 
     def put_successor(self, idx: int, bgr: np.ndarray, decoded: bool) -> None:
-        """SuccessorSink: the successor of the frame last `put` (frame number `idx`), uint8 (H, W, 3) BGR."""
-        self.queue.put((idx, bgr, decoded))
+        """SuccessorSink: the successor of the frame last handed over (frame number `idx`), uint8 (H, W, 3) BGR."""
+        self.queue.put(_Handed(idx, bgr, decoded))
 
     def close(self) -> None:
         """No more frames (call it even when reading failed, or the thread waits for ever)."""
@@ -489,11 +499,23 @@ class BackgroundTracks:
         return self.tracks
 
     def _frames(self):
-        while (item := self.queue.get()) is not self._END:
-            if isinstance(item, tuple):  # a successor: its frame's detections are in (iter_detections' order)
-                self.successors.take(*item, self.detections[-1])
-            else:
+        """The frames in order, for iter_detections. A handed-over frame is cropped once its detections are in
+        (iter_detections has yielded them when it asks for the next frame), its successor right after."""
+        pending = None
+        while True:
+            item = self.queue.get()
+            if pending is not None:
+                self.frames.take(pending.idx, pending.array, self.detections[-1])
+                pending = None
+            if item is self._END:
+                return
+            if not isinstance(item, _Handed):
                 yield item
+            elif item.decoded is None:
+                pending = item
+                yield item.array
+            else:  # a successor: its frame's detections are in
+                self.successors.take(item.idx, item.array, item.decoded, self.detections[-1])
 
     def _run(self) -> None:
         try:
@@ -503,5 +525,15 @@ class BackgroundTracks:
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread by result()
             self.error = e  # the queue is unbounded: the reader goes on putting frames and never blocks
         finally:
-            if self.successors is not None:
-                self.successors.close()  # nor, after an error, waits for successor buffers
+            for ring in (self.successors, self.frames):
+                if ring is not None:
+                    ring.close()  # nor, after an error, waits for buffers back
+
+
+@dataclass(frozen=True)
+class _Handed:
+    """A buffer the reader handed to BackgroundTracks: a sampled frame (decoded None) or a successor."""
+
+    idx: int
+    array: np.ndarray
+    decoded: bool | None

@@ -27,8 +27,9 @@ from detector.hashing import sha256_file
 from detector.provenance import ProvenanceConfig, read_provenance
 from detector.report import NO_FACE, FaceResult, Report
 from detector.runtime import ENGINES, PRECISIONS, Detector, get_detector, wants_partners
-from detector.successors import Reread, SuccessorCrops
-from detector.video import VideoInfo, VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices
+from detector.streamed import FrameCrops, Reread, SuccessorCrops, display_copies
+from detector.video import (VideoInfo, VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices,
+                            stream_frames)
 from detector.weights import DEFAULT_WEIGHTS, read_spec
 
 if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
@@ -89,16 +90,18 @@ def _noop(_f: float, _m: str) -> None:
 class Prepared:
     """A clip read and its faces found: everything an analysis does before the model.
 
-    frames: uint8 (T, H, W, 3) RGB; indices: their frame numbers; tracks: face tracks over them.
-    successors: for a model that pairs "next" frames (None otherwise, and for an image), each frame's successor in
-    the video cut down to its face crops while the file was read (detector/successors.py), and `reread`, which
-    reads successors again where a track's box was interpolated; partner_crops (RGB): per track, the successors
-    cropped with the track's boxes.
+    frames: uint8 (T, H, W, 3) RGB, the sampled frames; once the faces are found, display copies (longer side at
+    most streamed.DISPLAY_MAX_SIDE; None until then where they were streamed); indices: their frame numbers;
+    tracks: face tracks over them; crops (RGB): per track, its face crops (`faces.track_crops`).
+    frame_crops / successors: the sampled frames' face crops and display copies and, for a model that pairs
+    "next" frames (None otherwise, and for an image), each frame's successor's face crops, cut while the file was
+    read (detector/streamed.py), and `reread`, which reads frames again where a track's box was interpolated;
+    partner_crops (RGB): per track, the successors cropped with the track's boxes.
     Made by `prepare` (no torch needed), finished by `classify`; the CLI's batch mode prepares the next
     clip in a thread while the model classifies the current one.
     """
 
-    frames: np.ndarray
+    frames: np.ndarray | None
     indices: list[int]
     file: dict
     video: dict
@@ -106,6 +109,8 @@ class Prepared:
     timings: dict[str, float]
     t0: float
     tracks: list[FaceTrack] = field(default_factory=list)
+    crops: list[np.ndarray] | None = None
+    frame_crops: FrameCrops | None = None
     successors: SuccessorCrops | None = None
     reread: Reread | None = None
     partner_crops: list[np.ndarray] | None = None
@@ -159,19 +164,25 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     file = {"name": Path(path).name, "bytes": info.bytes, "sha256": sha256_file(path)}
     wanted = sample_indices(info.frame_count, config.frames)
     # Faces are found on a second thread while the file is decoded on this one (detector/faces.py:
-    # BackgroundTracks), and each successor a "next" model needs is cut down to its face crops there
-    # (detector/successors.py); "faces" then times only what is left of it once the last frame is read.
+    # BackgroundTracks), and each frame, and each successor a "next" model needs, is cut down there to its face
+    # crops (and a display copy) as soon as it is read, so no full frame is kept (detector/streamed.py); "faces"
+    # then times only what is left of it once the last frame is read.
     progress(0.0, f"reading video and finding faces in {len(wanted)} frames")
     spec = read_spec(config.weights) if first is None or partners is None else None  # the sidecar: no torch here
     succ = SuccessorCrops(config.faces) if (partners if partners is not None else wants_partners(spec)) else None
-    tracker = BackgroundTracks(config.faces, successors=succ)
     if first is None:
         first = config.adaptive and adaptive.applies(config.frames, spec.calibration, config.threshold is not None)
     subset = _first_read(wanted, info.frame_count) if first else None
+    # The adaptive first read tracks a subset of the frames on a second tracker, which needs them whole.
+    streamed = FrameCrops(config.faces, len(wanted)) if subset is None else None
+    tracker = BackgroundTracks(config.faces, successors=succ, frames=streamed)
     first_tracker = BackgroundTracks(config.faces) if subset else None
     feed = tracker.put if first_tracker is None else _feed_both(wanted, subset, tracker, first_tracker)
     try:
-        frames, got = read_frames(path, wanted, info, on_frame=feed, successors=tracker if succ else None)
+        if streamed is not None:
+            frames, got = None, stream_frames(path, wanted, info, frames=tracker, successors=tracker if succ else None)
+        else:
+            frames, got = read_frames(path, wanted, info, on_frame=feed, successors=tracker if succ else None)
     finally:
         tracker.close()
         if first_tracker is not None:
@@ -185,9 +196,9 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     video = {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
              "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
              "codec": info.codec, "rotation": info.rotation}
-    reread = _rereader(path, info) if succ else None
+    reread = _rereader(path, info)
     prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
-                    successors=succ, reread=reread)
+                    frame_crops=streamed, successors=succ, reread=reread)
     _read_provenance(prep, path, config, image=False)
     if first_tracker is not None:
         pos = [k for k, i in enumerate(got) if i in subset]
@@ -206,7 +217,7 @@ def _rows(frames: np.ndarray, pos: list[int]) -> np.ndarray:
 
 
 def _rereader(path: str | os.PathLike, info: VideoInfo) -> Reread:
-    """Reads successors again (frame numbers -> RGB frames), for boxes the tracker interpolated."""
+    """Reads frames again (frame numbers -> RGB frames), for boxes the tracker interpolated."""
     def reread(indices: list[int]) -> dict[int, np.ndarray]:
         frames, got = read_frames(path, indices, info)
         return dict(zip(got, frames))
@@ -259,13 +270,19 @@ def _read_provenance(prep: Prepared, path: str | os.PathLike, config: AnalysisCo
 
 def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress,
                 tracker: BackgroundTracks | None = None) -> Prepared:
-    """The face tracks (from `tracker`, which saw every frame as it was read, or found here) and each track's
-    successor crops."""
-    progress(0.15, f"linking the faces of {len(prep.frames)} frames into tracks")
+    """The face tracks (from `tracker`, which saw every frame as it was read, or found here), each track's crops
+    and successor crops; the frames become display copies."""
+    progress(0.15, f"linking the faces of {len(prep.indices)} frames into tracks")
     t = time.perf_counter()
     prep.tracks = tracker.result() if tracker is not None else find_face_tracks(prep.frames, config.faces)
+    if prep.frame_crops is not None:
+        prep.crops = prep.frame_crops.track_crops(prep.tracks, prep.indices, prep.reread)
+        prep.frames = prep.frame_crops.frames()
+    else:
+        prep.crops = [track_crops(prep.frames, tr, config.faces) for tr in prep.tracks]
+        prep.frames = display_copies(prep.frames)
     if prep.successors is not None:
-        prep.partner_crops = prep.successors.track_partners(prep.tracks, prep.indices, prep.frames, prep.reread)
+        prep.partner_crops = prep.successors.track_partners(prep.tracks, prep.indices, prep.crops, prep.reread)
     prep.timings["faces"] = time.perf_counter() - t
     return prep
 
@@ -320,7 +337,7 @@ def _score(prep: Prepared, config: AnalysisConfig, progress: Progress, det: Dete
         warnings.append(note)
     results, feats, maps = [], [], []
     for k, tr in enumerate(tracks):
-        crops = track_crops(frames, tr, config.faces)
+        crops = prep.crops[k]
         partners = prep.partner_crops[k] if prep.partner_crops is not None else None
         if det.wants_partners and partners is None and len(frames) > 1:
             warnings.append("this model compares each frame with the next one, which was not read (the clip "

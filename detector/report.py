@@ -77,7 +77,8 @@ class Report:
     explanations: dict | None = None
     software: dict = field(default_factory=dict)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    # Frames as sampled (uint8 (T, H, W, 3) RGB), for overlays; not in JSON.
+    # The sampled frames as display copies (uint8 (T, h, w, 3) RGB, the longer side at most 720 px,
+    # detector/streamed.py), for boxes and overlays (`frame_scale`); not in JSON. Boxes are in the video's pixels.
     frames: np.ndarray | None = field(default=None, repr=False)
     # The model's uncalibrated max p_fake, and what the threshold means (detector.calibration.report_block).
     p_fake_raw: float | None = None
@@ -112,6 +113,11 @@ class Report:
         if self.provenance is not None:
             d["provenance"] = self.provenance
         return d
+
+    def frame_scale(self, size: tuple[int, int] | None = None) -> tuple[float, float]:
+        """(sx, sy) that map a box in the video's pixels onto frames of `size` (h, w); default: `frames`' own."""
+        h, w = size if size is not None else self.frames.shape[1:3]
+        return w / (self.video.get("width") or w), h / (self.video.get("height") or h)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

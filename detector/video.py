@@ -41,14 +41,24 @@ FrameHook = Callable[[np.ndarray], None]  # called with each sampled frame, uint
 class SuccessorSink(Protocol):
     """Where `read_frames(..., successors=)` hands each sampled frame's successor instead of keeping it.
 
-    `buffer(shape)` gives the array the successor is decoded into (the sink may make the reader wait for a free
-    one); `put_successor(idx, bgr, decoded)` hands it back, uint8 (H, W, 3) **BGR**, `idx` the sampled frame it
-    follows, `decoded` False where the successor could not be decoded (a truncated file: then `bgr` holds nothing).
-    The sink owns the buffer from then on (detector/successors.py crops the faces out and reuses it)."""
+    `successor_buffer(shape)` gives the array the successor is decoded into (the sink may make the reader wait
+    for a free one); `put_successor(idx, bgr, decoded)` hands it back, uint8 (H, W, 3) **BGR**, `idx` the sampled
+    frame it follows, `decoded` False where the successor could not be decoded (a truncated file: then `bgr` holds
+    nothing). The sink owns the buffer from then on (detector/streamed.py crops the faces out and reuses it)."""
 
-    def buffer(self, shape: tuple[int, ...]) -> np.ndarray: ...
+    def successor_buffer(self, shape: tuple[int, ...]) -> np.ndarray: ...
 
     def put_successor(self, idx: int, bgr: np.ndarray, decoded: bool) -> None: ...
+
+
+class FrameSink(Protocol):
+    """Where `stream_frames` hands each sampled frame instead of keeping it: `frame_buffer(shape)` to decode
+    into, `put_frame(idx, rgb)` (uint8 (H, W, 3) RGB, frame number `idx`) to hand it over, in order; the sink owns
+    the buffer from then on (detector/streamed.py)."""
+
+    def frame_buffer(self, shape: tuple[int, ...]) -> np.ndarray: ...
+
+    def put_frame(self, idx: int, rgb: np.ndarray) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,39 @@ def read_frames(
     return frames, got
 
 
+def stream_frames(
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None, frames: FrameSink,
+    successors: SuccessorSink | None = None,
+) -> list[int]:
+    """`read_frames` without keeping the frames: each sampled frame is decoded into a buffer of `frames` (the
+    sink), converted to RGB and handed over as soon as it is read, in order (with `successors`, each successor
+    right after its frame). Returns the indices read. The face-tracking thread crops the faces and keeps a
+    display copy, so a 1080p analysis holds a few frames at a time instead of 60 (detector/streamed.py)."""
+    return _read(path, indices, info, None, partners=None, successors=successors, frame_sink=frames)[1]
+
+
+def display_size(hw: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(h, w) of a frame of size `hw` scaled down so its longer side is at most `max_side`, even sides (for
+    yuv420p encoders); `hw` itself when it fits."""
+    h, w = hw
+    s = min(1.0, max_side / max(h, w))
+    return (h, w) if s >= 1 else (max(2, int(h * s) // 2 * 2), max(2, int(w * s) // 2 * 2))
+
+
+def shrink_into(frame: np.ndarray, dst: np.ndarray) -> None:
+    """Scale `frame` (uint8 (H, W, 3)) down into `dst`: area-average by the largest whole factor (OpenCV's fast
+    path, ~1 ms for 1080p by 2), then bilinear to the exact size; a fractional INTER_AREA of 1080p to 720 px takes
+    ~9 ms. A frame already of `dst`'s size is copied."""
+    h, w = frame.shape[:2]
+    if (h, w) == dst.shape[:2]:
+        dst[...] = frame
+        return
+    k = min(w // dst.shape[1], h // dst.shape[0])
+    if k >= 2:
+        frame = cv2.resize(frame, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    cv2.resize(frame, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
 def read_frame_pairs(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, partner_order: str = "RGB",
     on_frame: FrameHook | None = None,
@@ -208,7 +251,8 @@ def read_frame_pairs(
 def _read(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None, max_grab_gap: int | None,
     partners: str | None, on_frame: FrameHook | None = None, successors: SuccessorSink | None = None,
-) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+    frame_sink: FrameSink | None = None,
+) -> tuple[np.ndarray | None, list[int], np.ndarray | None]:
     """One forward pass over the file: grab() every frame up to the last one wanted (seeking only across gaps
     longer than `max_grab_gap`), retrieve() only the wanted frames (and, with `partners`, their successors),
     each straight into its slot of a preallocated array, and convert to RGB only the sampled frames.
@@ -222,7 +266,7 @@ def _read(
             max_grab_gap = 1 << 62  # MPEG-PS, FLV, webm: seeks land on the wrong frame; read through
         else:
             max_grab_gap = 120 if info.long_gop else 24
-    slots = _Slots(indices, partners, info.frame_count, on_frame, successors)
+    slots = _Slots(indices, partners, info.frame_count, on_frame, successors, frame_sink)
     got = _walk(path, slots.wanted, max_grab_gap, slots.take)
     if not got:
         raise CorruptVideoError(
@@ -232,13 +276,17 @@ def _read(
 
 
 class _Slots:
-    """Where each decoded frame goes: frame k of `indices` into frames[k] (then BGR -> RGB in place), its
-    successor into partners[k] (in `order`) or, with a `sink`, into the sink's buffer (then handed over). A
-    successor that is itself sampled (dense sampling) is retrieved once and copied."""
+    """Where each decoded frame goes: frame k of `indices` into frames[k] (then BGR -> RGB in place) or, with a
+    `frame_sink`, into the sink's buffer (then handed over); its successor into partners[k] (in `order`) or, with
+    a `sink`, into the sink's buffer. A successor that is itself sampled (dense sampling) is retrieved once and
+    copied."""
 
     def __init__(self, indices: list[int], order: str | None, frame_count: int,
-                 on_frame: FrameHook | None = None, sink: SuccessorSink | None = None) -> None:
+                 on_frame: FrameHook | None = None, sink: SuccessorSink | None = None,
+                 frame_sink: FrameSink | None = None) -> None:
         self.indices, self.order, self.on_frame, self.sink = list(indices), order, on_frame, sink
+        self.frame_sink = frame_sink
+        self.shape: tuple[int, ...] | None = None  # of a decoded frame, (H, W, 3)
         self.frame_of = {i: k for k, i in enumerate(self.indices)}
         pairs = bool(order) or sink is not None
         self.partner_of = {i + 1: k for k, i in enumerate(self.indices)} if pairs else {}
@@ -252,24 +300,26 @@ class _Slots:
     def take(self, idx: int, cap: cv2.VideoCapture) -> bool:
         """Retrieve the frame just grabbed (number `idx`) into its slot(s); False if it cannot be decoded."""
         k, kp = self.frame_of.get(idx), self.partner_of.get(idx)
-        if self.sink is not None and k is None:  # only a successor (the first wanted frame is always sampled)
-            buf = self.sink.buffer(self.frames.shape[1:])
+        if self.shape is None:  # the first wanted frame, always a sampled one
+            ok, first = cap.retrieve()
+            if not ok or first is None:
+                return False
+            self.shape = first.shape
+            if self.frame_sink is None:
+                self.frames = np.empty((len(self.indices), *first.shape), np.uint8)
+                self.partners = np.empty_like(self.frames) if self.order else None
+            dst = self._dst(k, kp)
+            dst[...] = first
+        elif self.sink is not None and k is None:  # only a successor, handed to the sink
+            buf = self.sink.successor_buffer(self.shape)
             ok, img = cap.retrieve(buf)
             ok = bool(ok) and img is not None and img.shape == buf.shape
             if ok and not np.shares_memory(img, buf):  # a binding that ignores the destination
                 buf[...] = img
             self.sink.put_successor(self.indices[kp], buf, ok)
             return ok
-        if self.frames is None:
-            ok, first = cap.retrieve()
-            if not ok or first is None:
-                return False
-            self.frames = np.empty((len(self.indices), *first.shape), np.uint8)
-            self.partners = np.empty_like(self.frames) if self.order else None
-            dst = self.frames[k] if k is not None else self.partners[kp]
-            dst[...] = first
         else:
-            dst = self.frames[k] if k is not None else self.partners[kp]
+            dst = self._dst(k, kp)
             ok, img = cap.retrieve(dst)
             if not ok or img is None or img.shape != dst.shape:
                 return False
@@ -278,8 +328,8 @@ class _Slots:
         if k is not None and kp is not None:  # sampled and a successor: one decode, two uses
             if self.sink is None:
                 self._partner(kp, dst, bgr=True)
-            else:  # before this frame's on_frame: the sink takes each successor right after its frame
-                buf = self.sink.buffer(dst.shape)
+            else:  # before this frame's own hand-over: the sink takes each successor right after its frame
+                buf = self.sink.successor_buffer(dst.shape)
                 buf[...] = dst
                 self.sink.put_successor(self.indices[kp], buf, True)
         elif kp is not None:
@@ -288,9 +338,16 @@ class _Slots:
                 cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
             return True
         cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
-        if self.on_frame is not None:
+        if self.frame_sink is not None:
+            self.frame_sink.put_frame(idx, dst)
+        elif self.on_frame is not None:
             self.on_frame(dst)
         return True
+
+    def _dst(self, k: int | None, kp: int | None) -> np.ndarray:
+        if k is None:
+            return self.partners[kp]
+        return self.frame_sink.frame_buffer(self.shape) if self.frame_sink is not None else self.frames[k]
 
     def _partner(self, kp: int, bgr_frame: np.ndarray, bgr: bool) -> None:
         if self.order == "RGB" and bgr:
@@ -304,6 +361,8 @@ class _Slots:
         taken = set(got)
         keep = [i for i in self.indices if i in taken]
         n = len(keep)  # sampled frames are read in order, so the first n slots are filled
+        if self.frames is None:  # handed to a frame sink
+            return None, keep, None
         frames = self.frames[:n]
         if self.partners is None:
             return frames, keep, None

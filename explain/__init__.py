@@ -116,8 +116,10 @@ def _frame_overlays(report, face, maps, position: dict[int, int], margin: float)
     if report.frames is None or not all(i in position for i in face.frame_indices):
         return None
     out = np.empty((len(face.frame_indices), *report.frames.shape[1:]), np.uint8)
+    sx, sy = report.frame_scale()  # boxes are in the video's pixels, the frames display copies
     for k, (i, m, b) in enumerate(zip(face.frame_indices, maps, face.boxes)):
-        overlay_frame(report.frames[position[i]], m, b, margin, out=out[k])
+        box = [b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy]
+        overlay_frame(report.frames[position[i]], m, box, margin, out=out[k])
     return out
 
 

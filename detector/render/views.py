@@ -35,6 +35,7 @@ from detector.render.page import (
 )
 from detector.report import FAKE, INCONCLUSIVE, NO_FACE, REAL, Report
 from detector.spec import ModelSpec
+from detector.video import shrink_into
 
 BOXED_FPS = 4.0
 BOXED_MAX_SIDE = 720  # longer side of the boxed clip, px; keeps encoding cheap for 4K uploads
@@ -253,9 +254,8 @@ def draw_boxes(report: Report, max_side: int | None = None) -> np.ndarray:
     """Sampled frames (uint8 (T, H', W', 3) RGB) with each tracked face boxed and coloured by p_fake.
 
     max_side: scale the frames down first so the longer side is at most this (even sides, for yuv420p), and
-    draw on the small frames: a 1080p clip's 60 frames are never copied at full size (issue 41: copying then
-    scaling 373 MB took ~1 s of the app's answer). Uses the per-frame p(fake) of the explanation when present,
-    else the track's p_fake.
+    draw on the small frames (report.frames are display copies already, at most 720 px: detector/streamed.py).
+    Uses the per-frame p(fake) of the explanation when present, else the track's p_fake.
     """
     t, h, w = report.frames.shape[:3]
     s = min(1.0, max_side / max(h, w)) if max_side else 1.0
@@ -265,8 +265,8 @@ def draw_boxes(report: Report, max_side: int | None = None) -> np.ndarray:
     else:
         frames = np.empty((t, nh, nw, 3), np.uint8)
         for i, f in enumerate(report.frames):
-            _shrink(f, frames[i])
-    sx, sy = nw / w, nh / h
+            shrink_into(f, frames[i])
+    sx, sy = report.frame_scale((nh, nw))  # boxes are in the video's pixels, the frames display copies
     pos = {idx: i for i, idx in enumerate(report.sampling.get("indices", []))}
     thick = max(2, round(max(nw, nh) / 240))
     scale = max(0.4, max(nw, nh) / 900)
@@ -283,16 +283,6 @@ def draw_boxes(report: Report, max_side: int | None = None) -> np.ndarray:
             cv2.putText(frames[i], f"face {face.track_id} {p:.2f}", (x0, max(12, y0 - 4)),
                         cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, thick - 1), cv2.LINE_AA)
     return frames
-
-
-def _shrink(frame: np.ndarray, dst: np.ndarray) -> None:
-    """Scale `frame` down into `dst`: area-average by the largest whole factor (OpenCV's fast path, ~1 ms for
-    1080p by 2), then bilinear to the exact size; a fractional INTER_AREA of 1080p to 720 px takes ~9 ms."""
-    h, w = frame.shape[:2]
-    k = min(w // dst.shape[1], h // dst.shape[0])
-    if k >= 2:
-        frame = cv2.resize(frame, (w // k, h // k), interpolation=cv2.INTER_AREA)
-    cv2.resize(frame, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
 
 
 def write_h264(frames: np.ndarray, path: str | os.PathLike, fps: float = BOXED_FPS) -> str:
