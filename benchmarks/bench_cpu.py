@@ -3,8 +3,9 @@
 On a 10-s 1080p mp4v clip written here with OpenCV (a GRID test clip, CC BY 4.0, scaled onto a 1920x1080
 canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each side), default frames (60):
 - `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors, cut down
-  to their face crops and display copies as they are read; `prepare`'s own timing) against reading every frame of the clip once
-  with OpenCV (`cap.read()` to the end); beside it the stop-38 read that kept frames and successors whole;
+  to their face crops and display copies as they are read, faces found meanwhile; `prepare`'s own timing)
+  against reading every frame of the clip once with OpenCV (`cap.read()` to the end); beside it its reader alone
+  (no face work) and the stop-38 read that kept frames and successors whole (no face work either);
 - `analysis`: `analyze_video` without explanations, against the same read-every-frame time: the adaptive frame
   count (opt-in, `--adaptive`; this clip is decided on its first 20 frames), the same with the rule made never to
   stop (what a clip it does not decide costs), every frame scored (the default), and that with the trunk on PyTorch
@@ -68,6 +69,40 @@ def decode_stage(clip: Path) -> float:
     from detector.pipeline import prepare
 
     return prepare(clip, AnalysisConfig(adaptive=False), partners=True, first=False).timings["decode"]
+
+
+class _Drop:
+    """A frame and successor sink that gives every buffer straight back: the reader alone, no face work."""
+
+    def __init__(self) -> None:
+        from detector.streamed import BufferRing
+
+        self.frames, self.succ = BufferRing(), BufferRing()
+
+    def frame_buffer(self, shape):
+        return self.frames.buffer(shape)
+
+    def successor_buffer(self, shape):
+        return self.succ.buffer(shape)
+
+    def put_frame(self, idx, rgb):
+        self.frames.give_back(rgb)
+
+    def put_successor(self, idx, bgr, decoded):
+        self.succ.give_back(bgr)
+
+
+def reader_alone(clip: Path) -> float:
+    """The decode stage's reader without the faces: probe, sha256, the 60 frames and successors through the rings."""
+    from detector.hashing import sha256_file
+    from detector.video import probe, sample_indices, stream_frames
+
+    t = time.perf_counter()
+    info = probe(clip)
+    sha256_file(clip)
+    sink = _Drop()
+    stream_frames(clip, sample_indices(info.frame_count, 60), info, frames=sink, successors=sink)
+    return time.perf_counter() - t
 
 
 def whole_successors(clip: Path) -> float:
@@ -215,6 +250,7 @@ def main() -> None:
     if "decode" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
                            "decode stage (60 frames + successors)": lambda: decode_stage(clip),
+                           "  its reader alone (no faces)": lambda: reader_alone(clip),
                            "frames kept whole (stop 38)": lambda: whole_successors(clip),
                            "previous read (list, stack, RGB partners)": lambda: previous_read(clip)}, a.repeats)
         show("decode stage against reading every frame once:", med, "read every frame once (cap.read)")
