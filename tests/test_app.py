@@ -301,3 +301,14 @@ def test_explanations_computed_later_are_the_same(face_clip):
     a, b = later.explanations["per_face"][0], now.explanations["per_face"][0]
     assert a["integrated_gradients"] == b["integrated_gradients"] and a["cam_peak"] == b["cam_peak"]
     assert "explain" in later.timings_s and later.to_dict()["verdict"] == now.to_dict()["verdict"]
+
+
+def test_boxes_land_on_display_copies():
+    """Report.frames are display copies (detector/streamed.py): a box in the video's pixels is drawn scaled, on the
+    face, not at its full-size coordinates."""
+    r = _report(explained=False)
+    r.video.update(width=320, height=240)  # the frames (160 x 120) are half size
+    r.faces[0].boxes = [[80, 40, 200, 180]] * 4  # at half size: (40, 20) to (100, 90)
+    boxed = app_logic.draw_boxes(r)
+    assert all(boxed[0, y, x].any() for y, x in [(20, 70), (55, 40), (55, 100), (90, 70)])  # its four edges
+    assert not boxed[0, 55, 80].any() and not boxed[0, 110, 80].any()  # where the unscaled left edge would run

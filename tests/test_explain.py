@@ -416,3 +416,17 @@ def test_cached_gradcam_with_sampled_pairs():
         for name in layers:
             a, b = fast[name].raw, cached[name].raw
             np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * max(1.0, float(a.max())))
+
+
+def test_frame_overlays_follow_display_copies(small_model):
+    """Frames kept at half the video's size: each overlay's window is the box scaled onto them."""
+    from explain import explain_report
+
+    report, det, feats = _synthetic_report(small_model)
+    report.video.update(width=320, height=240)
+    report.frames = np.zeros_like(report.frames)  # (T, 120, 160, 3): half of 320 x 240
+    report.faces[0].boxes = [[80, 60, 200, 180]] * 3  # at half size (40, 30) to (100, 90), centre (70, 60)
+    explain_report(report, det, feats, target="fake")
+    ov = report.faces[0].explanation["frame_overlays"]
+    assert ov.shape == (3, 120, 160, 3)
+    assert ov[0, 60, 70].sum() > 0 and ov[0, :, 125:].sum() == 0  # window 22..118 wide, not past 125
