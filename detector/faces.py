@@ -454,22 +454,28 @@ class BackgroundTracks:
     `video.SuccessorSink` and `video.FrameSink` (`stream_frames(..., frames=bg, successors=bg)`): each sampled
     frame is cropped at the boxes found in it and shrunk for display, and its successor cropped at the same boxes,
     before their buffers go back to the reader.
+    subset: frame numbers (of frames handed over by `put_frame`) whose faces are also tracked on their own, as a
+    read of just those frames would track them (the adaptive frame count's first read): `result_subset()`.
     """
 
     _END = object()
 
-    def __init__(self, config: FaceConfig = FaceConfig(), successors=None, frames=None) -> None:
-        self.config, self.successors, self.frames = config, successors, frames
+    def __init__(self, config: FaceConfig = FaceConfig(), successors=None, frames=None,
+                 subset: set[int] | None = None) -> None:
+        self.config, self.successors, self.frames, self.subset = config, successors, frames, subset
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.detections: list[list[Detection]] = []
+        self.subset_detections: list[list[Detection]] = []
         self.tracks: list[FaceTrack] | None = None
+        self.subset_tracks: list[FaceTrack] | None = None
+        self._boxes_of_last: list[Detection] = []  # the detections of the frame last taken, both runs'
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="face-tracks", daemon=True)
         self.thread.start()
 
     def put(self, frame: np.ndarray) -> None:
         """The next frame in order, uint8 (H, W, 3) RGB; it must not change afterwards."""
-        self.queue.put(frame)
+        self.queue.put(_Handed(-1, frame, None))
 
     def frame_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """FrameSink: where the reader decodes the next sampled frame."""
@@ -498,30 +504,33 @@ class BackgroundTracks:
             raise self.error
         return self.tracks
 
-    def _frames(self):
-        """The frames in order, for iter_detections. A handed-over frame is cropped once its detections are in
-        (iter_detections has yielded them when it asks for the next frame), its successor right after."""
-        pending = None
-        while True:
-            item = self.queue.get()
-            if pending is not None:
-                self.frames.take(pending.idx, pending.array, self.detections[-1])
-                pending = None
-            if item is self._END:
-                return
-            if not isinstance(item, _Handed):
-                yield item
-            elif item.decoded is None:
-                pending = item
-                yield item.array
-            else:  # a successor: its frame's detections are in
-                self.successors.take(item.idx, item.array, item.decoded, self.detections[-1])
+    def result_subset(self) -> list[FaceTrack]:
+        """The tracks of the `subset` frames on their own."""
+        self.result()
+        return self.subset_tracks
 
     def _run(self) -> None:
         try:
-            for dets in iter_detections(self._frames(), self.config):
-                self.detections.append(dets)
+            # Two detection runs over one stream of frames: each pulls its next frame from a _Feed set just before
+            # (iter_detections takes a frame, yields its detections, and only then asks for the next).
+            feed, sub_feed = _Feed(), _Feed()
+            every, sub = iter_detections(feed, self.config), iter_detections(sub_feed, self.config)
+            while (item := self.queue.get()) is not self._END:
+                if item.decoded is not None:  # a successor: cut at the boxes of its frame, found just before
+                    self.successors.take(item.idx, item.array, item.decoded, self._boxes_of_last)
+                    continue
+                feed.frame = item.array
+                self.detections.append(next(every))
+                self._boxes_of_last = self.detections[-1]
+                if self.subset is not None and item.idx in self.subset:
+                    sub_feed.frame = item.array
+                    self.subset_detections.append(next(sub))
+                    self._boxes_of_last = self._boxes_of_last + self.subset_detections[-1]
+                if self.frames is not None:
+                    self.frames.take(item.idx, item.array, self._boxes_of_last)
             self.tracks = track_faces(self.detections, self.config)
+            if self.subset is not None:
+                self.subset_tracks = track_faces(self.subset_detections, self.config)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread by result()
             self.error = e  # the queue is unbounded: the reader goes on putting frames and never blocks
         finally:
@@ -530,9 +539,23 @@ class BackgroundTracks:
                     ring.close()  # nor, after an error, waits for buffers back
 
 
+class _Feed:
+    """An iterator whose next item is whatever `frame` was set to just before (see BackgroundTracks._run)."""
+
+    frame: np.ndarray | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> np.ndarray:
+        frame, self.frame = self.frame, None
+        return frame
+
+
 @dataclass(frozen=True)
 class _Handed:
-    """A buffer the reader handed to BackgroundTracks: a sampled frame (decoded None) or a successor."""
+    """A buffer the reader handed to BackgroundTracks: a sampled frame (decoded None; idx -1 when put without its
+    number) or a successor."""
 
     idx: int
     array: np.ndarray

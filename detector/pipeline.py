@@ -173,20 +173,13 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
     if first is None:
         first = config.adaptive and adaptive.applies(config.frames, spec.calibration, config.threshold is not None)
     subset = _first_read(wanted, info.frame_count) if first else None
-    # The adaptive first read tracks a subset of the frames on a second tracker, which needs them whole.
-    streamed = FrameCrops(config.faces, len(wanted)) if subset is None else None
-    tracker = BackgroundTracks(config.faces, successors=succ, frames=streamed)
-    first_tracker = BackgroundTracks(config.faces) if subset else None
-    feed = tracker.put if first_tracker is None else _feed_both(wanted, subset, tracker, first_tracker)
+    streamed = FrameCrops(config.faces, len(wanted))
+    # The adaptive first read's frames are also tracked on their own there, as a read of just them would be.
+    tracker = BackgroundTracks(config.faces, successors=succ, frames=streamed, subset=subset)
     try:
-        if streamed is not None:
-            frames, got = None, stream_frames(path, wanted, info, frames=tracker, successors=tracker if succ else None)
-        else:
-            frames, got = read_frames(path, wanted, info, on_frame=feed, successors=tracker if succ else None)
+        got = stream_frames(path, wanted, info, frames=tracker, successors=tracker if succ else None)
     finally:
         tracker.close()
-        if first_tracker is not None:
-            first_tracker.close()
     warnings = []
     if len(wanted) < config.frames:
         warnings.append(f"clip has only {info.frame_count} frames: used all of them instead of {config.frames}")
@@ -197,20 +190,19 @@ def prepare(path: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(),
              "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
              "codec": info.codec, "rotation": info.rotation}
     reread = _rereader(path, info)
-    prep = Prepared(frames, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
+    prep = Prepared(None, got, file, video, warnings, {"decode": time.perf_counter() - t0}, t0,
                     frame_crops=streamed, successors=succ, reread=reread)
     _read_provenance(prep, path, config, image=False)
-    if first_tracker is not None:
+    if subset:
         pos = [k for k, i in enumerate(got) if i in subset]
-        sub = Prepared(_rows(frames, pos), [got[k] for k in pos], file, video, list(warnings), dict(prep.timings), t0,
-                       successors=succ, reread=reread, provenance=prep.provenance)
-        prep.first = _find_faces(sub, config, _noop, first_tracker)
+        sub = Prepared(None, [got[k] for k in pos], file, video, list(warnings), dict(prep.timings), t0,
+                       frame_crops=streamed, successors=succ, reread=reread, provenance=prep.provenance)
+        prep.first = _find_faces(sub, config, _noop, tracker, rows=pos)
     return _find_faces(prep, config, progress, tracker)
 
 
 def _rows(frames: np.ndarray, pos: list[int]) -> np.ndarray:
-    """frames[pos] as a view where `pos` is evenly spaced (the first read's every third frame): a copy of 20 1080p
-    frames is 124 MB of fresh memory, ~0.3-0.6 s of page faults on a VM (benchmarks/bench_cpu.py)."""
+    """frames[pos] as a view where `pos` is evenly spaced (the first read's every third frame), else a copy."""
     if len(pos) > 1 and pos == list(range(pos[0], pos[-1] + 1, pos[1] - pos[0])):
         return frames[pos[0]:pos[-1] + 1:pos[1] - pos[0]]
     return frames[pos]
@@ -236,18 +228,6 @@ def _first_read(wanted: list[int], frame_count: int) -> set[int] | None:
     return None
 
 
-def _feed_both(wanted: list[int], subset: set[int], tracker: BackgroundTracks, first: BackgroundTracks):
-    """The reader's on_frame hook for two trackers: every frame to `tracker`, the first read's to `first` (the
-    reader hands over the sampled frames in order, so the k-th call is frame wanted[k])."""
-    seen = iter(wanted)
-
-    def feed(frame: np.ndarray) -> None:
-        tracker.put(frame)
-        if next(seen) in subset:
-            first.put(frame)
-    return feed
-
-
 def _prepare_image(path: str | os.PathLike, config: AnalysisConfig, progress: Progress) -> Prepared:
     t0 = time.perf_counter()
     img = read_image(path, config.limits.max_bytes)
@@ -269,15 +249,20 @@ def _read_provenance(prep: Prepared, path: str | os.PathLike, config: AnalysisCo
 
 
 def _find_faces(prep: Prepared, config: AnalysisConfig, progress: Progress,
-                tracker: BackgroundTracks | None = None) -> Prepared:
+                tracker: BackgroundTracks | None = None, rows: list[int] | None = None) -> Prepared:
     """The face tracks (from `tracker`, which saw every frame as it was read, or found here), each track's crops
-    and successor crops; the frames become display copies."""
+    and successor crops; the frames become display copies. rows: these are the adaptive first read's frames,
+    at these positions of the read (tracked on their own by `tracker`)."""
     progress(0.15, f"linking the faces of {len(prep.indices)} frames into tracks")
     t = time.perf_counter()
-    prep.tracks = tracker.result() if tracker is not None else find_face_tracks(prep.frames, config.faces)
+    if tracker is None:
+        prep.tracks = find_face_tracks(prep.frames, config.faces)
+    else:
+        prep.tracks = tracker.result() if rows is None else tracker.result_subset()
     if prep.frame_crops is not None:
         prep.crops = prep.frame_crops.track_crops(prep.tracks, prep.indices, prep.reread)
-        prep.frames = prep.frame_crops.frames()
+        display = prep.frame_crops.frames()
+        prep.frames = display if rows is None else _rows(display, rows)
     else:
         prep.crops = [track_crops(prep.frames, tr, config.faces) for tr in prep.tracks]
         prep.frames = display_copies(prep.frames)

@@ -106,7 +106,8 @@ class FrameCrops(BufferRing):
         """Sampled frame `idx`, uint8 (H, W, 3) RGB, and the faces detected in it: crop, shrink, give back."""
         c = self.config
         for d in detections:
-            self.crops[_key(idx, d.box)] = crop_face(rgb, d.box, c.margin, c.crop_size)
+            if _key(idx, d.box) not in self.crops:
+                self.crops[_key(idx, d.box)] = crop_face(rgb, d.box, c.margin, c.crop_size)
         if self.display is None:
             self.display = np.empty((max(self.count, 1), *display_size(rgb.shape[:2], self.max_side), 3), np.uint8)
         if self.taken < len(self.display):
@@ -156,6 +157,8 @@ class SuccessorCrops(BufferRing):
             self.decoded.add(idx)
             c = self.config
             for d in detections:
+                if _key(idx, d.box) in self.crops:
+                    continue
                 # crop and resize act per channel, so converting the crop equals cropping the converted frame
                 self.crops[_key(idx, d.box)] = np.ascontiguousarray(
                     crop_face(bgr, d.box, c.margin, c.crop_size)[..., ::-1])

@@ -22,8 +22,8 @@ def reference(path, prep, config=FaceConfig()):
 @pytest.mark.parametrize("frames, adaptive", [(20, False), (60, False), (60, True)])
 def test_prepared_crops_are_the_full_frames_crops(face_clip, frames, adaptive):
     """20 of 75 frames (every successor a frame of its own), 60 of 75 (most successors are sampled frames
-    themselves), and the adaptive first read's own tracks over every third of those 60 (frames kept whole there,
-    successors streamed)."""
+    themselves), and the adaptive first read's own tracks over every third of those 60 (found on the same thread,
+    from the same buffers)."""
     prep = prepare(face_clip, AnalysisConfig(frames=frames, adaptive=adaptive), partners=True, first=adaptive)
     for p in [prep, prep.first] if adaptive else [prep]:
         tracks, crops, partners = reference(face_clip, p)
