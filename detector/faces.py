@@ -104,6 +104,18 @@ class Detection:
                  source: tuple[np.ndarray, tuple[int, int, int, int]] | None = None) -> None:
         self.box, self._encoding, self._source = box, encoding, source
 
+    def keep_source(self, pad: float = 1.0) -> None:
+        """Copy the pixels the lazy encoding reads (the box grown by `pad` of its size on each side, clipped to the
+        frame) out of the frame it was found in, which its owner is about to reuse (detector/streamed.py). The
+        encoding is the full frame's: dlib's landmarks and face chip stay well inside that (tests/test_faces.py)."""
+        if self._source is None:
+            return
+        image, (top, right, bottom, left) = self._source
+        ph, pw = int((bottom - top) * pad) + 1, int((right - left) * pad) + 1
+        y0, x0 = max(0, top - ph), max(0, left - pw)
+        y1, x1 = min(image.shape[0], bottom + ph), min(image.shape[1], right + pw)
+        self._source = (image[y0:y1, x0:x1].copy(), (top - y0, right - x0, bottom - y0, left - x0))
+
     @property
     def encoding(self) -> np.ndarray | None:
         if self._encoding is None and self._source is not None:

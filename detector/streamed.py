@@ -106,6 +106,7 @@ class FrameCrops(BufferRing):
         """Sampled frame `idx`, uint8 (H, W, 3) RGB, and the faces detected in it: crop, shrink, give back."""
         c = self.config
         for d in detections:
+            d.keep_source()  # the tracker may ask for its encoding after this buffer is reused
             if _key(idx, d.box) not in self.crops:
                 self.crops[_key(idx, d.box)] = crop_face(rgb, d.box, c.margin, c.crop_size)
         if self.display is None:

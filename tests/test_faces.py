@@ -162,3 +162,15 @@ def test_background_tracks_hand_back_the_detectors_error():
     bg.close()
     with pytest.raises(cv2.error, match="input channels"):
         bg.result()
+
+
+def test_kept_source_gives_the_full_frames_encoding(face_clip):
+    """A detection whose frame buffer is about to be reused keeps a padded copy of its face (Detection.keep_source,
+    detector/streamed.py); its encoding, computed later for re-linking, is the full frame's, and the frame may then
+    change without changing it."""
+    frame = read_frames(face_clip, [10])[0][0].copy()
+    (det,) = detect_faces(frame, FaceConfig())
+    (ref,) = detect_faces(frame.copy(), FaceConfig())
+    det.keep_source()
+    frame[...] = 0  # the buffer reused for another frame
+    assert det._source[0].shape[0] < frame.shape[0] and np.allclose(det.encoding, ref.encoding, atol=1e-6)
