@@ -5,7 +5,8 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
 - `decode`: the analysis's decode stage (probe + sha256 + the 60 sampled frames and their successors, cut down
   to their face crops and display copies as they are read, faces found meanwhile; `prepare`'s own timing)
   against reading every frame of the clip once with OpenCV (`cap.read()` to the end); beside it its reader alone
-  (no face work) and the stop-38 read that kept frames and successors whole (no face work either);
+  (no face work) and the stop-38 read that kept frames and successors whole (no face work either); and the peak
+  memory of the decode stage against that read's;
 - `analysis`: `analyze_video` without explanations, against the same read-every-frame time: the adaptive frame
   count (opt-in, `--adaptive`; this clip is decided on its first 20 frames), the same with the rule made never to
   stop (what a clip it does not decide costs), every frame scored (the default), and that with the trunk on PyTorch
@@ -137,6 +138,18 @@ def previous_read(clip: Path) -> float:
     return time.perf_counter() - t
 
 
+def peak_mb(fn: Callable[[], object]) -> float:
+    """Peak memory traced while `fn` runs (Python and numpy allocations; not ONNX Runtime's or torch's own)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
 def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
@@ -254,6 +267,12 @@ def main() -> None:
                            "frames kept whole (stop 38)": lambda: whole_successors(clip),
                            "previous read (list, stack, RGB partners)": lambda: previous_read(clip)}, a.repeats)
         show("decode stage against reading every frame once:", med, "read every frame once (cap.read)")
+        peaks = {"frames kept whole (stop 38)": peak_mb(lambda: whole_successors(clip)),
+                 "decode stage (60 frames + successors)": peak_mb(lambda: decode_stage(clip))}
+        base = peaks["frames kept whole (stop 38)"]
+        print("peak memory of the decode stage (tracemalloc, numpy's arrays included):")
+        for k, v in peaks.items():
+            print(f"  {k:<38} {v:7.0f} MB  {v / base:5.2f}x frames kept whole (stop 38)")
     if "analysis" in parts:
         med = interleaved({"read every frame once (cap.read)": lambda: read_every_frame(clip),
                            "analysis, adaptive (opt-in)": lambda: run(cfg),
