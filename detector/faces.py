@@ -458,22 +458,21 @@ class BackgroundTracks:
     releases the GIL in both. The detections are those of `find_face_tracks` on the same frames in the same
     order (tests/test_faces.py), so the tracks are too.
 
-        bg = BackgroundTracks(config)
-        frames, got = read_frames(path, wanted, info, on_frame=bg.put)   # bg.close() in a finally
+        bg = BackgroundTracks(config, successors=SuccessorCrops(config), frames=FrameCrops(config, len(wanted)))
+        got = stream_frames(path, wanted, info, frames=bg, successors=bg)   # bg.close() in a finally
         tracks = bg.result()
 
-    successors, frames: detector/streamed.py's SuccessorCrops and FrameCrops; then this is also the reader's
-    `video.SuccessorSink` and `video.FrameSink` (`stream_frames(..., frames=bg, successors=bg)`): each sampled
-    frame is cropped at the boxes found in it and shrunk for display, and its successor cropped at the same boxes,
-    before their buffers go back to the reader.
+    successors, frames: detector/streamed.py's SuccessorCrops and FrameCrops (frames is needed); this is the
+    reader's `video.FrameSink` and `video.SuccessorSink`: each sampled frame is cropped at the boxes found in it
+    and shrunk for display, and its successor cropped at the same boxes, before their buffers go back to the
+    reader.
     subset: frame numbers (of frames handed over by `put_frame`) whose faces are also tracked on their own, as a
     read of just those frames would track them (the adaptive frame count's first read): `result_subset()`.
     """
 
     _END = object()
 
-    def __init__(self, config: FaceConfig = FaceConfig(), successors=None, frames=None,
-                 subset: set[int] | None = None) -> None:
+    def __init__(self, config: FaceConfig, frames, successors=None, subset: set[int] | None = None) -> None:
         self.config, self.successors, self.frames, self.subset = config, successors, frames, subset
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.detections: list[list[Detection]] = []
@@ -484,10 +483,6 @@ class BackgroundTracks:
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="face-tracks", daemon=True)
         self.thread.start()
-
-    def put(self, frame: np.ndarray) -> None:
-        """The next frame in order, uint8 (H, W, 3) RGB; it must not change afterwards."""
-        self.queue.put(_Handed(-1, frame, None))
 
     def frame_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """FrameSink: where the reader decodes the next sampled frame."""
@@ -538,8 +533,7 @@ class BackgroundTracks:
                     sub_feed.frame = item.array
                     self.subset_detections.append(next(sub))
                     self._boxes_of_last = self._boxes_of_last + self.subset_detections[-1]
-                if self.frames is not None:
-                    self.frames.take(item.idx, item.array, self._boxes_of_last)
+                self.frames.take(item.idx, item.array, self._boxes_of_last)
             self.tracks = track_faces(self.detections, self.config)
             if self.subset is not None:
                 self.subset_tracks = track_faces(self.subset_detections, self.config)
@@ -566,8 +560,7 @@ class _Feed:
 
 @dataclass(frozen=True)
 class _Handed:
-    """A buffer the reader handed to BackgroundTracks: a sampled frame (decoded None; idx -1 when put without its
-    number) or a successor."""
+    """A buffer the reader handed to BackgroundTracks: a sampled frame (decoded None) or a successor."""
 
     idx: int
     array: np.ndarray

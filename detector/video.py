@@ -11,7 +11,6 @@ length, while staying fast on dense requests.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from pathlib import Path
@@ -35,11 +34,8 @@ _ACCURATE_SEEK = {".mp4", ".mov", ".m4v", ".mkv", ".avi"}
 _LONG_GOP = {"h264", "avc1", "x264", "hevc", "h265", "hvc1", "hev1", "vp80", "vp90", "vp09", "av01"}
 
 
-FrameHook = Callable[[np.ndarray], None]  # called with each sampled frame, uint8 (H, W, 3) RGB, as it is read
-
-
 class SuccessorSink(Protocol):
-    """Where `read_frames(..., successors=)` hands each sampled frame's successor instead of keeping it.
+    """Where `stream_frames(..., successors=)` hands each sampled frame's successor instead of keeping it.
 
     `successor_buffer(shape)` gives the array the successor is decoded into (the sink may make the reader wait
     for a free one); `put_successor(idx, bgr, decoded)` hands it back, uint8 (H, W, 3) **BGR**, `idx` the sampled
@@ -170,8 +166,7 @@ def sample_indices(frame_count: int, n: int) -> list[int]:
 
 
 def read_frames(
-    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None,
-    on_frame: FrameHook | None = None, successors: SuccessorSink | None = None,
+    path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, max_grab_gap: int | None = None
 ) -> tuple[np.ndarray, list[int]]:
     """Read the frames at `indices` (sorted, unique).
 
@@ -180,17 +175,9 @@ def read_frames(
 
     `max_grab_gap`: gaps up to this many frames are grabbed through instead of seeked. Default: 120 for
     long-GOP codecs (a seek there costs a decode from the keyframe), 24 otherwise (a grab costs ~0.7 ms,
-    a seek ~15 ms in mp4v at 720p). `on_frame(frame)`: called with each sampled frame (uint8 (H, W, 3) RGB, a
-    view into `frames`) as soon as it is read, in order, so a consumer (the face detector) can work while the
-    rest of the file is decoded.
-
-    `successors`: also decode each sampled frame's successor (the frame right after it, when that one is not
-    sampled itself) in the same forward pass and hand it to the sink as soon as it is read, after its frame's
-    `on_frame`, without keeping it: a model that pairs "next" frames needs only their face crops, and keeping
-    60 full successors (373 MB at 1080p) costs more in fresh memory than decoding them (benchmarks/bench_cpu.py).
+    a seek ~15 ms in mp4v at 720p).
     """
-    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None, on_frame=on_frame,
-                           successors=successors)
+    frames, got, _ = _read(path, indices, info, max_grab_gap, partners=None)
     return frames, got
 
 
@@ -199,9 +186,11 @@ def stream_frames(
     successors: SuccessorSink | None = None,
 ) -> list[int]:
     """`read_frames` without keeping the frames: each sampled frame is decoded into a buffer of `frames` (the
-    sink), converted to RGB and handed over as soon as it is read, in order (with `successors`, each successor
-    right after its frame). Returns the indices read. The face-tracking thread crops the faces and keeps a
-    display copy, so a 1080p analysis holds a few frames at a time instead of 60 (detector/streamed.py)."""
+    sink), converted to RGB and handed over as soon as it is read, in order, so a consumer (the face tracker) works
+    while the rest of the file is decoded. `successors`: also decode each sampled frame's successor (the frame
+    right after it) in the same forward pass and hand it over right after its frame. Returns the indices read.
+    The face-tracking thread crops the faces and keeps a display copy, so a 1080p analysis holds a few frames at a
+    time instead of 60 frames and 60 successors, 746 MB of fresh memory (detector/streamed.py)."""
     return _read(path, indices, info, None, partners=None, successors=successors, frame_sink=frames)[1]
 
 
@@ -229,7 +218,6 @@ def shrink_into(frame: np.ndarray, dst: np.ndarray) -> None:
 
 def read_frame_pairs(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None = None, partner_order: str = "RGB",
-    on_frame: FrameHook | None = None,
 ) -> tuple[np.ndarray, list[int], np.ndarray]:
     """The frames at `indices` (sorted, unique) and, for each, the video frame right after it.
 
@@ -240,18 +228,16 @@ def read_frame_pairs(
     with its successor, one frame apart whatever the clip's length. A frame without a successor (the
     clip's last, or a truncated file's) is its own partner: a duplicate pair, which the stream reads as
     "no evidence". Each successor is one more retrieved frame in the same forward pass (grabbed anyway, never a
-    seek), written straight into `partners` (benchmarks/bench_decode.py measures the price). `on_frame`: as in
-    `read_frames`, for the sampled frames only.
+    seek), written straight into `partners` (benchmarks/bench_decode.py measures the price).
     """
     if partner_order not in ("RGB", "BGR"):
         raise ValueError(f"partner_order must be 'RGB' or 'BGR', not {partner_order!r}")
-    return _read(path, indices, info, None, partners=partner_order, on_frame=on_frame)
+    return _read(path, indices, info, None, partners=partner_order)
 
 
 def _read(
     path: str | os.PathLike, indices: list[int], info: VideoInfo | None, max_grab_gap: int | None,
-    partners: str | None, on_frame: FrameHook | None = None, successors: SuccessorSink | None = None,
-    frame_sink: FrameSink | None = None,
+    partners: str | None, successors: SuccessorSink | None = None, frame_sink: FrameSink | None = None,
 ) -> tuple[np.ndarray | None, list[int], np.ndarray | None]:
     """One forward pass over the file: grab() every frame up to the last one wanted (seeking only across gaps
     longer than `max_grab_gap`), retrieve() only the wanted frames (and, with `partners`, their successors),
@@ -266,7 +252,7 @@ def _read(
             max_grab_gap = 1 << 62  # MPEG-PS, FLV, webm: seeks land on the wrong frame; read through
         else:
             max_grab_gap = 120 if info.long_gop else 24
-    slots = _Slots(indices, partners, info.frame_count, on_frame, successors, frame_sink)
+    slots = _Slots(indices, partners, info.frame_count, successors, frame_sink)
     got = _walk(path, slots.wanted, max_grab_gap, slots.take)
     if not got:
         raise CorruptVideoError(
@@ -282,9 +268,8 @@ class _Slots:
     copied."""
 
     def __init__(self, indices: list[int], order: str | None, frame_count: int,
-                 on_frame: FrameHook | None = None, sink: SuccessorSink | None = None,
-                 frame_sink: FrameSink | None = None) -> None:
-        self.indices, self.order, self.on_frame, self.sink = list(indices), order, on_frame, sink
+                 sink: SuccessorSink | None = None, frame_sink: FrameSink | None = None) -> None:
+        self.indices, self.order, self.sink = list(indices), order, sink
         self.frame_sink = frame_sink
         self.shape: tuple[int, ...] | None = None  # of a decoded frame, (H, W, 3)
         self.frame_of = {i: k for k, i in enumerate(self.indices)}
@@ -340,8 +325,6 @@ class _Slots:
         cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
         if self.frame_sink is not None:
             self.frame_sink.put_frame(idx, dst)
-        elif self.on_frame is not None:
-            self.on_frame(dst)
         return True
 
     def _dst(self, k: int | None, kp: int | None) -> np.ndarray:

@@ -139,15 +139,17 @@ def test_cli_detector_choice():
 def test_tracks_found_while_reading_are_the_tracks_of_the_frames(two_people_clip):
     """BackgroundTracks fed frame by frame by the reader gives find_face_tracks' tracks on the same frames."""
     from detector.faces import BackgroundTracks
-    from detector.video import probe, read_frame_pairs
+    from detector.streamed import FrameCrops
+    from detector.video import probe, stream_frames
 
     info = probe(two_people_clip)
     wanted = sample_indices(info.frame_count, 12)
-    bg = BackgroundTracks(FaceConfig())
+    bg = BackgroundTracks(FaceConfig(), frames=FrameCrops(FaceConfig(), len(wanted)))
     try:
-        frames, got, _ = read_frame_pairs(two_people_clip, wanted, info, on_frame=bg.put)
+        got = stream_frames(two_people_clip, wanted, info, frames=bg)
     finally:
         bg.close()
+    frames = read_frames(two_people_clip, got, info)[0]
     got_tracks, ref = bg.result(), find_face_tracks(frames, FaceConfig())
     assert len(ref) == 2 and len(got_tracks) == len(ref)
     for a, b in zip(got_tracks, ref):
@@ -156,9 +158,10 @@ def test_tracks_found_while_reading_are_the_tracks_of_the_frames(two_people_clip
 
 def test_background_tracks_hand_back_the_detectors_error():
     from detector.faces import BackgroundTracks
+    from detector.streamed import FrameCrops
 
-    bg = BackgroundTracks(FaceConfig())
-    bg.put(np.zeros((4, 4), np.uint8))  # not (H, W, 3): the detector raises on its thread
+    bg = BackgroundTracks(FaceConfig(), frames=FrameCrops(FaceConfig(), 1))
+    bg.put_frame(0, np.zeros((4, 4), np.uint8))  # not (H, W, 3): the detector raises on its thread
     bg.close()
     with pytest.raises(cv2.error, match="input channels"):
         bg.result()

@@ -35,7 +35,7 @@ from detector.render.page import (
 )
 from detector.report import FAKE, INCONCLUSIVE, NO_FACE, REAL, Report
 from detector.spec import ModelSpec
-from detector.video import shrink_into
+from detector.streamed import display_copies
 
 BOXED_FPS = 4.0
 BOXED_MAX_SIDE = 720  # longer side of the boxed clip, px; keeps encoding cheap for 4K uploads
@@ -257,15 +257,10 @@ def draw_boxes(report: Report, max_side: int | None = None) -> np.ndarray:
     draw on the small frames (report.frames are display copies already, at most 720 px: detector/streamed.py).
     Uses the per-frame p(fake) of the explanation when present, else the track's p_fake.
     """
-    t, h, w = report.frames.shape[:3]
-    s = min(1.0, max_side / max(h, w)) if max_side else 1.0
-    nw, nh = (int(w * s) // 2 * 2, int(h * s) // 2 * 2) if s < 1 else (w, h)
-    if (nw, nh) == (w, h):
-        frames = np.array(report.frames, dtype=np.uint8, copy=True)  # (T, H, W, 3)
-    else:
-        frames = np.empty((t, nh, nw, 3), np.uint8)
-        for i, f in enumerate(report.frames):
-            shrink_into(f, frames[i])
+    frames = display_copies(report.frames, max_side) if max_side else report.frames
+    if frames is report.frames:  # it fits: drawn on a copy
+        frames = np.array(frames, dtype=np.uint8, copy=True)  # (T, H, W, 3)
+    nh, nw = frames.shape[1:3]
     sx, sy = report.frame_scale((nh, nw))  # boxes are in the video's pixels, the frames display copies
     pos = {idx: i for i, idx in enumerate(report.sampling.get("indices", []))}
     thick = max(2, round(max(nw, nh) / 240))
