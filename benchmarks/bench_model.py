@@ -7,7 +7,15 @@ each with its successor), interleaved medians in one process, as ratios to the p
 - `onnxruntime`: the trunk on ONNX Runtime (detector/onnx_trunk.py), what `Detector` ships for fp32;
 - `int8`: the trunk (normalise + ResNeXt50 + pool) statically quantised with torch.ao FX (x86 engine,
   per-channel weights), ranges observed on crops of the two GRID test clips; not shipped (see `agree`);
+- `int8_ort`: the ONNX Runtime trunk with QuantizeLinear / DequantizeLinear around every convolution (uint8
+  activations, ranges the 99.99th percentiles on the same crops; int8 per-channel weights), which ONNX Runtime
+  fuses into QLinearConv; not shipped;
 - `bf16`: autocast, only where the CPU has native bf16 (elsewhere it is emulated and slower).
+
+Then the trunk alone (`Detector._run_trunk`, 60 crops) on ONNX Runtime fp32 and int8, with its arithmetic
+(FLOPs counted by torch.utils.flop_counter) per second beside the CPU's fp32 peak: 2 FMA units x 8 floats x 2
+FLOPs per cycle per core (AVX2 + FMA, Zen 3) at the clock /proc/cpuinfo names (a VM names the base clock; cores
+may boost above it). It says how much any fp32 engine can still gain.
 
 `agree`: every clip read and its faces found once (the product's path, T = 60), then classified by the plain
 fp32 model and by the shipped path (and `--int8`): verdict agreement, ROC-AUC of each (NO_FACE clips left out)
@@ -38,6 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from detector import onnx_trunk  # noqa: E402
 from detector.machine import cpu_name  # noqa: E402
 from detector.pipeline import AnalysisConfig, classify, prepare  # noqa: E402
 from detector.runtime import Detector, _cpu_has_bf16  # noqa: E402
@@ -97,6 +106,87 @@ class _Int8Detector(Detector):
         return self.quantised(torch.from_numpy(crops).permute(0, 3, 1, 2).float())[:, :, None, None]
 
 
+def activation_ranges(model: torch.nn.Module, calib: np.ndarray, pct: float = 99.99) -> dict[int, tuple]:
+    """{id(module): (lo, hi)} of every activation the ONNX trunk quantises (onnx_trunk.Graph.activation: each
+    folded BatchNorm's output, each block's, the stem's MaxPool's), observed on calib uint8 (B, H, W, 3) RGB; lo
+    and hi the (100 - pct)th and pct-th percentiles of up to 2**24 sampled values, before any ReLU."""
+    seen: dict[int, list[torch.Tensor]] = {}
+    trunk = model.backbone
+    mods = [m for m in trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)] + [trunk.maxpool]
+    mods += [b for stage in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4) for b in stage]
+
+    def hook(m, _i, out):
+        seen.setdefault(id(m), []).append(out.detach().flatten())
+
+    handles = [m.register_forward_hook(hook) for m in mods]
+    with torch.inference_mode():
+        for chunk in torch.from_numpy(calib).permute(0, 3, 1, 2).float().split(16):
+            trunk(model.normalize(chunk))
+    for h in handles:
+        h.remove()
+    gen, out = torch.Generator().manual_seed(0), {}
+    for k, parts in seen.items():
+        v = torch.cat(parts)
+        v = v[torch.randperm(v.numel(), generator=gen)[:1 << 24]]
+        out[k] = (float(torch.quantile(v, 1 - pct / 100)), float(torch.quantile(v, pct / 100)))
+    return out
+
+
+class _QdqGraph(onnx_trunk.Graph):
+    """The ONNX trunk with every activation quantised to uint8 (per tensor) and every weight to int8 (per output
+    channel, symmetric): QuantizeLinear -> DequantizeLinear pairs that ONNX Runtime fuses into QLinearConv."""
+
+    def __init__(self, ranges: dict[int, tuple]) -> None:
+        super().__init__()
+        self.ranges = ranges
+
+    def weight(self, w: np.ndarray) -> str:
+        scale = np.maximum(np.abs(w).reshape(len(w), -1).max(1), 1e-12) / 127
+        q = np.clip(np.round(w / scale[:, None, None, None]), -127, 127)
+        return self.op("DequantizeLinear", [self.const("wq", q, np.int8), self.const("ws", scale),
+                                            self.const("wz", np.zeros(len(w)), np.int8)], "wdq", axis=0)
+
+    def activation(self, x: str, module: torch.nn.Module, nonneg: bool) -> str:
+        lo, hi = self.ranges[id(module)]
+        lo, hi = (0.0, max(hi, 0.0)) if nonneg else (min(lo, 0.0), max(hi, 0.0))
+        scale = max(hi - lo, 1e-8) / 255
+        s, z = self.const("s", np.float32(scale)), self.const("z", np.uint8(round(-lo / scale)), np.uint8)
+        return self.op("DequantizeLinear", [self.op("QuantizeLinear", [x, s, z], "q"), s, z], "dq")
+
+
+def int8_ort_detector(calib: np.ndarray) -> Detector:
+    """The shipped ONNX Runtime path with the int8 QDQ trunk (`_QdqGraph`; not shipped); calib as int8_detector's."""
+    model, spec = load_weights(DEFAULT_WEIGHTS)
+    det = Detector(model, spec, "fp32", "onnxruntime")
+    det._ort = onnx_trunk.OrtTrunk(det.model, graph=_QdqGraph(activation_ranges(det.model, calib)))
+    return det
+
+
+def roofline(paths: dict[str, Detector], crops: np.ndarray, repeats: int) -> None:
+    """The trunk alone on 60 crops, each engine's FLOP/s against the CPU's fp32 peak (module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = paths["onnxruntime"].model
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        model.backbone(model.normalize(torch.zeros(len(crops), 3, *crops.shape[1:3])))
+    flops = fc.get_total_flops()
+    mhz = max(float(ln.split(":")[1]) for ln in Path("/proc/cpuinfo").read_text().splitlines()
+              if ln.startswith("cpu MHz"))
+    peak = (os.cpu_count() or 1) * 2 * 8 * 2 * mhz * 1e6
+    print(f"the trunk alone, {len(crops)} crops, {flops / 1e9:.0f} GFLOP; fp32 peak of {os.cpu_count()} cores "
+          f"at {mhz:.0f} MHz: {peak / 1e9:.0f} GFLOP/s:")
+    times: dict[str, list[float]] = {k: [] for k in ("onnxruntime", "int8", "int8_ort")}
+    for _ in range(repeats):
+        for k in times:
+            t = time.perf_counter()
+            paths[k]._run_trunk(crops)
+            times[k].append(time.perf_counter() - t)
+    for k, ts in times.items():
+        m = statistics.median(ts)
+        print(f"  {k:<14} {m:6.2f} s  {flops / m / 1e9:5.0f} GFLOP/s ({'fp32-equivalent, ' * (k != 'onnxruntime')}"
+              f"{flops / m / peak:.0%} of the fp32 peak)")
+
+
 def plain_detector() -> Detector:
     """The model as built, fp32 NCHW: the reference every fast path is compared with."""
     model, spec = load_weights(DEFAULT_WEIGHTS)
@@ -112,6 +202,7 @@ def speed(a: argparse.Namespace) -> None:
     paths = {"fp32": base, "channels_last": fast}
     paths["onnxruntime"] = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "fp32", "onnxruntime")
     paths["int8"] = int8_detector(crops)
+    paths["int8_ort"] = int8_ort_detector(np.concatenate([crops, parts]))
     if _cpu_has_bf16():
         paths["bf16"] = Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "bf16")
     print(f"CPU {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -129,6 +220,7 @@ def speed(a: argparse.Namespace) -> None:
         m = statistics.median(times[k])
         print(f"  {k:<14} {m:6.2f} s  {m / b:5.2f}x fp32   margin {det.margin(det.features(crops, parts)):+.4f} "
               f"(fp32 {ref:+.4f})")
+    roofline(paths, crops, a.repeats)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

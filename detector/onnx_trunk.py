@@ -42,7 +42,8 @@ def available() -> bool:
 # Why not the `onnx` package: importing it imports ml_dtypes, 1.2-1.4 s of a cold start on the project's CPUs,
 # more than the model pass it would speed up. Field numbers are those of onnx/onnx.proto (IR version 8).
 
-FLOAT, UINT8 = 1, 2  # TensorProto.DataType
+FLOAT, UINT8, INT8 = 1, 2, 3  # TensorProto.DataType
+_ELEM = {np.dtype(np.float32): FLOAT, np.dtype(np.uint8): UINT8, np.dtype(np.int8): INT8}
 _INT, _INTS = 2, 7  # AttributeProto.AttributeType
 
 
@@ -77,9 +78,9 @@ def _node(op: str, inputs: list[str], outputs: list[str], **attrs) -> bytes:
             + b"".join(_bytes(5, _attribute(k, v)) for k, v in attrs.items()))
 
 
-def _external_tensor(name: str, shape: tuple[int, ...]) -> bytes:
-    """A float32 initialiser whose values live outside the graph (handed to the session as an array)."""
-    return (b"".join(_int(1, d) for d in shape) + _int(2, FLOAT) + _bytes(8, name)
+def _external_tensor(name: str, shape: tuple[int, ...], elem: int = FLOAT) -> bytes:
+    """An initialiser whose values live outside the graph (handed to the session as an array)."""
+    return (b"".join(_int(1, d) for d in shape) + _int(2, elem) + _bytes(8, name)
             + _bytes(13, _bytes(1, "location") + _bytes(2, f"{name}.bin")) + _int(14, 1))
 
 
@@ -98,7 +99,7 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     return w.float().contiguous().numpy(), b.float().numpy()
 
 
-class _Graph:
+class Graph:
     """Nodes and weights of one ONNX graph, with fresh names. The weights' bytes never enter the protobuf
     (serialising 92 MB costs ~0.3 s): the graph holds "external data" stubs and the session gets the arrays."""
 
@@ -111,9 +112,9 @@ class _Graph:
         self.n += 1
         return f"{stem}_{self.n}"
 
-    def const(self, stem: str, value: np.ndarray) -> str:
+    def const(self, stem: str, value: np.ndarray, dtype=np.float32) -> str:
         name = self.name(stem)
-        self.arrays[name] = np.ascontiguousarray(value, np.float32)
+        self.arrays[name] = np.ascontiguousarray(value, dtype)
         return name
 
     def op(self, kind: str, inputs: list[str], stem: str, **attrs) -> str:
@@ -124,20 +125,31 @@ class _Graph:
     def conv_bn(self, x: str, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool) -> str:
         w, b = _fold(conv, bn)
         k, s, p = conv.kernel_size, conv.stride, conv.padding
-        y = self.op("Conv", [x, self.const("w", w), self.const("b", b)], "conv", kernel_shape=list(k),
+        y = self.op("Conv", [x, self.weight(w), self.const("b", b)], "conv", kernel_shape=list(k),
                     strides=list(s), pads=[p[0], p[1], p[0], p[1]], group=conv.groups)
-        return self.op("Relu", [y], "relu") if relu else y
+        return self.activation(self.op("Relu", [y], "relu") if relu else y, bn, relu)
+
+    # Two hooks, for a graph that quantises (benchmarks/bench_model.py measures an int8 trunk this way): a
+    # convolution's weight, and every activation a later convolution or Add reads.
+    def weight(self, w: np.ndarray) -> str:
+        """A folded convolution weight, float32 (C_out, C_in / groups, k, k) -> the tensor the Conv reads."""
+        return self.const("w", w)
+
+    def activation(self, x: str, module: nn.Module, nonneg: bool) -> str:
+        """The output `x` of `module` (a BatchNorm folded into its Conv, a block, the stem's MaxPool), after its
+        ReLU when nonneg -> the tensor the next op reads."""
+        return x
 
     def model(self, inputs: list[bytes], outputs: list[bytes]) -> bytes:
         """The serialised ModelProto (IR 8, opset OPSET): what every onnxruntime >= 1.14 reads."""
         graph = (b"".join(_bytes(1, n) for n in self.nodes) + _bytes(2, "trunk")
-                 + b"".join(_bytes(5, _external_tensor(k, v.shape)) for k, v in self.arrays.items())
+                 + b"".join(_bytes(5, _external_tensor(k, v.shape, _ELEM[v.dtype])) for k, v in self.arrays.items())
                  + b"".join(_bytes(11, i) for i in inputs) + b"".join(_bytes(12, o) for o in outputs))
         return (_int(1, 8) + _bytes(2, "deepfake-forensics") + _bytes(7, graph)
                 + _bytes(8, _bytes(1, "") + _int(2, OPSET)))
 
 
-def _block(g: _Graph, x: str, block: nn.Module) -> str:
+def _block(g: Graph, x: str, block: nn.Module) -> str:
     """A BasicBlock or Bottleneck (detector/backbones.py): the same order as its forward()."""
     skip = x if block.downsample is None else g.conv_bn(x, block.downsample[0], block.downsample[1], relu=False)
     out = g.conv_bn(x, block.conv1, block.bn1, relu=True)
@@ -146,20 +158,21 @@ def _block(g: _Graph, x: str, block: nn.Module) -> str:
         out = g.conv_bn(out, block.conv3, block.bn3, relu=False)
     else:
         out = g.conv_bn(out, block.conv2, block.bn2, relu=False)
-    return g.op("Relu", [g.op("Add", [out, skip], "add")], "relu")
+    return g.activation(g.op("Relu", [g.op("Add", [out, skip], "add")], "relu"), block, True)
 
 
-def trunk_graph(model: nn.Module) -> tuple[bytes, dict[str, np.ndarray]]:
+def trunk_graph(model: nn.Module, g: Graph | None = None) -> tuple[bytes, dict[str, np.ndarray]]:
     """The ONNX model of `model`'s normalisation + trunk (see module docstring): (the serialised graph, whose
     weights are external, {weight name: float32 array}).
 
     model: a ResNeXtLSTM (anything with `normalize` (mean, std buffers on the 0-255 scale, `bgr`) and
-    `backbone` = detector.backbones.Trunk), in eval mode.
+    `backbone` = detector.backbones.Trunk), in eval mode. g: an empty graph whose hooks (`Graph.weight`,
+    `Graph.activation`) shape it, a plain `Graph` by default.
     """
     norm, trunk = model.normalize, model.backbone
     if getattr(norm, "bgr", False):
         raise ValueError("the ONNX trunk takes RGB models only (the legacy BGR layout runs on PyTorch)")
-    g = _Graph()
+    g = g if g is not None else Graph()
     x = g.op("Cast", ["crops"], "float", to=FLOAT)
     x = g.op("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
     x = g.op("Sub", [x, g.const("mean", norm.mean.detach().float().numpy())], "sub")
@@ -168,6 +181,7 @@ def trunk_graph(model: nn.Module) -> tuple[bytes, dict[str, np.ndarray]]:
     mp = trunk.maxpool
     x = g.op("MaxPool", [x], "maxpool", kernel_shape=[mp.kernel_size] * 2, strides=[mp.stride] * 2,
              pads=[mp.padding] * 4)
+    x = g.activation(x, mp, True)
     for stage in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4):
         for block in stage:
             x = _block(g, x, block)
@@ -181,9 +195,10 @@ class OrtTrunk:
 
     threads: intra-op threads, default torch's (so `torch.set_num_threads` and OMP_NUM_THREADS govern both
     engines). Spinning is off: the pipeline's next stage (OpenCV, the LSTM in torch) needs the cores at once.
+    graph: an empty `Graph` (subclass) to build the trunk in (see `trunk_graph`).
     """
 
-    def __init__(self, model: nn.Module, threads: int | None = None) -> None:
+    def __init__(self, model: nn.Module, threads: int | None = None, graph: Graph | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -192,11 +207,11 @@ class OrtTrunk:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
-        graph, arrays = trunk_graph(model)
+        proto, arrays = trunk_graph(model, graph)
         # The session reads the weights from these arrays (no copy into the protobuf and back).
         self._weights = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in arrays.items()}
         opts.add_external_initializers(list(self._weights), list(self._weights.values()))
-        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(proto, opts, providers=["CPUExecutionProvider"])
 
     def maps(self, crops: np.ndarray) -> torch.Tensor:
         """crops: uint8 (B, H, W, 3) -> the last block's output, float32 (B, C, H/32, W/32)."""

@@ -15,7 +15,7 @@ import torch
 
 from detector.errors import InputError
 from detector.model import build_model, spec_for
-from detector.onnx_trunk import OrtTrunk, _varint, available
+from detector.onnx_trunk import Graph, OrtTrunk, _varint, available
 from detector.runtime import Detector
 
 
@@ -58,6 +58,44 @@ def test_graph_gives_the_trunks_output(backbone):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
     # another batch size and crop size run through the same session (dynamic axes)
     assert OrtTrunk(model, threads=1).maps(_crops(1, 96)).shape == (1, model.backbone.num_features, 3, 3)
+
+
+class _Clamped(Graph):
+    """Hooks that change nothing when they are wired right: a ReLU on every activation said to be non-negative,
+    each convolution's weight as given; counts the calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = {"weight": 0, "nonneg": 0, "signed": 0}
+
+    def weight(self, w):
+        self.calls["weight"] += 1
+        return super().weight(w)
+
+    def activation(self, x, module, nonneg):
+        self.calls["nonneg" if nonneg else "signed"] += 1
+        return self.op("Relu", [x], "clamp") if nonneg else x
+
+
+def test_graph_hooks_see_every_weight_and_activation():
+    """onnx_trunk.Graph's hooks (what an int8 graph quantises, benchmarks/bench_model.py): every convolution's
+    weight and every activation reach them, and `nonneg` is true only where a ReLU came before (a ReLU added
+    there changes nothing; on a residual branch's output, which is signed, it would)."""
+    model = _model("resnet18")
+    crops = _crops(2, 64, seed=4)
+    g = _Clamped()
+    out = OrtTrunk(model, threads=1, graph=g).maps(crops)
+    ref = OrtTrunk(model, threads=1).maps(crops)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.backbone.modules())
+    blocks = sum(len(s) for s in (model.backbone.layer1, model.backbone.layer2, model.backbone.layer3,
+                                  model.backbone.layer4))
+    downsamples = sum(b.downsample is not None for s in (model.backbone.layer1, model.backbone.layer2,
+                                                          model.backbone.layer3, model.backbone.layer4) for b in s)
+    assert g.calls["weight"] == convs
+    # non-negative: the stem's conv and MaxPool, each block's first conv and its output; signed: each block's
+    # last conv and its downsampling conv (added before the ReLU)
+    assert g.calls["nonneg"] == 2 + 2 * blocks and g.calls["signed"] == blocks + downsamples
 
 
 def test_detector_features_and_margin_do_not_depend_on_the_engine():
