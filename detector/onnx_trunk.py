@@ -163,7 +163,7 @@ def _block(g: Graph, x: str, block: nn.Module) -> str:
 
 def trunk_graph(model: nn.Module, g: Graph | None = None) -> tuple[bytes, dict[str, np.ndarray]]:
     """The ONNX model of `model`'s normalisation + trunk (see module docstring): (the serialised graph, whose
-    weights are external, {weight name: float32 array}).
+    weights are external, {weight name: array}: float32, and int8 / uint8 where a quantising graph adds them).
 
     model: a ResNeXtLSTM (anything with `normalize` (mean, std buffers on the 0-255 scale, `bgr`) and
     `backbone` = detector.backbones.Trunk), in eval mode. g: an empty graph whose hooks (`Graph.weight`,
