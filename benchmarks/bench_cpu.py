@@ -13,6 +13,9 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
   (engine "torch", the path before ONNX Runtime) for comparison;
 - `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames;
   Grad-CAM from the analysis pass's own activations, explain/gradcam.py "cached");
+- `cold`: a fresh `deepfake-forensics analyze CLIP` process (60 frames, no explanations: imports, model load,
+  analysis) as shipped, where the model pass runs without PyTorch (detector/lean.py), against the same command
+  with torch imported first, so that it runs PyTorch's Detector as every cold analysis did before;
 - `app` (`--app`): the app's API answer with explanations (its Blocks launched in this process on a local port,
   gradio_client, every returned file fetched over one connection as a browser does, warm; and with
   gradio_client's own downloads, a fresh HTTP client per file) against `analyze_video(..., explain=True)` on
@@ -20,7 +23,7 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
 Runs are interleaved (A, B, A, B, ...) and medians of `--repeats` taken, so a CPU shared with other jobs slows
 both sides alike; absolute seconds are not comparable across runs, the ratios are what is reported.
 
-    python benchmarks/bench_cpu.py [--repeats 5] [--app] [--only decode,analysis,explain]
+    python benchmarks/bench_cpu.py [--repeats 5] [--app] [--only decode,analysis,explain,cold]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import dataclasses
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -150,6 +154,16 @@ def peak_mb(fn: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
+def cold_cli(clip: Path, torch_first: bool) -> float:
+    """Wall time of a fresh CLI process analysing `clip` (see the module docstring's `cold`)."""
+    code = ("import sys; " + ("import torch; " if torch_first else "")
+            + "from detector.cli import main; raise SystemExit(main(sys.argv[1:]))")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, "analyze", str(clip), "--json"], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
+    return time.perf_counter() - t
+
+
 def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
@@ -224,7 +238,7 @@ def launch_app() -> tuple[object, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--only", default="decode,analysis,explain")
+    ap.add_argument("--only", default="decode,analysis,explain,cold")
     ap.add_argument("--app", action="store_true", help="also the launched app's API against analyze_video")
     a = ap.parse_args()
     parts = set(a.only.split(",")) | ({"app"} if a.app else set())
@@ -288,6 +302,11 @@ def main() -> None:
         med = interleaved({"analysis, 60 frames": lambda: run(full),
                            "analysis + explanations, 60 frames": lambda: run(ex)}, a.repeats)
         show("explanations' price:", med, "analysis, 60 frames")
+    if "cold" in parts:
+        med = interleaved({"cold CLI, torch loaded first (before)": lambda: cold_cli(clip, True),
+                           "cold CLI as shipped (no torch)": lambda: cold_cli(clip, False)}, a.repeats)
+        show("a cold `deepfake-forensics analyze` (60 frames, no explanations), wall:", med,
+             "cold CLI, torch loaded first (before)")
     if "app" in parts:
         demo, url = launch_app()
         try:

@@ -106,19 +106,19 @@ class _Int8Detector(Detector):
         return self.quantised(torch.from_numpy(crops).permute(0, 3, 1, 2).float())[:, :, None, None]
 
 
-def activation_ranges(model: torch.nn.Module, calib: np.ndarray, pct: float = 99.99) -> dict[int, tuple]:
-    """{id(module): (lo, hi)} of every activation the ONNX trunk quantises (onnx_trunk.Graph.activation: each
+def activation_ranges(model: torch.nn.Module, calib: np.ndarray, pct: float = 99.99) -> dict[str, tuple]:
+    """{module name: (lo, hi)} of every activation the ONNX trunk quantises (onnx_trunk.Graph.activation: each
     folded BatchNorm's output, each block's, the stem's MaxPool's), observed on calib uint8 (B, H, W, 3) RGB; lo
     and hi the (100 - pct)th and pct-th percentiles of up to 2**24 sampled values, before any ReLU."""
-    seen: dict[int, list[torch.Tensor]] = {}
+    seen: dict[str, list[torch.Tensor]] = {}
     trunk = model.backbone
-    mods = [m for m in trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)] + [trunk.maxpool]
-    mods += [b for stage in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4) for b in stage]
+    mods = {name: m for name, m in trunk.named_modules()
+            if isinstance(m, torch.nn.BatchNorm2d) or name == "maxpool" or name.count(".") == 1}
 
-    def hook(m, _i, out):
-        seen.setdefault(id(m), []).append(out.detach().flatten())
+    def hook(name):
+        return lambda _m, _i, out: seen.setdefault(name, []).append(out.detach().flatten())
 
-    handles = [m.register_forward_hook(hook) for m in mods]
+    handles = [m.register_forward_hook(hook(name)) for name, m in mods.items()]
     with torch.inference_mode():
         for chunk in torch.from_numpy(calib).permute(0, 3, 1, 2).float().split(16):
             trunk(model.normalize(chunk))
@@ -136,7 +136,7 @@ class _QdqGraph(onnx_trunk.Graph):
     """The ONNX trunk with every activation quantised to uint8 (per tensor) and every weight to int8 (per output
     channel, symmetric): QuantizeLinear -> DequantizeLinear pairs that ONNX Runtime fuses into QLinearConv."""
 
-    def __init__(self, ranges: dict[int, tuple]) -> None:
+    def __init__(self, ranges: dict[str, tuple]) -> None:
         super().__init__()
         self.ranges = ranges
 
@@ -146,8 +146,8 @@ class _QdqGraph(onnx_trunk.Graph):
         return self.op("DequantizeLinear", [self.const("wq", q, np.int8), self.const("ws", scale),
                                             self.const("wz", np.zeros(len(w)), np.int8)], "wdq", axis=0)
 
-    def activation(self, x: str, module: torch.nn.Module, nonneg: bool) -> str:
-        lo, hi = self.ranges[id(module)]
+    def activation(self, x: str, name: str, nonneg: bool) -> str:
+        lo, hi = self.ranges[name]
         lo, hi = (0.0, max(hi, 0.0)) if nonneg else (min(lo, 0.0), max(hi, 0.0))
         scale = max(hi - lo, 1e-8) / 255
         s, z = self.const("s", np.float32(scale)), self.const("z", np.uint8(round(-lo / scale)), np.uint8)

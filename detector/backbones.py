@@ -13,25 +13,10 @@ Shapes: float (B, 3, H, W) -> (B, C, H/32, W/32), C = 512 (ResNet18) or 2048 (Re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class TrunkSpec:
-    block: str  # "basic" (two 3x3 convolutions) or "bottleneck" (1x1, grouped 3x3, 1x1)
-    depths: tuple[int, int, int, int]  # blocks per stage
-    groups: int = 1
-    width_per_group: int = 64
-
-
-TRUNKS = {
-    "resnet18": TrunkSpec("basic", (2, 2, 2, 2)),
-    "resnet50": TrunkSpec("bottleneck", (3, 4, 6, 3)),
-    "resnext50_32x4d": TrunkSpec("bottleneck", (3, 4, 6, 3), groups=32, width_per_group=4),
-}
+from detector.spec import TRUNKS, TrunkSpec
 
 
 class BasicBlock(nn.Module):

@@ -36,7 +36,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from detector.errors import InputError
-    from detector.pipeline import classify, get_detector, prepare
+    from detector.pipeline import classify, get_model, prepare
     from detector.video import expand_paths
 
     config = analysis_config(args, explain_target=args.target)
@@ -48,7 +48,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     # Overlap: torch and the model load in one thread while the first clip is read and its faces found
     # in another; then each clip's reading and face finding overlaps the model on the clip before it.
     with ThreadPoolExecutor(2) as pool:
-        model = pool.submit(get_detector, config.weights, config.precision, config.engine)
+        model = pool.submit(get_model, config.weights, config.precision, config.engine, config.explain)
         pending = pool.submit(prepare, files[0], config)
         for i, f in enumerate(files):
             try:

@@ -26,7 +26,7 @@ from detector.faces import BackgroundTracks, FaceConfig, FaceTrack, find_face_tr
 from detector.hashing import sha256_file
 from detector.provenance import ProvenanceConfig, read_provenance
 from detector.report import NO_FACE, FaceResult, Report
-from detector.runtime import ENGINES, PRECISIONS, Detector, get_detector, wants_partners
+from detector.runtime import ENGINES, PRECISIONS, Detector, get_detector, get_model, wants_partners
 from detector.streamed import FrameCrops, Reread, SuccessorCrops, display_copies
 from detector.video import (VideoInfo, VideoLimits, is_image_path, probe, read_frames, read_image, sample_indices,
                             stream_frames)
@@ -281,7 +281,7 @@ def classify(prep: Prepared, config: AnalysisConfig = AnalysisConfig(), progress
     `report.pending_explanations` set: calling it computes the explanations from the features and activations
     this pass kept (no model pass again) and updates the timings. The app shows the verdict first this way."""
     progress = progress or _noop
-    det = detector or get_detector(config.weights, config.precision, config.engine)
+    det = detector or get_model(config.weights, config.precision, config.engine, explain=config.explain)
     if prep.first is not None:
         report, feats, maps = _score_adaptive(prep, config, progress, det)
     else:
@@ -398,10 +398,15 @@ def _score_adaptive(prep: Prepared, config: AnalysisConfig, progress: Progress,
 
 
 def _software(det: Detector) -> dict:
-    """The versions that made the numbers: onnxruntime's too when it ran the trunk."""
-    import torch
+    """The versions that made the numbers: torch's where it ran (not for lean.LeanDetector), onnxruntime's where
+    it ran the trunk, numpy's where it ran the LSTM."""
+    out = {"deepfake_forensics": __version__, "python": platform.python_version()}
+    if getattr(det, "uses_torch", True):
+        import torch
 
-    out = {"deepfake_forensics": __version__, "torch": torch.__version__, "python": platform.python_version()}
+        out["torch"] = torch.__version__
+    else:
+        out["numpy"] = np.__version__
     if det.engine == "onnxruntime":
         import onnxruntime
 

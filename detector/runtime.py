@@ -7,22 +7,28 @@ Two choices are made here at run time, never baked into the weights:
 - engine: which library runs the ResNeXt50 trunk in fp32. "onnxruntime" (detector/onnx_trunk.py: batch norms
   folded, ~2x faster than PyTorch's eager convolutions on an AVX2 Zen 3, features within 1e-5) or "torch".
   "auto" = onnxruntime for an fp32 run of an RGB model when it imports, torch otherwise (bf16 autocast, the
-  legacy BGR layout). The residual stream, the LSTM and every gradient always run in PyTorch.
+  legacy BGR layout). In a `Detector` the residual stream, the LSTM and every gradient run in PyTorch.
 
 Both are reported with every result (`model_info()["precision"]`, `["engine"]`).
+
+`get_model` is what an analysis calls: where nothing needs PyTorch (no explanations, fp32, the ONNX Runtime
+engine) and it is not loaded yet, it returns detector/lean.py's `LeanDetector`, the same model pass on ONNX
+Runtime and numpy (margins within 1e-4), so that a cold command does not pay torch's ~2 s import; else
+`get_detector`'s `Detector`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.errors import InputError
-from detector.spec import ModelSpec
+from detector.hashing import cached_rows
+from detector.spec import ModelSpec, model_info
 from detector.weights import DEFAULT_WEIGHTS, load_weights
 
 if TYPE_CHECKING:  # torch loads with the model (get_detector), not at `import detector`: ~2 s of start-up
@@ -116,20 +122,13 @@ class Detector:
         precision; only the crops missing from `cache` run."""
         import torch
 
-        if cache is None:
-            return self._run_trunk(np.ascontiguousarray(crops))
-        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in crops]
-        todo = [k for k, key in enumerate(keys) if key not in cache]
-        if todo:
-            for k, out in zip(todo, self._run_trunk(np.ascontiguousarray(crops[todo]))):
-                cache[keys[k]] = out
-        return torch.stack([cache[key] for key in keys])
+        return torch.stack(cached_rows(crops, cache, self._run_trunk))
 
     def _run_trunk(self, crops: np.ndarray) -> torch.Tensor:
         import torch
 
         if self.engine == "onnxruntime":
-            return self._trunk().maps(crops)
+            return torch.from_numpy(self._trunk().maps(crops))
         x = torch.from_numpy(crops).permute(0, 3, 1, 2)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
             return self.model.backbone(self.model.normalize(x)).float()
@@ -161,18 +160,7 @@ class Detector:
         return float(logits[1] - logits[0])
 
     def model_info(self) -> dict:
-        s = self.spec
-        return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
-                "backbone": s.backbone, "residual_width": s.residual_width,
-                "residual_pairs": s.residual_pairs if s.residual_width else None, "lstm_hidden": s.lstm_hidden,
-                "bidirectional": s.bidirectional,
-                "sequence_length": s.sequence_length, "input_size": s.input_size,
-                "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
-                "metrics": s.metrics, "limits": list(s.limits),
-                # what the verdict adds to the network's margin (detector/cues.py): the same tensors with another
-                # cue block are another verdict, so a report names it beside the weights' hash
-                "cues": {k: {"weight": c["weight"], "centre": c["centre"]} for k, c in s.cues.items()},
-                "precision": "bf16-autocast" if self.use_bf16 else "fp32", "engine": self.engine}
+        return model_info(self.spec, "bf16-autocast" if self.use_bf16 else "fp32", self.engine)
 
 
 def wants_partners(spec: ModelSpec) -> bool:
@@ -215,3 +203,38 @@ def get_detector(weights: str = str(DEFAULT_WEIGHTS), precision: str = "auto", e
     if det.engine == "onnxruntime":
         det._trunk()
     return det
+
+
+def get_model(weights: str = str(DEFAULT_WEIGHTS), precision: str = "auto", engine: str = "auto",
+              explain: bool = True):
+    """The detector an analysis should run: `lean.LeanDetector` (the model pass without PyTorch) where PyTorch is
+    not loaded in this process and nothing needs it (no explanations; fp32, asked for or because the CPU has no
+    native bf16; the trunk on ONNX Runtime; a model it supports), else `get_detector`. Both give the same margin
+    to float rounding (tests/test_lean.py); where torch is loaded anyway (the app, training) its Detector is free.
+    """
+    from detector import lean
+    from detector.onnx_trunk import available
+    from detector.weights import read_spec
+
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    fp32 = precision == "fp32" or (precision == "auto" and cpu_has_bf16_flags() is False)
+    if (not explain and fp32 and engine != "torch" and "torch" not in sys.modules and available()
+            and lean.supports(read_spec(weights))):
+        return lean.get_lean_detector(weights)
+    return get_detector(weights, precision, engine)
+
+
+def cpu_has_bf16_flags() -> bool | None:
+    """Whether the CPU has native bf16 (AVX-512 BF16 or AMX), from /proc/cpuinfo's flags without importing torch;
+    None where there is no /proc/cpuinfo (then PyTorch's own test decides, `_cpu_has_bf16`)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return None
+    if not flags:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,6 +1,6 @@
 """`deepfake-forensics scan`: analyse an archive of videos on Ray, one task per file, results streamed to JSONL.
 
-A pool of Ray actors, each loading the model once (`get_detector`), takes one file at a time; every
+A pool of Ray actors, each loading the model once (`runtime.get_model`), takes one file at a time; every
 result is appended to the JSONL the moment it arrives (one `analyze --json` report per line, plus
 `file.path`; a file that cannot be analysed gives `{"file": {...}, "error": ..., "error_type": ...}`).
 Files whose sha256 is already in the output are skipped, so a killed scan re-run with the same command
@@ -145,20 +145,23 @@ class ScanWorker:
     """One Ray actor: loads the model once, then analyses one file per call. Never raises for a bad file."""
 
     def __init__(self, config: AnalysisConfig, threads: int, pages: bool) -> None:
-        import torch
+        from detector.runtime import get_model
 
-        from detector.pipeline import get_detector
-
-        # Ray sets OMP_NUM_THREADS from the actor's CPUs; torch's intra-op pool must match it, or N actors
-        # on N cores each start N threads and fight over them.
-        torch.set_num_threads(max(1, threads))
+        # Ray sets OMP_NUM_THREADS from the actor's CPUs; the intra-op pools (torch's, ONNX Runtime's) must match
+        # it, or N actors on N cores each start N threads and fight over them. Without explanations the model
+        # pass runs without PyTorch (detector/lean.py), whose ONNX Runtime sessions read this variable.
+        self.threads = max(1, threads)
+        os.environ["OMP_NUM_THREADS"] = str(self.threads)
         self.config, self.pages = config, pages
-        self.detector = get_detector(config.weights, config.precision, config.engine)
+        self.detector = get_model(config.weights, config.precision, config.engine, config.explain)
+        if getattr(self.detector, "uses_torch", True):
+            import torch
+
+            torch.set_num_threads(self.threads)
 
     def hello(self) -> dict:
-        import torch
-
-        return {"host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads()}
+        threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else self.threads
+        return {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads}
 
     def analyze(self, path: str, sha256: str | None) -> dict:
         """-> {"row": dict, "page": html str | None, "thumb": jpeg bytes | None}."""

@@ -14,6 +14,24 @@ from dataclasses import dataclass, field
 
 from detector.errors import WeightsError
 
+
+@dataclass(frozen=True)
+class TrunkSpec:
+    """A ResNet-family trunk's layout (detector/backbones.py builds it in PyTorch, detector/onnx_trunk.py as an
+    ONNX graph straight from the weights)."""
+
+    block: str  # "basic" (two 3x3 convolutions) or "bottleneck" (1x1, grouped 3x3, 1x1)
+    depths: tuple[int, int, int, int]  # blocks per stage
+    groups: int = 1
+    width_per_group: int = 64
+
+
+TRUNKS = {
+    "resnet18": TrunkSpec("basic", (2, 2, 2, 2)),
+    "resnet50": TrunkSpec("bottleneck", (3, 4, 6, 3)),
+    "resnext50_32x4d": TrunkSpec("bottleneck", (3, 4, 6, 3), groups=32, width_per_group=4),
+}
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -75,3 +93,19 @@ class ModelSpec:
     @property
     def display_name(self) -> str:
         return self.name if self.trained else f"{self.name} (UNTRAINED)"
+
+
+def model_info(spec: ModelSpec, precision: str, engine: str) -> dict:
+    """The model-card fields a report carries: which weights, how they ran (`precision`, `engine`)."""
+    s = spec
+    return {"name": s.name, "display_name": s.display_name, "architecture": s.architecture,
+            "backbone": s.backbone, "residual_width": s.residual_width,
+            "residual_pairs": s.residual_pairs if s.residual_width else None, "lstm_hidden": s.lstm_hidden,
+            "bidirectional": s.bidirectional,
+            "sequence_length": s.sequence_length, "input_size": s.input_size,
+            "weights_sha256": s.weights_sha256, "trained": s.trained, "trained_on": s.trained_on,
+            "metrics": s.metrics, "limits": list(s.limits),
+            # what the verdict adds to the network's margin (detector/cues.py): the same tensors with another
+            # cue block are another verdict, so a report names it beside the weights' hash
+            "cues": {k: {"weight": c["weight"], "centre": c["centre"]} for k, c in s.cues.items()},
+            "precision": precision, "engine": engine}

@@ -35,6 +35,21 @@ def _read_all(path: Path) -> list[np.ndarray]:
     return out
 
 
+def spread_batch_norms(model, seed: int = 1):
+    """Batch-norm statistics and affine weights away from (0, 1) in place, so that a wrong fold shows (the ONNX
+    engines fold them into their convolutions); returns the model."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5, generator=g)
+            m.running_var.uniform_(0.5, 2.0, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-0.2, 0.2, generator=g)
+    return model
+
+
 @pytest.fixture(scope="session")
 def face_clip() -> Path:
     return FIXTURES / "s4_bbae9n.mpg"
