@@ -7,15 +7,16 @@ canvas, 25 fps; nothing committed), warm (model loaded, one warm-up run of each 
   against reading every frame of the clip once with OpenCV (`cap.read()` to the end); beside it its reader alone
   (no face work) and the stop-38 read that kept frames and successors whole (no face work either); and the peak
   memory of the decode stage against that read's;
-- `analysis`: `analyze_video` without explanations, against the same read-every-frame time: the adaptive frame
-  count (opt-in, `--adaptive`; this clip is decided on its first 20 frames), the same with the rule made never to
-  stop (what a clip it does not decide costs), every frame scored (the default), and that with the trunk on PyTorch
-  (engine "torch", the path before ONNX Runtime) for comparison;
+- `analysis`: `analyze_video` without explanations (the model pass as shipped: detector/lean.py), against the
+  same read-every-frame time: the adaptive frame count (opt-in, `--adaptive`; this clip is decided on its first
+  20 frames), the same with the rule made never to stop (what a clip it does not decide costs), every frame
+  scored (the default), and for comparison that with PyTorch's Detector (the trunk on ONNX Runtime, as before
+  detector/lean.py) and with its trunk on PyTorch too (engine "torch", the path before ONNX Runtime);
 - `explain`: `analyze_video(explain=True)` against `analyze_video` (both adaptive=False, so the same 60 frames;
   Grad-CAM from the analysis pass's own activations, explain/gradcam.py "cached");
 - `cold`: a fresh `deepfake-forensics analyze CLIP` process (60 frames, no explanations: imports, model load,
   analysis) as shipped, where the model pass runs without PyTorch (detector/lean.py), against the same command
-  with torch imported first, so that it runs PyTorch's Detector as every cold analysis did before;
+  made to load PyTorch's Detector (`runtime.get_detector`), as every cold analysis did before;
 - `app` (`--app`): the app's API answer with explanations (its Blocks launched in this process on a local port,
   gradio_client, every returned file fetched over one connection as a browser does, warm; and with
   gradio_client's own downloads, a fresh HTTP client per file) against `analyze_video(..., explain=True)` on
@@ -154,9 +155,11 @@ def peak_mb(fn: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def cold_cli(clip: Path, torch_first: bool) -> float:
+def cold_cli(clip: Path, torch_detector: bool) -> float:
     """Wall time of a fresh CLI process analysing `clip` (see the module docstring's `cold`)."""
-    code = ("import sys; " + ("import torch; " if torch_first else "")
+    before = ("import detector.pipeline as p; "
+              "p.get_model = lambda w, pr, e, explain=True: p.get_detector(w, pr, e); ")
+    code = ("import sys; " + (before if torch_detector else "")
             + "from detector.cli import main; raise SystemExit(main(sys.argv[1:]))")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, "analyze", str(clip), "--json"], cwd=ROOT, check=True,
@@ -256,7 +259,7 @@ def main() -> None:
     stages: dict[str, list[dict[str, float]]] = {}
     decided: list[int] = []
 
-    def run(config: AnalysisConfig, d=det, undecided: bool = False) -> float:
+    def run(config: AnalysisConfig, d=None, undecided: bool = False) -> float:
         """One analysis; undecided: the adaptive rule made to never stop, as for a clip it does not decide."""
         shipped = adaptive.RULE
         if undecided:
@@ -267,8 +270,9 @@ def main() -> None:
             took = time.perf_counter() - t
         finally:
             adaptive.RULE = shipped
+        engine = r.model["engine"] + ("" if "torch" in r.software else " without torch")
         key = (f"frames {config.frames}, adaptive {config.adaptive}{' (undecided)' if undecided else ''}, "
-               f"explain {config.explain}, {d.engine}")
+               f"explain {config.explain}, {engine}")
         stages.setdefault(key, []).append(r.timings_s)
         if config.adaptive and not undecided:
             decided.append(r.sampling["decided_at"])
@@ -292,7 +296,8 @@ def main() -> None:
                            "analysis, adaptive (opt-in)": lambda: run(cfg),
                            "  the same, a clip it does not decide": lambda: run(cfg, undecided=True),
                            "analysis, every frame (the default)": lambda: run(full),
-                           "analysis, all 60 frames, torch engine": lambda: run(full, det_torch)},
+                           "  the same, PyTorch's Detector": lambda: run(full, det),
+                           "  the same, its trunk on PyTorch too": lambda: run(full, det_torch)},
                           a.repeats)
         show("whole analysis (no explanations) against reading every frame once:", med,
              "read every frame once (cap.read)")
@@ -303,10 +308,10 @@ def main() -> None:
                            "analysis + explanations, 60 frames": lambda: run(ex)}, a.repeats)
         show("explanations' price:", med, "analysis, 60 frames")
     if "cold" in parts:
-        med = interleaved({"cold CLI, torch loaded first (before)": lambda: cold_cli(clip, True),
+        med = interleaved({"cold CLI, PyTorch's Detector (before)": lambda: cold_cli(clip, True),
                            "cold CLI as shipped (no torch)": lambda: cold_cli(clip, False)}, a.repeats)
         show("a cold `deepfake-forensics analyze` (60 frames, no explanations), wall:", med,
-             "cold CLI, torch loaded first (before)")
+             "cold CLI, PyTorch's Detector (before)")
     if "app" in parts:
         demo, url = launch_app()
         try:

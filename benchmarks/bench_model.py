@@ -18,7 +18,8 @@ FLOPs per cycle per core (AVX2 + FMA, Zen 3) at the clock /proc/cpuinfo names (a
 may boost above it). It says how much any fp32 engine can still gain.
 
 `agree`: every clip read and its faces found once (the product's path, T = 60), then classified by the plain
-fp32 model and by the shipped path (and `--int8`): verdict agreement, ROC-AUC of each (NO_FACE clips left out)
+fp32 model and by the shipped paths (`runtime.Detector` for explanations, `lean.LeanDetector` without; and
+`--int8`): verdict agreement, ROC-AUC of each (NO_FACE clips left out)
 and the paired bootstrap interval of the change. Clips: the dev set (data/devset and its manifest; read for this
 check only, nothing is fitted on them) or, with `--manifest none`, a folder of real/ and fake/ clips (the
 validation clips data/val_all). Writes one JSON line per clip to `--out` as it goes.
@@ -49,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from detector import onnx_trunk  # noqa: E402
 from detector.machine import cpu_name  # noqa: E402
 from detector.pipeline import AnalysisConfig, classify, prepare  # noqa: E402
-from detector.runtime import Detector, _cpu_has_bf16  # noqa: E402
+from detector.runtime import Detector, _cpu_has_bf16, get_model  # noqa: E402
 from detector.weights import DEFAULT_WEIGHTS, load_weights  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -243,7 +244,8 @@ def agree(a: argparse.Namespace) -> None:
     # A seeded shuffle: a run stopped early (a busy shared CPU) has still scored a mix of families and labels.
     rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))][:a.limit or None]
     base = plain_detector()
-    paths = {"shipped": Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "auto")}
+    paths = {"shipped": Detector(load_weights(DEFAULT_WEIGHTS)[0], base.spec, "auto"),
+             "lean": get_model(explain=False)}  # what an analysis without explanations runs (detector/lean.py)
     if a.int8:
         paths["int8"] = int8_detector(grid_crops(60)[0])
     print(f"CPU {cpu_name()}; {len(rows)} clips of {a.clips}, T = {a.frames}; shipped path: "
