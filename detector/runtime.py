@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -213,18 +214,21 @@ def get_model(weights: str = str(DEFAULT_WEIGHTS), precision: str = "auto", engi
     """
     from detector import lean
     from detector.onnx_trunk import available
-    from detector.weights import read_spec
+    from detector.weights import read_spec, sidecar_path
 
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     fp32 = precision == "fp32" or (precision == "auto" and cpu_has_bf16_flags() is False)
-    if not explain and fp32 and engine != "torch" and available() and lean.supports(read_spec(weights)):
+    # A missing file or sidecar goes to get_detector, whose errors say how to fix it.
+    if (not explain and fp32 and engine != "torch" and available() and Path(weights).is_file()
+            and sidecar_path(weights).is_file() and lean.supports(read_spec(weights))):
         return lean.get_lean_detector(weights)
     return get_detector(weights, precision, engine)
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16_flags() -> bool | None:
     """Whether the CPU has native bf16 (AVX-512 BF16 or AMX), from /proc/cpuinfo's flags without importing torch;
     None where there is no /proc/cpuinfo (then PyTorch's own test decides, `_cpu_has_bf16`)."""

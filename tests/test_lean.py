@@ -150,6 +150,8 @@ def test_get_model_runs_without_torch_unless_something_needs_it():
     assert isinstance(get_model(precision="bf16", explain=False), Detector)
     with pytest.raises(InputError, match="precision"):
         get_model(precision="fp8")
+    with pytest.raises(WeightsError, match="not found"):  # the PyTorch loader's own error, with its fix
+        get_model("no/such.safetensors", precision="fp32", explain=False)
 
 
 _SCRIPT = """
