@@ -120,7 +120,7 @@ class LeanDetector:
         """(T, 4 * width): detector/residual.py's ResidualPairStream, "no evidence" (0) where a pair is missing
         or its two crops are (nearly) the same frame."""
         t, width = len(clip), 4 * self.spec.residual_width
-        if (self.spec.residual_pairs == "next" and partners is None) or (partners is None and t < 2):
+        if partners is None and (self.spec.residual_pairs == "next" or t < 2):
             return np.zeros((t, width), np.float32)
         grey, res = _residuals(clip)
         if partners is None:  # "sampled": consecutive sampled frames
