@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -34,7 +33,7 @@ from detector.errors import InputError, WeightsError
 from detector.hashing import cached_rows, sha256_file
 from detector.onnx_trunk import OrtSession, OrtTrunk, TrunkWeights, available, residual_graph
 from detector.spec import TRUNKS, ModelSpec, model_info
-from detector.weights import read_spec
+from detector.weights import read_spec, read_tensors
 
 # detector/residual.py's constants, repeated here because that module imports torch; tests/test_lean.py checks
 # that they agree.
@@ -49,19 +48,9 @@ def supports(spec: ModelSpec) -> bool:
 
 def load_state(path: str | os.PathLike, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The weights file's tensors as float32 numpy arrays, after checking its sha256 against the sidecar's."""
-    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; run `make setup` or pass --weights PATH")
-    if spec.weights_sha256 and sha256_file(path) != spec.weights_sha256:
-        raise WeightsError(f"{path.name}: sha256 differs from the sidecar's {spec.weights_sha256[:12]}…; the file "
-                           "and its JSON do not belong together")
-    try:
-        state = load_file(str(path))
-    except SafetensorError as e:
-        raise WeightsError(f"{path.name}: not a readable safetensors file ({e})") from None
+    state = read_tensors(path, spec, load_file)
     return {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in state.items()}
 
 

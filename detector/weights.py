@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,24 +89,13 @@ def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
     Raises WeightsError when the file is missing, its hash differs from the sidecar's, or tensors and
     architecture disagree (the message lists the first mismatching keys).
     """
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from detector.model import build_model  # torchvision loads only when a model is built
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; run `make setup` or pass --weights PATH")
-    spec = read_spec(path)
-    if check_hash and spec.weights_sha256:
-        actual = sha256_file(path)
-        if actual != spec.weights_sha256:
-            raise WeightsError(f"{path.name}: sha256 {actual[:12]}… differs from the sidecar's "
-                               f"{spec.weights_sha256[:12]}…; the file and its JSON do not belong together")
-    try:
-        state = load_file(str(path))
-    except SafetensorError as e:
-        raise WeightsError(f"{path.name}: not a readable safetensors file ({e})") from None
+    spec = read_spec(path) if path.is_file() else None
+    state = read_tensors(path, spec, load_file, check_hash)
     import torch
 
     with torch.device("meta"):
@@ -116,6 +106,26 @@ def load_weights(path: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu",
     if not spec.weights_sha256:
         spec = dataclasses.replace(spec, weights_sha256=sha256_file(path))
     return model.to(device).eval(), spec
+
+
+def read_tensors(path: str | os.PathLike, spec: ModelSpec | None, load: Callable[[str], dict],
+                 check_hash: bool = True) -> dict:
+    """The tensors of weights file `path`, read by `load` (safetensors' torch or numpy `load_file`), after checking
+    that the file exists and (check_hash) that its sha256 is the sidecar's. Raises WeightsError saying which."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; run `make setup` or pass --weights PATH")
+    if check_hash and spec is not None and spec.weights_sha256:
+        actual = sha256_file(path)
+        if actual != spec.weights_sha256:
+            raise WeightsError(f"{path.name}: sha256 {actual[:12]}… differs from the sidecar's "
+                               f"{spec.weights_sha256[:12]}…; the file and its JSON do not belong together")
+    try:
+        return load(str(path))
+    except SafetensorError as e:
+        raise WeightsError(f"{path.name}: not a readable safetensors file ({e})") from None
 
 
 def _materialise_buffers(model: torch.nn.Module, spec: ModelSpec) -> None:
